@@ -1,0 +1,7 @@
+"""saferl: safe reinforcement learning for human-robot shared control."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
