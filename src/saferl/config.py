@@ -1,0 +1,533 @@
+"""Validated configuration: one pydantic model per section, YAML load/dump, ``--set`` overrides.
+
+A run is fully described by a :class:`Config`. Every field has a default, a documented meaning and
+a range; unknown keys are refused. User errors surface as :class:`ConfigError`, whose message
+names the dotted field, the value given and what is allowed, for example::
+
+    algo.target_kl: must be > 0, got -0.1
+
+Typical use::
+
+    cfg = load_config("configs/exo_cpo.yaml", overrides=["algo.target_kl=0.02"])
+    dump_config(cfg, "runs/x/config.yaml")
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AlgoConfig",
+    "Config",
+    "ConfigError",
+    "DistributedConfig",
+    "EarlyStoppingConfig",
+    "EnvConfig",
+    "EvalConfig",
+    "HyperoptConfig",
+    "SafetyMonitorConfig",
+    "ScheduleConfig",
+    "TrackingConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "dump_config",
+    "load_config",
+    "parse_override",
+]
+
+
+class ConfigError(ValueError):
+    """A user error in a configuration: the message is one line, ready to print."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        validate_default=True,
+        use_attribute_docstrings=True,
+        frozen=False,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+
+
+class EnvConfig(_Section):
+    """The environment trained on (training env; evaluation builds its own instances)."""
+
+    id: str = "WheelchairSC-v0"
+    """Registered environment name (see `saferl envs`)."""
+    num_envs: int = Field(64, ge=1, le=1_000_000)
+    """Instances stepped together in one natively batched env (per process)."""
+    impairment: str | None = None
+    """Fixed impairment level (none|mild|moderate|severe); null samples one per episode."""
+    challenge: str = "standard"
+    """Challenge level (easy|standard|hard)."""
+    cost_limit: float | None = Field(None, ge=0)
+    """Per-episode cost limit d; null takes the environment's declared default."""
+    strict: bool = False
+    """Use the environment's strict limit instead of the default one (ignored if cost_limit set)."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Extra keyword arguments passed to the environment's factory."""
+
+
+class AlgoConfig(_Section):
+    """Algorithm hyperparameters. Fields not used by the chosen algorithm are ignored."""
+
+    name: str = "cpo"
+    """Registered algorithm (cpo | ppo_lagrangian | a plugin)."""
+    hidden_sizes: list[int] = Field(default_factory=lambda: [64, 64])
+    """Hidden layer widths of the actor and of both critics."""
+    activation: Literal["tanh", "relu", "elu", "gelu"] = "tanh"
+    """Hidden activation of the MLPs."""
+    init_log_std: float = Field(-0.5, ge=-5, le=2)
+    """Initial state-independent log standard deviation of the Gaussian actor."""
+    normalize_obs: bool = True
+    """Running mean/variance observation normaliser (part of the policy's state)."""
+    obs_clip: float = Field(10.0, gt=0)
+    """Clip normalised observations to +-obs_clip."""
+    gamma: float = Field(0.99, gt=0, le=1)
+    """Reward discount."""
+    lam: float = Field(0.95, ge=0, le=1)
+    """GAE lambda for the reward advantage."""
+    cost_gamma: float = Field(0.99, gt=0, le=1)
+    """Cost discount."""
+    cost_lam: float = Field(0.95, ge=0, le=1)
+    """GAE lambda for the cost advantage."""
+    critic_lr: float = Field(1e-3, gt=0, le=1)
+    """Adam learning rate of the reward and cost critics."""
+    critic_epochs: int = Field(10, ge=1, le=1000)
+    """Passes over the batch per update for the critics."""
+    critic_minibatch: int = Field(1024, ge=1)
+    """Critic minibatch size (samples)."""
+    max_grad_norm: float = Field(0.5, gt=0)
+    """Gradient-norm clip for optimiser steps."""
+    # CPO / trust region
+    target_kl: float = Field(0.01, gt=0, le=1)
+    """Trust-region size delta: mean KL(pi_old || pi) per update (KL summed over action dims)."""
+    cg_iters: int = Field(15, ge=1, le=500)
+    """Conjugate-gradient iterations for H^-1 g and H^-1 b."""
+    cg_damping: float = Field(0.1, ge=0)
+    """Damping added to Fisher-vector products (H + damping I)."""
+    fvp_fraction: float = Field(0.25, gt=0, le=1)
+    """Fraction of the batch used for Fisher-vector products."""
+    backtrack_coeff: float = Field(0.8, gt=0, lt=1)
+    """Line-search step shrink factor beta."""
+    backtrack_iters: int = Field(15, ge=1, le=100)
+    """Maximum line-search steps K."""
+    # PPO-Lagrangian
+    actor_lr: float = Field(3e-4, gt=0, le=1)
+    """Adam learning rate of the actor (PPO-Lagrangian)."""
+    clip_ratio: float = Field(0.2, gt=0, lt=1)
+    """PPO clipping epsilon."""
+    actor_epochs: int = Field(10, ge=1, le=1000)
+    """Actor passes over the batch per update (PPO-Lagrangian)."""
+    actor_minibatch: int = Field(1024, ge=1)
+    """Actor minibatch size (PPO-Lagrangian)."""
+    entropy_coef: float = Field(0.0, ge=0)
+    """Entropy bonus coefficient (PPO-Lagrangian)."""
+    lagrangian_lr: float = Field(0.05, gt=0)
+    """Learning rate of the Lagrange multiplier(s)."""
+    lagrangian_init: float = Field(0.0, ge=0)
+    """Initial value of the Lagrange multiplier(s)."""
+    pid_kp: float = Field(0.0, ge=0)
+    """Proportional gain of PID-damped multiplier updates (0 = plain gradient ascent)."""
+    pid_kd: float = Field(0.0, ge=0)
+    """Derivative gain of PID-damped multiplier updates."""
+    per_constraint: bool = False
+    """PPO-Lagrangian: one multiplier per constraint of the env's ConstraintSet."""
+
+    @field_validator("hidden_sizes")
+    @classmethod
+    def _positive_sizes(cls, v: list[int]) -> list[int]:
+        if not v or any(h < 1 for h in v):
+            raise ValueError("must be a non-empty list of positive integers")
+        return v
+
+
+class EarlyStoppingConfig(_Section):
+    """Stop when a metric has not improved for `patience` epochs."""
+
+    enabled: bool = False
+    """Turn early stopping on."""
+    metric: str = "ep_return"
+    """Epoch metric to watch (a column of metrics.csv)."""
+    mode: Literal["max", "min"] = "max"
+    """Whether larger or smaller values are better."""
+    patience: int = Field(20, ge=1)
+    """Epochs without improvement before stopping."""
+    min_delta: float = Field(0.0, ge=0)
+    """Smallest change that counts as improvement."""
+
+
+class SafetyMonitorConfig(_Section):
+    """Watches episode cost against the limit."""
+
+    enabled: bool = True
+    """Turn the safety monitor on."""
+    window: int = Field(10, ge=1)
+    """Epochs over which the violation rate is computed."""
+    alert_after: int = Field(5, ge=1)
+    """Consecutive violating epochs before an alert is logged and tracked."""
+    halt: bool = False
+    """Stop training when the alert fires."""
+
+
+class ScheduleConfig(_Section):
+    """A schedule for one parameter (a learning rate or a config value such as algo.target_kl)."""
+
+    target: str
+    """What is scheduled: 'critic_lr', 'actor_lr' or a dotted config field (e.g. env.cost_limit)."""
+    kind: Literal["constant", "linear", "exponential", "cosine", "step", "plateau"] = "linear"
+    """Shape of the schedule."""
+    start: float | None = None
+    """Value at the first epoch (default: the configured value)."""
+    end: float | None = None
+    """Value at the last epoch (linear/cosine)."""
+    gamma: float = Field(0.99, gt=0)
+    """Multiplicative factor (exponential, step, plateau)."""
+    step_size: int = Field(10, ge=1)
+    """Epochs between decays (step); patience (plateau)."""
+    warmup_epochs: int = Field(0, ge=0)
+    """Linear warm-up from 0.1x before the schedule proper."""
+
+
+class TrainConfig(_Section):
+    """The training loop and its run directory."""
+
+    total_steps: int = Field(1_000_000, ge=1)
+    """Environment steps (summed over instances and ranks) to train for."""
+    steps_per_epoch: int = Field(20_000, ge=1)
+    """Environment steps collected per update (global batch size)."""
+    seed: int = Field(0, ge=0, lt=2**32)
+    """Master seed: env instances, networks and every RNG derive from it."""
+    name: str | None = None
+    """Run name; the run directory is runs_dir/name (default: <env>_<algo>_<timestamp>)."""
+    runs_dir: str = "runs"
+    """Parent directory of run directories."""
+    checkpoint_every: int = Field(10, ge=1)
+    """Epochs between checkpoints (a final one is always written)."""
+    keep_checkpoints: int = Field(3, ge=1)
+    """How many epoch_N.pt checkpoints to keep (last.pt and best.pt are separate)."""
+    device: str = "cpu"
+    """Torch device for the networks (cpu, cuda, cuda:1)."""
+    torch_threads: int = Field(0, ge=0)
+    """torch.set_num_threads; 0 leaves torch's default."""
+    max_consecutive_failures: int = Field(3, ge=1)
+    """Non-finite updates in a row before the run stops."""
+    plot_every: int = Field(10, ge=1)
+    """Epochs between learning-curve plots."""
+    progress: bool = True
+    """Show a rich progress bar on a terminal."""
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    """Early stopping callback."""
+    safety_monitor: SafetyMonitorConfig = Field(default_factory=SafetyMonitorConfig)
+    """Safety monitor callback."""
+    schedules: list[ScheduleConfig] = Field(default_factory=list)
+    """Parameter and learning-rate schedules."""
+
+
+class TrackingConfig(_Section):
+    """Experiment tracking backends (the local CSV/JSONL files are always written)."""
+
+    backends: list[str] = Field(default_factory=list)
+    """Extra tracking backends: mlflow, wandb, tensorboard or a plugin."""
+    experiment: str = "saferl"
+    """Experiment (MLflow) / project (W&B) name."""
+    mlflow_uri: str | None = None
+    """MLflow tracking URI (e.g. http://127.0.0.1:5000); null uses sqlite:///mlflow.db in the run's parent."""
+    wandb_mode: Literal["online", "offline", "disabled"] = "offline"
+    """W&B mode; online without an API key falls back to offline."""
+    wandb_entity: str | None = None
+    """W&B entity (team or user)."""
+    tags: list[str] = Field(default_factory=list)
+    """Tags attached to the run."""
+
+
+class EvalConfig(_Section):
+    """Evaluation protocols run by `saferl evaluate`."""
+
+    protocols: list[str] = Field(default_factory=lambda: ["standard"])
+    """Protocols: standard, stochastic, safety, human_factors."""
+    episodes: int = Field(100, ge=1)
+    """Episodes per protocol and condition."""
+    seed: int = Field(10_000, ge=0, lt=2**32)
+    """First evaluation seed (kept apart from training seeds)."""
+    num_envs: int = Field(100, ge=1)
+    """Instances stepped in parallel during evaluation."""
+    deterministic: bool = True
+    """Use the mean action under the standard protocol."""
+    confidence: float = Field(0.95, gt=0, lt=1)
+    """Confidence level of bootstrap intervals."""
+    bootstrap_samples: int = Field(10_000, ge=100)
+    """Bootstrap resamples."""
+
+
+class HyperoptConfig(_Section):
+    """Optuna study run by `saferl tune`."""
+
+    n_trials: int = Field(50, ge=1)
+    """Trials to run in this process."""
+    study_name: str = "saferl"
+    """Study name (a study with this name is resumed if it exists)."""
+    storage: str | None = None
+    """Optuna storage URL or journal path; null uses a journal file under runs_dir."""
+    objectives: list[Literal["return", "cost", "compute"]] = Field(
+        default_factory=lambda: ["return"]
+    )
+    """One objective (constraint-aware return) or several (multi-objective Pareto front)."""
+    sampler: Literal["tpe", "random", "cmaes", "nsga2", "qmc"] = "tpe"
+    """Optuna sampler."""
+    pruner: Literal["median", "hyperband", "successive_halving", "none"] = "median"
+    """Optuna pruner (single objective only)."""
+    trial_steps: int = Field(200_000, ge=1)
+    """Environment steps per trial."""
+    search_space: dict[str, Any] = Field(default_factory=dict)
+    """Dotted field -> distribution, e.g. {'algo.target_kl': {'low': 0.001, 'high': 0.05, 'log': true}}."""
+
+
+class DistributedConfig(_Section):
+    """torch.distributed settings (used when launched by torchrun)."""
+
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    """Process-group backend; auto picks nccl on CUDA, gloo otherwise."""
+    timeout_s: float = Field(600.0, gt=0)
+    """Timeout of process-group initialisation and collectives."""
+    zero: bool = False
+    """Shard critic optimiser state with ZeroRedundancyOptimizer."""
+
+
+class Config(_Section):
+    """A complete saferl run."""
+
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    algo: AlgoConfig = Field(default_factory=AlgoConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    hyperopt: HyperoptConfig = Field(default_factory=HyperoptConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+_CONSTRAINT_WORDS = {
+    "greater_than": "> {gt}",
+    "greater_than_equal": ">= {ge}",
+    "less_than": "< {lt}",
+    "less_than_equal": "<= {le}",
+}
+
+
+def _describe_error(err: Mapping[str, Any], model: type[BaseModel]) -> str:
+    """One line for one pydantic error: 'dotted.field: problem, got value'."""
+    loc = ".".join(str(p) for p in err["loc"]) or "<config>"
+    etype = err["type"]
+    ctx = err.get("ctx") or {}
+    given = err.get("input")
+    if etype == "extra_forbidden":
+        parent = _model_at(model, err["loc"][:-1])
+        allowed = ", ".join(parent.model_fields) if parent is not None else "?"
+        return f"{loc}: unknown key; allowed keys here: {allowed}"
+    if etype == "missing":
+        return f"{loc}: required field is missing"
+    if etype in _CONSTRAINT_WORDS:
+        bound = {k: _fmt_num(v) for k, v in ctx.items()}
+        return f"{loc}: must be {_CONSTRAINT_WORDS[etype].format(**bound)}, got {given!r}"
+    if etype in ("literal_error", "enum"):
+        return f"{loc}: must be one of {ctx.get('expected', '?')}, got {given!r}"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return f"{loc}: {msg[0].lower() + msg[1:] if msg else 'invalid'}, got {given!r}"
+
+
+def _fmt_num(v: Any) -> Any:
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | None:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        candidates = [ann, *args]
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if current is None:
+            return None
+    return current
+
+
+def _raise_validation(exc: ValidationError, source: str | None = None) -> None:
+    errors = exc.errors(include_url=False)
+    lines = [_describe_error(e, Config) for e in errors]
+    prefix = f"{source}: " if source else ""
+    msg = prefix + lines[0]
+    if len(lines) > 1:
+        msg += f" (and {len(lines) - 1} more: " + "; ".join(lines[1:]) + ")"
+    raise ConfigError(msg) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Loading, overrides and dumping
+# --------------------------------------------------------------------------------------------
+
+
+def config_from_dict(data: Mapping[str, Any] | None, *, source: str | None = None) -> Config:
+    """Validate a nested mapping into a :class:`Config` (missing fields take defaults)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"{source or 'config'}: top level must be a mapping of sections, "
+            f"got {type(data).__name__}"
+        )
+    try:
+        return Config.model_validate(dict(data))
+    except ValidationError as exc:
+        _raise_validation(exc, source)
+        raise  # unreachable
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """The fully resolved config as plain YAML-safe containers."""
+    return cfg.model_dump(mode="json")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``"a.b.c=value"`` into (["a", "b", "c"], parsed value).
+
+    The value is parsed as YAML so ``1e-3``, ``true``, ``[64, 64]`` and ``null`` get their
+    natural types; pydantic then coerces it to the field's type (``2e6`` for an int field
+    becomes 2000000).
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. algo.target_kl=0.02")
+    parts = key.split(".")
+    if any(not p for p in parts):
+        raise ConfigError(f"--set {text!r}: malformed key {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, _coerce_number(value)
+
+
+def _coerce_number(value: Any) -> Any:
+    # YAML 1.1 reads "2e6" as a string; numbers users type should be numbers.
+    if isinstance(value, str):
+        try:
+            f = float(value)
+        except ValueError:
+            return value
+        if math.isfinite(f) and f.is_integer() and ("e" in value.lower()):
+            return int(f)
+        return f
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return value  # pydantic accepts 2000000.0 for int fields
+    return value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``--set`` overrides to a nested dict (in place) and return it.
+
+    Unknown keys are not rejected here; validation of the result names them.
+    """
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                dotted = ".".join(parts[: i + 1])
+                raise ConfigError(f"--set {text!r}: {dotted} is a value, not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return data
+
+
+def _read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {p} cannot be read: {exc.__class__.__name__}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{p}: {problem}{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{p}: top level must be a mapping of sections, got {type(data).__name__}"
+        )
+    return data
+
+
+def load_config(
+    path: str | Path | None = None, overrides: Iterable[str] = (), *, base: Config | None = None
+) -> Config:
+    """Load a YAML config (or start from ``base``/defaults), apply overrides, validate.
+
+    Raises:
+        ConfigError: a one-line message naming the file or dotted field at fault.
+    """
+    if path is not None:
+        data = _read_yaml(path)
+        source = str(path)
+    else:
+        data = config_to_dict(base) if base is not None else {}
+        source = None
+    overrides = list(overrides)
+    if overrides:
+        apply_overrides(data, overrides)
+        source = None if path is None else source
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        # Name the file only when no override could be the culprit.
+        _raise_validation(exc, source if not overrides else None)
+        raise  # unreachable
+
+
+def dump_config(cfg: Config, path: str | Path | None = None) -> str:
+    """YAML of the fully resolved config; written atomically to ``path`` if given."""
+    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
+    if path is not None:
+        from saferl.utils import atomic_write_text
+
+        atomic_write_text(path, text)
+    return text
