@@ -173,3 +173,17 @@ class Registry:
 ENVS = Registry("environment", "saferl.envs")
 ALGORITHMS = Registry("algorithm", "saferl.algorithms")
 TRACKERS = Registry("tracker", "saferl.trackers")
+
+
+# Built-ins, by import string: listing names imports nothing.
+for _name, _target in {
+    "WheelchairSC-v0": "saferl.envs.wheelchair:make_vec",
+    "ExoGait-v0": "saferl.envs.exoskeleton:make_vec",
+}.items():
+    ENVS.register(_name, _target, source="builtin")
+for _name, _target in {
+    "cpo": "saferl.algos.cpo:CPO",
+    "ppo_lagrangian": "saferl.algos.ppo_lagrangian:PPOLagrangian",
+}.items():
+    ALGORITHMS.register(_name, _target, source="builtin")
+TRACKERS.register("local", "saferl.training.tracking:LocalTracker", source="builtin")

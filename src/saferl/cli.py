@@ -1,0 +1,260 @@
+"""The ``saferl`` command line.
+
+User errors (an invalid config, an unknown name, an unreadable path) print one line on stderr and
+exit with status 2; no traceback. Subcommands whose feature is not finished say so and exit 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from saferl import __version__
+from saferl.config import ConfigError, load_config
+from saferl.log import LEVELS, setup_logging
+from saferl.registry import ENVS, RegistryError
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(
+    name="saferl",
+    help=(
+        "Safe reinforcement learning for human-robot shared control: constrained policy "
+        "optimisation (CPO, PPO-Lagrangian) on assistive-robot environments."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+envs_app = typer.Typer(
+    help="List registered environments with their constraints, or render an episode.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(envs_app, name="envs")
+
+
+class UserError(Exception):
+    """An error caused by the user's input: printed as one line, exit status 2."""
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _not_available(what: str) -> NoReturn:
+    typer.echo(f"saferl {what}: not available yet", err=True)
+    raise typer.Exit(2)
+
+
+def _optional_attr(module: str, attr: str):
+    """The attribute if its module is part of this install, else None (feature not built)."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name == module or module.startswith(exc.name + ".")):
+            return None
+        raise
+    return getattr(mod, attr, None)
+
+
+@app.callback()
+def _main(
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            help=f"Console log level: {', '.join(LEVELS)}.",
+            case_sensitive=False,
+        ),
+    ] = "INFO",
+) -> None:
+    try:
+        setup_logging(log_level)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def train(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="YAML config file (default: the embedded default)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-s",
+            help="Override a field, e.g. --set algo.target_kl=0.02 (repeatable).",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Run name: the run directory is RUNS_DIR/NAME.")
+    ] = None,
+    runs_dir: Annotated[
+        Path | None, typer.Option("--runs-dir", help="Parent directory of runs (default: runs).")
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue the run in this directory exactly where it stopped."),
+    ] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option("--init-from", help="Start from the weights of this checkpoint file."),
+    ] = None,
+) -> None:
+    """Train a policy (default: CPO on WheelchairSC-v0, files under runs/)."""
+    overrides = list(set_ or [])
+    if resume is None:
+        # Validate before anything else so a bad value fails fast with one line.
+        try:
+            load_config(config, overrides)
+        except ConfigError as exc:
+            _fail(str(exc))
+    run_train = _optional_attr("saferl.training.trainer", "run_train")
+    if run_train is None:
+        _not_available("train")
+    try:
+        code = run_train(
+            str(config) if config is not None else None,
+            overrides,
+            name=name,
+            runs_dir=str(runs_dir) if runs_dir is not None else None,
+            resume=str(resume) if resume is not None else None,
+            init_from=str(init_from) if init_from is not None else None,
+            command=["saferl", *sys.argv[1:]],
+        )
+    except (ConfigError, RegistryError, UserError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    raise typer.Exit(int(code or 0))
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory to evaluate.")],
+) -> None:
+    """Evaluate a trained policy under evaluation protocols (not available yet)."""
+    _not_available("evaluate")
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[str], typer.Argument(help="Run directories or baselines:NAME.")],
+) -> None:
+    """Compare trained policies and baselines with statistics (not available yet)."""
+    _not_available("compare")
+
+
+@app.command()
+def tune(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config.")] = None,
+) -> None:
+    """Hyperparameter search with Optuna (not available yet)."""
+    _not_available("tune")
+
+
+@app.command()
+def version() -> None:
+    """Print the versions of saferl and its main dependencies."""
+    import gymnasium
+    import numpy
+    import torch
+
+    typer.echo(f"saferl {__version__}")
+    typer.echo(
+        f"python {sys.version.split()[0]}, torch {torch.__version__}, numpy {numpy.__version__}, "
+        f"gymnasium {gymnasium.__version__}"
+    )
+
+
+@envs_app.callback()
+def envs_list(ctx: typer.Context) -> None:
+    """List registered environments, their constraints and per-episode cost limits."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for env_id in ENVS.names():
+        try:
+            constraints = _env_constraints(env_id)
+        except (RegistryError, ValueError, ImportError) as exc:
+            console.print(f"[bold]{env_id}[/bold] ({ENVS.source(env_id)}): unavailable: {exc}")
+            continue
+        console.print(f"[bold]{env_id}[/bold] ({ENVS.source(env_id)})")
+        doc = (getattr(ENVS.get(env_id), "__doc__", None) or "").strip().splitlines()
+        if doc:
+            console.print(f"  {doc[0]}")
+        if constraints is None:
+            console.print("  constraints: not declared")
+            continue
+        table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+        cols = ("name", "threshold", "limit", "strict_limit", "description")
+        for col in cols:
+            table.add_column(col)
+        for row in constraints.describe():
+            table.add_row(*(row[c] for c in cols))
+        console.print(table)
+        console.print()
+
+
+def _env_constraints(env_id: str):
+    """The ConstraintSet an environment declares (read from its factory, else a 1-env instance)."""
+    factory = ENVS.get(env_id)
+    constraints = getattr(factory, "constraints", None)
+    if constraints is None:
+        env = factory(num_envs=1)
+        try:
+            constraints = getattr(env, "constraints", None)
+        finally:
+            close = getattr(env, "close", None)
+            if callable(close):
+                close()
+    return constraints
+
+
+@envs_app.command("render")
+def envs_render(
+    env_id: Annotated[str, typer.Argument(help="Environment name, e.g. WheelchairSC-v0.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output GIF file.")] = Path(
+        "episode.gif"
+    ),
+    policy: Annotated[
+        str | None, typer.Option(help="Scripted policy name (default: random actions).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Episode seed.")] = 0,
+    max_steps: Annotated[int, typer.Option("--max-steps", help="Frames to record.")] = 300,
+) -> None:
+    """Record one episode of an environment as a GIF."""
+    record = _optional_attr("saferl.envs.rendering", "record_episode")
+    if record is None:
+        _not_available("envs render")
+    if env_id not in ENVS:
+        _fail(f"unknown environment '{env_id}'; available: {', '.join(ENVS.names())}")
+    try:
+        path = record(env_id, out, policy=policy, seed=seed, max_steps=max_steps)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except (ConfigError, RegistryError, UserError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
