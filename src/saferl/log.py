@@ -60,7 +60,6 @@ def setup_logging(level: str | int = "INFO") -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler._saferl_console = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.propagate = False
 
 
 def add_jsonl_handler(path: str | Path, level: int = logging.DEBUG) -> logging.Handler:
