@@ -1,0 +1,352 @@
+"""Pure functions behind the trust-region step: flat parameters, conjugate gradient, the
+Fisher-vector product, the CPO step (closed-form dual) and the backtracking line search.
+
+Conventions (see ``docs/algorithms.md`` and the CPO specification):
+
+* **Ascent form.** ``g`` is the gradient of the reward surrogate ``mean_t[ratio_t * A_r,t]``
+  (to be *increased*), ``b`` the gradient of the cost surrogate ``mean_t[ratio_t * A_c,t]``;
+  the step solves ``max_x g^T x  s.t.  c + b^T x <= 0,  1/2 x^T H x <= delta``.
+* **Units.** ``c = (J_c - d) / T`` (episode cost minus limit, divided by the mean episode
+  length), i.e. per-step units, the same as ``b^T x``.
+* ``H`` is the Hessian of the mean KL(pi_old || pi) (KL summed over action dimensions, averaged
+  over states), used only through products ``H v`` and solved only by conjugate gradient.
+
+Distributed: the Fisher-vector product all-reduces its result (count-weighted) through
+:mod:`saferl.algos.dist`; everything else here is local arithmetic on already-reduced vectors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from saferl.algos.dist import weighted_average_
+
+__all__ = [
+    "CASES",
+    "CPOStep",
+    "LineSearchResult",
+    "backtracking_line_search",
+    "conjugate_gradient",
+    "cpo_step",
+    "fisher_vector_product",
+    "flat_grad",
+    "flat_params",
+    "gaussian_kl",
+    "set_flat_params_",
+]
+
+# Optimisation cases of the CPO step, with stable integer codes for CSV logs and histograms.
+CASES: dict[str, int] = {
+    "recovery": 0,  # no point of the trust region is feasible: decrease the cost only
+    "both_active": 1,  # dual with nu* > 0: the linear constraint and the trust region both bind
+    "kl_only": 2,  # dual with nu* = 0: constraint inactive at the trust-region optimum
+    "feasible": 3,  # the whole trust region is feasible: TRPO step
+    "trpo": 4,  # degenerate b (s ~ 0) with c < 0: plain TRPO step
+}
+
+_EPS = 1e-12
+
+
+# ------------------------------------------------------------------------------------------
+# Flat parameters
+# ------------------------------------------------------------------------------------------
+
+
+def flat_params(params: Iterable[torch.Tensor]) -> torch.Tensor:
+    """Concatenate parameters into one detached 1-D tensor (a copy)."""
+    return torch.cat([p.detach().reshape(-1) for p in params]).clone()
+
+
+def set_flat_params_(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None:
+    """Copy a 1-D tensor (as from :func:`flat_params`) back into ``params`` in place."""
+    offset = 0
+    with torch.no_grad():
+        for p in params:
+            n = p.numel()
+            p.copy_(flat[offset : offset + n].view_as(p).to(p.dtype))
+            offset += n
+    if offset != flat.numel():
+        raise ValueError(f"flat vector has {flat.numel()} elements, parameters need {offset}")
+
+
+def flat_grad(
+    output: torch.Tensor,
+    params: Sequence[torch.Tensor],
+    *,
+    retain_graph: bool = False,
+    create_graph: bool = False,
+) -> torch.Tensor:
+    """Gradient of a scalar ``output`` w.r.t. ``params`` as one 1-D tensor (zeros if unused)."""
+    grads = torch.autograd.grad(
+        output, params, retain_graph=retain_graph, create_graph=create_graph, allow_unused=True
+    )
+    return torch.cat(
+        [
+            (torch.zeros_like(p) if g is None else g).reshape(-1)
+            for g, p in zip(grads, params, strict=True)
+        ]
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# KL, Fisher-vector product, conjugate gradient
+# ------------------------------------------------------------------------------------------
+
+
+def gaussian_kl(
+    mean_old: torch.Tensor, log_std_old: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor
+) -> torch.Tensor:
+    """KL(N(mean_old, std_old) || N(mean, std)) per state, **summed over action dimensions**.
+
+    Shapes: means ``(B, A)``; log-stds ``(A,)`` or ``(B, A)``. Returns ``(B,)``.
+    """
+    var_old = torch.exp(2.0 * log_std_old)
+    var = torch.exp(2.0 * log_std)
+    kl = log_std - log_std_old + (var_old + (mean_old - mean) ** 2) / (2.0 * var) - 0.5
+    return kl.sum(-1)
+
+
+def fisher_vector_product(
+    mean_kl: torch.Tensor,
+    params: Sequence[torch.Tensor],
+    damping: float,
+    count: int | float = 1,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Build ``v -> (H + damping I) v`` with ``H`` the Hessian of ``mean_kl`` w.r.t. ``params``.
+
+    ``mean_kl`` must be the mean over states of the KL to a *detached* copy of the current
+    policy, evaluated at the current parameters (where its gradient is 0 and its Hessian is the
+    Fisher information). The gradient graph is built once; each product is one double-backward
+    pass. The product of the local KL is count-weighted-averaged over ranks (``count`` = local
+    number of states), so it is the product of the global mean KL's Hessian.
+
+    The returned function takes and returns 1-D tensors of the flat parameter size; its output
+    has the input's dtype (e.g. float64 for conjugate gradient in double precision).
+    """
+    grad_kl = flat_grad(mean_kl, params, retain_graph=True, create_graph=True)
+
+    def fvp(v: torch.Tensor) -> torch.Tensor:
+        gv = torch.dot(grad_kl, v.to(grad_kl.dtype))
+        hv = flat_grad(gv, params, retain_graph=True)
+        weighted_average_(hv, count)
+        return hv.to(v.dtype) + damping * v
+
+    return fvp
+
+
+def conjugate_gradient(
+    avp: Callable[[torch.Tensor], torch.Tensor],
+    b: torch.Tensor,
+    iters: int,
+    residual_tol: float = 1e-10,
+) -> torch.Tensor:
+    """Approximately solve ``A x = b`` for symmetric positive-definite ``A`` given by ``avp``.
+
+    Args:
+        avp: ``v -> A v`` for 1-D tensors.
+        b: right-hand side, 1-D.
+        iters: maximum iterations (exact in exact arithmetic after ``len(b)`` iterations).
+        residual_tol: stop when the squared residual norm falls below this.
+    """
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = b.clone()
+    rr = torch.dot(r, r)
+    for _ in range(iters):
+        if rr <= residual_tol:
+            break
+        ap = avp(p)
+        pap = torch.dot(p, ap)
+        if pap <= 0:  # loss of positive-definiteness (numerics): keep what we have
+            break
+        alpha = rr / pap
+        x += alpha * p
+        r -= alpha * ap
+        rr_new = torch.dot(r, r)
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x
+
+
+# ------------------------------------------------------------------------------------------
+# The CPO step
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CPOStep:
+    """Result of :func:`cpo_step`.
+
+    Attributes:
+        x: the step in parameter space (1-D float64).
+        case: one of :data:`CASES` (``recovery``, ``both_active``, ``kl_only``, ``feasible``,
+            ``trpo``).
+        lam: optimal trust-region multiplier lambda* (``nan`` when not from the dual).
+        nu: optimal constraint multiplier nu* (0 when the constraint is inactive; ``nan`` in
+            recovery).
+        q, r, s: ``g^T H^-1 g``, ``g^T H^-1 b``, ``b^T H^-1 b``.
+        c: the constraint value passed in (per-step units).
+    """
+
+    x: torch.Tensor
+    case: str
+    lam: float
+    nu: float
+    q: float
+    r: float
+    s: float
+    c: float
+    A: float = field(default=math.nan)
+    B: float = field(default=math.nan)
+
+    @property
+    def case_code(self) -> int:
+        return CASES[self.case]
+
+
+def _interval_a(c: float, r: float) -> tuple[float, float]:
+    """lambda interval where nu* > 0, i.e. lambda*c + r > 0 (empty -> lo > hi)."""
+    if c > 0:
+        return max(0.0, -r / c), math.inf
+    if c < 0:
+        return 0.0, -r / c  # empty when r <= 0
+    return (0.0, math.inf) if r > 0 else (1.0, 0.0)
+
+
+def _interval_b(c: float, r: float) -> tuple[float, float]:
+    """lambda interval where nu* = 0, i.e. lambda*c + r <= 0 (empty -> lo > hi)."""
+    if c > 0:
+        return 0.0, -r / c  # empty when r >= 0
+    if c < 0:
+        return max(0.0, -r / c), math.inf
+    return (0.0, math.inf) if r <= 0 else (1.0, 0.0)
+
+
+def _project(value: float, lo: float, hi: float) -> float:
+    return min(max(value, lo), hi)
+
+
+def cpo_step(
+    g: torch.Tensor,
+    b: torch.Tensor,
+    hinv_g: torch.Tensor,
+    hinv_b: torch.Tensor,
+    c: float,
+    delta: float,
+    s_tol: float = 1e-8,
+) -> CPOStep:
+    """Closed-form solution of ``max_x g^T x  s.t.  c + b^T x <= 0,  1/2 x^T H x <= delta``.
+
+    Args:
+        g: reward-surrogate gradient (ascent direction), 1-D float64.
+        b: cost-surrogate gradient, 1-D float64.
+        hinv_g: ``H^-1 g`` (e.g. from conjugate gradient).
+        hinv_b: ``H^-1 b`` (from the same solver, so that q, r, s are consistent).
+        c: constraint value ``(J_c - d) / T`` in per-step units (> 0: violated).
+        delta: trust-region size (mean KL).
+        s_tol: ``s = b^T H^-1 b`` below this counts as a degenerate cost gradient.
+
+    Returns:
+        :class:`CPOStep`. In the ``recovery`` case the problem is infeasible and ``x`` minimises
+        ``b^T x`` over the trust region (it ignores the reward).
+    """
+    g = g.double()
+    b = b.double()
+    hinv_g = hinv_g.double()
+    hinv_b = hinv_b.double()
+    c = float(c)
+    delta = float(delta)
+    q = float(torch.dot(g, hinv_g))
+    r = float(torch.dot(g, hinv_b))
+    s = float(torch.dot(b, hinv_b))
+
+    def tr_step() -> torch.Tensor:
+        return math.sqrt(2.0 * delta / q) * hinv_g if q > _EPS else torch.zeros_like(hinv_g)
+
+    if s <= s_tol:
+        if c < 0:
+            return CPOStep(tr_step(), "trpo", math.nan, 0.0, q, r, s, c)
+        # b ~ 0 and the constraint is violated: no direction reduces the cost.
+        return CPOStep(torch.zeros_like(hinv_g), "recovery", math.nan, math.nan, q, r, s, c)
+
+    A = q - r * r / s
+    B = 2.0 * delta - c * c / s
+    if B <= 0 and c < 0:
+        return CPOStep(tr_step(), "feasible", math.nan, 0.0, q, r, s, c, A, B)
+    if B <= 0 and c > 0:
+        x = -math.sqrt(2.0 * delta / s) * hinv_b
+        return CPOStep(x, "recovery", math.nan, math.nan, q, r, s, c, A, B)
+
+    # Dual: minimise D(lam, nu) over lam > 0, nu >= 0; nu eliminated per branch.
+    A = max(A, 0.0)  # >= 0 by Cauchy-Schwarz; clamp roundoff
+    lo_a, hi_a = _interval_a(c, r)
+    lo_b, hi_b = _interval_b(c, r)
+    best_d, lam = math.inf, math.nan
+    if lo_a <= hi_a:
+        lam_a = _project(math.sqrt(A / B), lo_a, hi_a)
+        if lam_a > 0:
+            d_a = 0.5 * (A / lam_a + B * lam_a) - r * c / s
+            best_d, lam = d_a, lam_a
+    if lo_b <= hi_b:
+        lam_b = _project(math.sqrt(q / (2.0 * delta)), lo_b, hi_b)
+        if lam_b > 0:
+            d_b = 0.5 * (q / lam_b + 2.0 * delta * lam_b)
+            if d_b < best_d:
+                best_d, lam = d_b, lam_b
+    if not (lam > 0 and math.isfinite(lam)):
+        # Only reachable with g ~ 0 and an inactive constraint: nothing to gain, stay put.
+        return CPOStep(torch.zeros_like(hinv_g), "kl_only", math.nan, 0.0, q, r, s, c, A, B)
+    nu = max(0.0, (lam * c + r) / s)
+    x = (hinv_g - nu * hinv_b) / lam
+    return CPOStep(x, "both_active" if nu > 0 else "kl_only", lam, nu, q, r, s, c, A, B)
+
+
+# ------------------------------------------------------------------------------------------
+# Line search
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LineSearchResult:
+    """Outcome of :func:`backtracking_line_search`.
+
+    Attributes:
+        accepted: whether a point was accepted (else the parameters were restored).
+        k: index of the accepted step (``beta**k`` times the full step); -1 if none.
+        stats: the evaluation at the accepted point (or at the last tried point if none).
+        tried: number of points evaluated.
+    """
+
+    accepted: bool
+    k: int
+    stats: Mapping[str, float]
+    tried: int
+
+
+def backtracking_line_search(
+    set_params: Callable[[torch.Tensor], None],
+    theta0: torch.Tensor,
+    step: torch.Tensor,
+    evaluate: Callable[[], Mapping[str, float]],
+    accept: Callable[[Mapping[str, float]], bool],
+    coeff: float,
+    max_iters: int,
+) -> LineSearchResult:
+    """Try ``theta0 + coeff**k * step`` for k = 0..max_iters-1; keep the first accepted point.
+
+    ``set_params(theta)`` installs parameters, ``evaluate()`` returns statistics of the installed
+    parameters (e.g. KL, surrogate changes), ``accept(stats)`` decides. Non-finite statistics are
+    rejected before ``accept`` is asked. If nothing is accepted, ``theta0`` is restored exactly.
+    """
+    stats: Mapping[str, float] = {}
+    for k in range(max_iters):
+        set_params(theta0 + (coeff**k) * step.to(theta0.dtype))
+        stats = evaluate()
+        if all(math.isfinite(float(v)) for v in stats.values()) and accept(stats):
+            return LineSearchResult(True, k, stats, k + 1)
+    set_params(theta0)
+    return LineSearchResult(False, -1, stats, max_iters)
