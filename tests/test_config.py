@@ -146,3 +146,16 @@ def test_every_field_is_documented():
 
     undocumented = [name for name, desc in walk(Config) if not desc]
     assert undocumented == []
+
+
+def test_shipped_configs_are_valid():
+    from pathlib import Path
+
+    from saferl.registry import ALGORITHMS, ENVS
+
+    files = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert files, "configs/ holds no YAML files"
+    for path in files:
+        cfg = load_config(path)
+        assert cfg.env.id in ENVS, path
+        assert cfg.algo.name in ALGORITHMS, path
