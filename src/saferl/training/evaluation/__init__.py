@@ -1,0 +1,1 @@
+"""Evaluation: protocols, statistics, model comparison and reports."""
