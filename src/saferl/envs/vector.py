@@ -180,19 +180,22 @@ class InstanceRNG:
 
     def normal(self, k: int, idx: np.ndarray | None = None) -> np.ndarray:
         """``(n, k)`` float32 standard normals (Box-Muller, one word per pair of normals)."""
-        m = (k + 1) // 2
-        w = self.words(m, idx)
-        u1 = ((w >> _SHIFT40).astype(np.float32) + np.float32(0.5)) * _INV24
-        u2 = ((w & _U64(0xFFFFFF)).astype(np.float32)) * _INV24
-        r = np.sqrt(np.float32(-2.0) * np.log(u1))
-        t = np.float32(2.0 * np.pi) * u2
-        out = np.concatenate([r * np.cos(t), r * np.sin(t)], axis=1)
-        return out[:, :k]
+        z1, z2 = self.normal_pair_from(self.words((k + 1) // 2, idx))
+        return np.concatenate([z1, z2], axis=1)[:, :k]
 
     @staticmethod
     def uniform_from(words: np.ndarray) -> np.ndarray:
         """Convert uint64 words (any shape) to float32 uniforms in ``[0, 1)``."""
         return (words >> _SHIFT40).astype(np.float32) * _INV24
+
+    @staticmethod
+    def normal_pair_from(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Two float32 standard-normal arrays (Box-Muller) from uint64 words of any shape."""
+        u1 = ((words >> _SHIFT40).astype(np.float32) + np.float32(0.5)) * _INV24
+        u2 = (words & _U64(0xFFFFFF)).astype(np.float32) * _INV24
+        r = np.sqrt(np.float32(-2.0) * np.log(u1))
+        t = np.float32(2.0 * np.pi) * u2
+        return r * np.cos(t), r * np.sin(t)
 
     def state_dict(self) -> dict[str, Any]:
         """Keys and counters as int64 arrays (bit-identical views of the uint64 state)."""
