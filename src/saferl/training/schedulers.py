@@ -1,0 +1,421 @@
+"""Schedules over epochs: learning rates through torch's own LR schedulers, other values
+(cost limit curriculum, target KL, entropy coefficient, impairment/challenge level) through
+:class:`ParamSchedule`. All are stepped once per epoch and have ``state_dict``.
+
+Configured from ``train.schedules`` (a list of :class:`saferl.config.ScheduleConfig`)::
+
+    train:
+      schedules:
+        - {target: critic_lr, kind: cosine, end: 1.0e-5, warmup_epochs: 5}
+        - {target: algo.target_kl, kind: linear, start: 0.02, end: 0.005}
+        - {target: env.cost_limit, kind: linear, start: 30, end: 15}
+
+Shapes (``t`` = epochs since the schedule proper began, ``T`` = its length in epochs):
+
+* ``constant``: ``start``;
+* ``linear``: ``start + (end - start) * min(t, T) / T``;
+* ``exponential``: ``start * gamma**t``;
+* ``cosine``: ``end + (start - end) * (1 + cos(pi * min(t, T) / T)) / 2``;
+* ``step``: ``start * gamma**(t // step_size)``;
+* ``plateau``: multiplied by ``gamma`` when ``ep_return`` has not improved for ``step_size`` epochs;
+* ``warmup_epochs > 0``: a linear ramp from ``0.1 * start`` first (torch: ``LinearLR`` chained by
+  ``SequentialLR``).
+
+Learning-rate targets (``critic_lr``, ``actor_lr``, or ``algo.critic_lr``/``algo.actor_lr``) are
+wired to the algorithm's optimisers of that name (see :func:`find_optimizers`). Other targets are
+dotted config fields: ``algo.X`` is set on the algorithm (``set_hyperparameter(X, v)`` if it has
+one, else its attribute ``X``); ``env.cost_limit`` sets the algorithm's ``cost_limit`` (what the
+constraint is optimised against); other ``env.X`` fields are set on the environment
+(``set_options(X=v)`` if it has one, else its attribute ``X``). ``env.impairment`` and
+``env.challenge`` are categorical: the scheduled number indexes the level list (floor, clipped).
+
+A resumed run restores each schedule's state, including its horizon: a finished run continued
+with a larger ``train.total_steps`` keeps every schedule at its final value.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch.optim import lr_scheduler
+
+from saferl.config import ConfigError, ScheduleConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "LEVELS",
+    "LRSchedule",
+    "ParamSchedule",
+    "Schedules",
+    "build_schedules",
+    "find_optimizers",
+]
+
+LR_TARGETS = {"critic_lr": "critic", "actor_lr": "actor"}
+LEVELS = {
+    "env.impairment": ["none", "mild", "moderate", "severe"],
+    "env.challenge": ["easy", "standard", "hard"],
+}
+WARMUP_START = 0.1
+
+
+def find_optimizers(algo: Any, kind: str) -> list[torch.optim.Optimizer]:
+    """The algorithm's optimisers whose name contains ``kind`` ("critic" or "actor").
+
+    Looks at ``algo.optimizers`` (a dict name -> optimiser, or a method returning one) first, then
+    at the algorithm's attributes that are :class:`torch.optim.Optimizer` instances.
+    """
+    named: dict[str, torch.optim.Optimizer] = {}
+    opts = getattr(algo, "optimizers", None)
+    if callable(opts):
+        opts = opts()
+    if isinstance(opts, Mapping):
+        named.update(opts)
+    else:
+        for attr, value in vars(algo).items():
+            if isinstance(value, torch.optim.Optimizer):
+                named[attr] = value
+    found, seen = [], set()
+    for name, opt in named.items():
+        if kind in name and id(opt) not in seen:
+            seen.add(id(opt))
+            found.append(opt)
+    return found
+
+
+def _closed_form(cfg: ScheduleConfig, start: float, end: float, t: int, horizon: int) -> float:
+    kind = cfg.kind
+    if kind == "constant":
+        return start
+    if kind == "linear":
+        return start + (end - start) * min(t, horizon) / max(horizon, 1)
+    if kind == "exponential":
+        return start * cfg.gamma**t
+    if kind == "cosine":
+        return end + (start - end) * (1 + math.cos(math.pi * min(t, horizon) / max(horizon, 1))) / 2
+    if kind == "step":
+        return start * cfg.gamma ** (t // cfg.step_size)
+    raise ValueError(f"no closed form for kind {kind!r}")
+
+
+class ParamSchedule:
+    """A schedule for a value that is not an optimiser's learning rate.
+
+    Args:
+        cfg: the schedule's configuration.
+        default: the configured value, used when ``cfg.start`` is None.
+        total_epochs: epochs of the whole run (the horizon of linear/cosine, warm-up included).
+        apply: called with the value at construction and after each :meth:`step`.
+    """
+
+    def __init__(
+        self,
+        cfg: ScheduleConfig,
+        default: float,
+        total_epochs: int,
+        apply: Callable[[float], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.start = float(cfg.start if cfg.start is not None else default)
+        self.end = float(cfg.end if cfg.end is not None else self.start)
+        self.horizon = max(int(total_epochs) - cfg.warmup_epochs, 1)
+        self.apply = apply
+        self.epoch = 0
+        self.plateau_value = self.start
+        self.best = -math.inf
+        self.bad_epochs = 0
+        self.value = self._compute()
+        self._apply()
+
+    def _compute(self) -> float:
+        w = self.cfg.warmup_epochs
+        if self.epoch < w:
+            frac = WARMUP_START + (1 - WARMUP_START) * self.epoch / w
+            return self.start * frac
+        if self.cfg.kind == "plateau":
+            return self.plateau_value
+        return _closed_form(self.cfg, self.start, self.end, self.epoch - w, self.horizon)
+
+    def _apply(self) -> None:
+        if self.apply is not None:
+            self.apply(self.value)
+
+    def step(self, metric: float | None = None) -> float:
+        """Advance one epoch (``metric``: the plateau schedule's signal, larger is better)."""
+        if self.cfg.kind == "plateau" and self.epoch >= self.cfg.warmup_epochs:
+            if metric is not None and math.isfinite(metric) and metric > self.best:
+                self.best, self.bad_epochs = metric, 0
+            else:
+                self.bad_epochs += 1
+                if self.bad_epochs > self.cfg.step_size:
+                    self.plateau_value *= self.cfg.gamma
+                    self.bad_epochs = 0
+        self.epoch += 1
+        self.value = self._compute()
+        self._apply()
+        return self.value
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "value": self.value,
+            "start": self.start,
+            "end": self.end,
+            "horizon": self.horizon,
+            "plateau_value": self.plateau_value,
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for key in ("epoch", "horizon", "bad_epochs"):
+            setattr(self, key, int(state[key]))
+        for key in ("value", "start", "end", "plateau_value", "best"):
+            setattr(self, key, float(state[key]))
+        self._apply()
+
+
+class LRSchedule:
+    """torch LR schedulers (one per optimiser) driven by one :class:`ScheduleConfig`.
+
+    The optimisers' learning rate is first set to ``cfg.start`` (if given); ``end`` is the final
+    rate for linear and cosine.
+    """
+
+    def __init__(
+        self, cfg: ScheduleConfig, optimizers: Sequence[torch.optim.Optimizer], total_epochs: int
+    ) -> None:
+        if not optimizers:
+            raise ConfigError(f"train.schedules: no optimiser matches target '{cfg.target}'")
+        self.cfg = cfg
+        self.optimizers = list(optimizers)
+        self.schedulers: list[Any] = []
+        self.horizon = max(int(total_epochs) - cfg.warmup_epochs, 1)
+        for opt in self.optimizers:
+            self.schedulers.append(self._build(opt))
+        self.epoch = 0
+
+    def _build(self, opt: torch.optim.Optimizer) -> Any:
+        cfg = self.cfg
+        start = float(cfg.start) if cfg.start is not None else float(opt.param_groups[0]["lr"])
+        end = float(cfg.end) if cfg.end is not None else start
+        if cfg.kind == "linear":
+            base = max(start, end)  # LinearLR's factors must lie in [0, 1]
+        else:
+            base = start
+        for group in opt.param_groups:
+            group["lr"] = base
+            group["initial_lr"] = base
+        main: Any
+        if cfg.kind == "constant":
+            main = lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+        elif cfg.kind == "linear":
+            main = lr_scheduler.LinearLR(
+                opt, start_factor=start / base, end_factor=end / base, total_iters=self.horizon
+            )
+        elif cfg.kind == "exponential":
+            main = lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
+        elif cfg.kind == "cosine":
+            main = lr_scheduler.CosineAnnealingLR(opt, T_max=self.horizon, eta_min=end)
+        elif cfg.kind == "step":
+            main = lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+        elif cfg.kind == "plateau":
+            if not cfg.gamma < 1:
+                raise ConfigError(
+                    f"train.schedules[{cfg.target}]: plateau needs gamma < 1, got {cfg.gamma}"
+                )
+            main = lr_scheduler.ReduceLROnPlateau(
+                opt, mode="max", factor=cfg.gamma, patience=cfg.step_size
+            )
+        else:  # pragma: no cover - the config's Literal forbids it
+            raise ConfigError(f"unknown schedule kind {cfg.kind!r}")
+        if cfg.warmup_epochs <= 0:
+            return main
+        if cfg.kind == "plateau":
+            # ReduceLROnPlateau cannot sit inside SequentialLR (it needs the metric): ramp first.
+            warm = lr_scheduler.LinearLR(
+                opt, start_factor=WARMUP_START, end_factor=1.0, total_iters=cfg.warmup_epochs
+            )
+            return {"warmup": warm, "main": main}
+        for group in opt.param_groups:
+            group["lr"] = base  # the main scheduler's constructor may have moved it
+        warm = lr_scheduler.LinearLR(
+            opt, start_factor=WARMUP_START, end_factor=1.0, total_iters=cfg.warmup_epochs
+        )
+        return lr_scheduler.SequentialLR(opt, [warm, main], milestones=[cfg.warmup_epochs])
+
+    def step(self, metric: float | None = None) -> None:
+        for sched in self.schedulers:
+            if isinstance(sched, dict):
+                if self.epoch < self.cfg.warmup_epochs:
+                    sched["warmup"].step()
+                else:
+                    sched["main"].step(_finite(metric))
+            elif isinstance(sched, lr_scheduler.ReduceLROnPlateau):
+                sched.step(_finite(metric))
+            else:
+                sched.step()
+        self.epoch += 1
+
+    @property
+    def value(self) -> float:
+        return float(self.optimizers[0].param_groups[0]["lr"])
+
+    def state_dict(self) -> dict[str, Any]:
+        scheds = []
+        for s in self.schedulers:
+            if isinstance(s, dict):
+                scheds.append({k: v.state_dict() for k, v in s.items()})
+            else:
+                scheds.append(s.state_dict())
+        return {"epoch": self.epoch, "schedulers": scheds, "lrs": self._lrs()}
+
+    def _lrs(self) -> list[list[float]]:
+        return [[float(g["lr"]) for g in opt.param_groups] for opt in self.optimizers]
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.epoch = int(state["epoch"])
+        for s, st in zip(self.schedulers, state["schedulers"], strict=True):
+            if isinstance(s, dict):
+                for k, v in s.items():
+                    v.load_state_dict(st[k])
+            else:
+                s.load_state_dict(st)
+        # The optimisers' state_dicts carry lr too; set it explicitly so the order of restoring
+        # optimisers and schedules does not matter.
+        for opt, lrs in zip(self.optimizers, state["lrs"], strict=True):
+            for g, lr in zip(opt.param_groups, lrs, strict=True):
+                g["lr"] = lr
+
+
+def _finite(metric: float | None) -> float:
+    if metric is None or not math.isfinite(metric):
+        return -math.inf  # counts as "no improvement" in mode="max"
+    return float(metric)
+
+
+class Schedules:
+    """Coordinates several schedules: one :meth:`step` per epoch, one ``state_dict``.
+
+    Args:
+        items: target name -> :class:`LRSchedule` or :class:`ParamSchedule`.
+        metric: the metrics key that plateau schedules watch (larger is better).
+    """
+
+    def __init__(
+        self,
+        items: Mapping[str, LRSchedule | ParamSchedule] | None = None,
+        metric: str = "ep_return",
+    ) -> None:
+        self.items: dict[str, LRSchedule | ParamSchedule] = dict(items or {})
+        self.metric = metric
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def step(self, metrics: Mapping[str, Any] | None = None) -> dict[str, float]:
+        """Advance every schedule by one epoch; returns the new values."""
+        value = None if metrics is None else metrics.get(self.metric)
+        for item in self.items.values():
+            item.step(None if value is None else float(value))
+        return self.values()
+
+    def values(self) -> dict[str, float]:
+        """Current value of each schedule, keyed ``sched/<target>`` (for the metrics row)."""
+        return {f"sched/{k}": float(v.value) for k, v in self.items.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: v.state_dict() for k, v in self.items.items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        missing = set(self.items) - set(state)
+        if missing:
+            raise ValueError(f"schedule state lacks {sorted(missing)}")
+        for k, v in self.items.items():
+            v.load_state_dict(state[k])
+
+
+# --------------------------------------------------------------------------------------------
+# Building from the config
+# --------------------------------------------------------------------------------------------
+
+
+def _setter(target: str, algo: Any, env: Any) -> tuple[Callable[[float], None], float]:
+    """(apply function, configured default) for a non-LR dotted target."""
+    section, _, field = target.partition(".")
+    if section not in ("algo", "env") or not field:
+        raise ConfigError(
+            f"train.schedules: target '{target}' must be critic_lr, actor_lr, algo.<field> "
+            "or env.<field>"
+        )
+    if target in LEVELS:
+        levels = LEVELS[target]
+
+        def to_level(v: float) -> str:
+            return levels[min(max(math.floor(v), 0), len(levels) - 1)]
+
+        def apply_level(v: float) -> None:
+            _set_on(env, field, to_level(v), target)
+
+        current = getattr(env, field, None)
+        default = float(levels.index(current)) if current in levels else 0.0
+        return apply_level, default
+    if target == "env.cost_limit":
+        obj, name = algo, "cost_limit"
+    elif section == "algo":
+        obj, name = algo, field
+    else:
+        obj, name = env, field
+    current = _get_from(obj, name)
+    if current is None:
+        raise ConfigError(
+            f"train.schedules: target '{target}' is not a scheduled-capable value of the "
+            f"{'algorithm' if obj is algo else 'environment'} ({type(obj).__name__} has no "
+            f"'{name}')"
+        )
+    return (lambda v: _set_on(obj, name, v, target)), float(current)
+
+
+def _get_from(obj: Any, name: str) -> Any:
+    value = getattr(obj, name, None)
+    if value is None:
+        value = getattr(getattr(obj, "config", None), name, None)
+    return value
+
+
+def _set_on(obj: Any, name: str, value: Any, target: str) -> None:
+    if hasattr(obj, "set_hyperparameter"):
+        obj.set_hyperparameter(name, value)
+    elif hasattr(obj, "set_options") and not hasattr(obj, name):
+        obj.set_options(**{name: value})
+    elif hasattr(obj, name):
+        setattr(obj, name, value)
+    else:
+        setattr(obj.config, name, value)
+
+
+def build_schedules(
+    configs: Sequence[ScheduleConfig], *, algo: Any, env: Any, total_epochs: int
+) -> Schedules:
+    """One :class:`Schedules` from ``train.schedules``.
+
+    Raises:
+        ConfigError: a duplicate or unknown target, or an LR target without a matching optimiser.
+    """
+    items: dict[str, LRSchedule | ParamSchedule] = {}
+    for cfg in configs:
+        target = cfg.target
+        if target in items:
+            raise ConfigError(f"train.schedules: target '{target}' is scheduled twice")
+        lr_key = target.removeprefix("algo.")
+        if lr_key in LR_TARGETS:
+            items[target] = LRSchedule(cfg, find_optimizers(algo, LR_TARGETS[lr_key]), total_epochs)
+        else:
+            apply, default = _setter(target, algo, env)
+            items[target] = ParamSchedule(cfg, default, total_epochs, apply)
+    return Schedules(items)

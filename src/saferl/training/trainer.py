@@ -1,0 +1,923 @@
+"""The training loop and the run directory it owns.
+
+One epoch, top to bottom, in :meth:`Trainer.train`::
+
+    collect  -> the algorithm's collector steps the env for train.steps_per_epoch steps
+    update   -> algorithm.update(batch); a non-finite loss/parameter rolls it back
+    callbacks-> safety monitor, best model, early stopping, schedules, plots, progress
+    trackers -> one metrics row (metrics.csv, metrics.jsonl, extra backends)
+    checkpoint every train.checkpoint_every epochs (and always at the end)
+
+Run directory ``runs/<name>/`` (DESIGN.md): ``config.yaml`` (resolved), ``manifest.json``
+(command, seed, git commit, package versions, checkpoint SHA-256s, resumes, status),
+``metrics.csv`` + ``metrics.jsonl``, ``checkpoints/{last,best,epoch_N}.pt``, ``plots/*.png`` and
+``log.jsonl`` (every log record as JSON lines).
+
+Resume (``saferl train --resume runs/<name>``) rebuilds everything from ``config.yaml`` (plus
+``--set`` overrides), loads the newest checkpoint whose SHA-256 matches the manifest and continues;
+the metrics files are cut back to the checkpoint's epoch, so an interrupted and resumed run writes
+the same rows and ends with the same weights as an uninterrupted one (columns ``fps`` and
+``time/*`` measure wall time and naturally differ).
+
+Exit codes of :meth:`Trainer.train` / :func:`run_train`: 0 finished, stopped early or stopped by
+SIGINT/SIGTERM (checkpoint written); 1 stopped by an environment error or by repeated non-finite
+updates (checkpoint of the last good state written); user errors raise :class:`TrainError`
+(a :class:`~saferl.config.ConfigError`) with a one-line message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import math
+import platform
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from saferl.config import Config, ConfigError, config_to_dict, dump_config, load_config
+from saferl.log import add_jsonl_handler, remove_handler
+from saferl.registry import ALGORITHMS, ENVS, TRACKERS, RegistryError
+from saferl.training.callbacks import (
+    BestModel,
+    Callback,
+    CallbackList,
+    EarlyStopping,
+    LRScheduleCallback,
+    PlotCallback,
+    ProgressBar,
+    SafetyMonitor,
+)
+from saferl.training.checkpoint import (
+    CheckpointError,
+    CheckpointManager,
+    RunManifest,
+    from_plain,
+    get_rng_states,
+    load_checkpoint,
+    set_rng_states,
+    to_plain,
+)
+from saferl.training.schedulers import _get_from, _set_on, build_schedules, find_optimizers
+from saferl.training.tracking import LocalTracker, MultiTracker, Tracker
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EnvError", "TrainError", "Trainer", "run_train"]
+
+STATE_FORMAT = 1
+EXIT_OK, EXIT_FAILED = 0, 1
+# Columns that measure wall-clock time; everything else in a row is deterministic.
+TIMING_COLUMNS = ("fps", "time/collect", "time/update", "time/overhead", "time/total")
+SHRINK = 0.5  # step shrink factor after a non-finite update
+
+
+class TrainError(ConfigError):
+    """A user error while setting up or resuming a run (one-line message, CLI exit 2)."""
+
+
+class EnvError(RuntimeError):
+    """An exception raised by the environment during collection (wrapped with env name/step)."""
+
+
+def _git_commit() -> str | None:
+    """HEAD of the git checkout holding saferl (``+dirty`` if modified), None outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("saferl", "torch", "numpy", "gymnasium", "pydantic", "scipy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _scalar(value: Any) -> Any:
+    """A float/int/str for a metrics row, or None for values that are not scalars."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float, str)):
+        return value
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return value.item()
+    if isinstance(value, np.generic):
+        return value.item()
+    return None
+
+
+def _accepts(fn: Any, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _names_param(fn: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _nonfinite_tensors(state: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of floating tensors/arrays in ``state`` holding NaN or inf."""
+    bad: list[str] = []
+    if isinstance(state, torch.Tensor):
+        if state.is_floating_point() and not bool(torch.isfinite(state).all()):
+            bad.append(prefix or "<tensor>")
+    elif isinstance(state, np.ndarray):
+        if state.dtype.kind == "f" and not np.isfinite(state).all():
+            bad.append(prefix or "<array>")
+    elif isinstance(state, Mapping):
+        for k, v in state.items():
+            bad.extend(_nonfinite_tensors(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(state, (list, tuple)):
+        for i, v in enumerate(state):
+            bad.extend(_nonfinite_tensors(v, f"{prefix}[{i}]"))
+    return bad
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = round(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+class Trainer:
+    """Holds config, env, algorithm, collector, schedules, callbacks and trackers of one run.
+
+    Args:
+        config: the validated run configuration.
+        command: the command line that started the run (recorded in the manifest).
+        run_dir: the run directory (default ``train.runs_dir/train.name``).
+        resume_state: a checkpoint's state to continue from (see :meth:`resume`).
+        init_from: a checkpoint file whose policy/critic weights start this new run (new
+            optimiser state); shapes must match.
+        extra_callbacks: callbacks appended after the built-in ones.
+
+    Raises:
+        TrainError: the run directory already holds a run, an unknown env/algorithm, or an
+            ``init_from`` checkpoint that does not fit.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        command: Sequence[str] | None = None,
+        run_dir: str | Path | None = None,
+        resume_state: Mapping[str, Any] | None = None,
+        resume_from: str | Path | None = None,
+        init_from: str | Path | None = None,
+        extra_callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.config = cfg = config
+        tc = cfg.train
+        self.command = list(command) if command is not None else list(sys.argv)
+        if run_dir is None:
+            name = tc.name or (
+                f"{cfg.env.id}_{cfg.algo.name}_{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+            )
+            run_dir = Path(tc.runs_dir) / name
+        self.run_dir = Path(run_dir)
+        self.resuming = resume_state is not None
+        manifest_path = self.run_dir / "manifest.json"
+        if not self.resuming and manifest_path.exists():
+            raise TrainError(
+                f"run directory {self.run_dir} already holds a run; continue it with "
+                f"--resume {self.run_dir} or choose another --name"
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+
+        # -- determinism: every RNG derives from train.seed ------------------------------------
+        if tc.torch_threads:
+            torch.set_num_threads(tc.torch_threads)
+        random.seed(tc.seed)
+        np.random.seed(tc.seed)  # noqa: NPY002 (the legacy global RNG, for third-party code)
+        torch.manual_seed(tc.seed)
+
+        # -- environment, algorithm, collector --------------------------------------------------
+        self.env_id = cfg.env.id
+        self.env = self._make_env()
+        constraints = getattr(self.env, "constraints", None)
+        if cfg.env.cost_limit is not None:
+            self.cost_limit = float(cfg.env.cost_limit)
+        elif constraints is not None:
+            self.cost_limit = float(constraints.get_limit(strict=cfg.env.strict))
+        else:
+            raise TrainError(
+                f"env.cost_limit: environment '{self.env_id}' declares no constraints; set "
+                "env.cost_limit"
+            )
+        self.algo = self._make_algorithm()
+        self.collector = self._make_collector()
+        self.total_epochs = max(1, math.ceil(tc.total_steps / tc.steps_per_epoch))
+
+        # -- schedules and callbacks --------------------------------------------------------------
+        self.schedules = build_schedules(
+            tc.schedules, algo=self.algo, env=self.env, total_epochs=self.total_epochs
+        )
+        cbs: list[Callback] = []
+        if tc.safety_monitor.enabled:
+            sm = tc.safety_monitor
+            cbs.append(SafetyMonitor(sm.window, sm.alert_after, sm.halt))
+        cbs.append(BestModel())
+        if tc.early_stopping.enabled:
+            es = tc.early_stopping
+            cbs.append(EarlyStopping(es.metric, es.mode, es.patience, es.min_delta))
+        cbs.append(LRScheduleCallback(self.schedules))
+        cbs.append(PlotCallback(self.run_dir / "plots", every=tc.plot_every))
+        cbs.append(ProgressBar(tc.total_steps, enabled=tc.progress))
+        cbs.extend(extra_callbacks)
+        self.callbacks = CallbackList(cbs)
+        self.callbacks.init_callback(self)
+
+        # -- counters -----------------------------------------------------------------------------
+        self.epoch = 0
+        self.env_steps = 0
+        self.consecutive_failures = 0
+        self.total_failures = 0
+        self.train_time = 0.0
+        self.last_metrics: dict[str, Any] = {}
+        self.stop_reason: str | None = None
+        self._stop_signal: int | None = None
+
+        # -- run directory ----------------------------------------------------------------------
+        self.manifest = RunManifest(manifest_path)
+        self.checkpoints = CheckpointManager(
+            self.run_dir / "checkpoints", self.manifest, keep=tc.keep_checkpoints
+        )
+        if resume_state is not None:
+            self.load_state_dict(resume_state)
+        if init_from is not None:
+            self._init_from(Path(init_from))
+        self.tracker = self._make_trackers()
+        dump_config(cfg, self.run_dir / "config.yaml")
+        if self.resuming:
+            resumes = list(self.manifest.data.get("resumes", []))
+            resumes.append(
+                {
+                    "command": self.command,
+                    "time": _now(),
+                    "from": str(resume_from) if resume_from else None,
+                    "epoch": self.epoch,
+                    "env_steps": self.env_steps,
+                }
+            )
+            self.manifest.update(resumes=resumes, status="running", git_commit=_git_commit())
+        else:
+            self.manifest.update(
+                command=self.command,
+                seed=tc.seed,
+                created=_now(),
+                git_commit=_git_commit(),
+                versions=_versions(),
+                env=self.env_id,
+                algo=cfg.algo.name,
+                init_from=str(init_from) if init_from else None,
+                status="created",
+            )
+        self.tracker.log_params(config_to_dict(cfg))
+
+    # ------------------------------------------------------------------------------------------
+    # construction helpers
+    # ------------------------------------------------------------------------------------------
+    def _make_env(self) -> Any:
+        cfg = self.config.env
+        try:
+            factory = ENVS.get(cfg.id)
+        except RegistryError as exc:
+            raise TrainError(f"env.id: {exc}") from None
+        options = dict(cfg.options)
+        # Pass the level options only where the factory names them (or they differ from the
+        # default): environments without challenge/impairment levels keep working.
+        if _names_param(factory, "challenge") or cfg.challenge != "standard":
+            if not _accepts(factory, "challenge"):
+                raise TrainError(f"env.challenge: environment '{cfg.id}' has no challenge levels")
+            options.setdefault("challenge", cfg.challenge)
+        if cfg.impairment is not None:
+            if not _accepts(factory, "impairment"):
+                raise TrainError(f"env.impairment: environment '{cfg.id}' has no impairment levels")
+            options.setdefault("impairment", cfg.impairment)
+        return factory(num_envs=cfg.num_envs, **options)
+
+    def _make_algorithm(self) -> Any:
+        cfg = self.config
+        try:
+            factory = ALGORITHMS.get(cfg.algo.name)
+        except RegistryError as exc:
+            raise TrainError(f"algo.name: {exc}") from None
+        env = self.env
+        obs_space = getattr(env, "single_observation_space", env.observation_space)
+        act_space = getattr(env, "single_action_space", env.action_space)
+        return factory(
+            obs_space, act_space, cfg.algo, cost_limit=self.cost_limit, seed=cfg.train.seed
+        )
+
+    def _make_collector(self) -> Any:
+        make = getattr(self.algo, "make_collector", None)
+        if make is None:
+            raise TrainError(
+                f"algorithm '{self.config.algo.name}' has no make_collector(env, seed=...)"
+            )
+        return make(self.env, seed=self.config.train.seed)
+
+    def _make_trackers(self) -> MultiTracker:
+        resume_epoch = self.epoch if self.resuming else None
+        trackers: list[tuple[str, Tracker]] = [
+            ("local", LocalTracker(self.run_dir, self.config.tracking, resume_epoch=resume_epoch))
+        ]
+        for name in self.config.tracking.backends:
+            if name == "local":
+                continue
+            try:
+                trackers.append((name, TRACKERS.get(name)(self.run_dir, self.config.tracking)))
+            except Exception as exc:  # an optional backend never stops training
+                logger.warning(
+                    "tracker '%s' unavailable (%s: %s); continuing with the local files",
+                    name,
+                    exc.__class__.__name__,
+                    exc,
+                )
+        return MultiTracker(trackers)
+
+    def _init_from(self, path: Path) -> None:
+        """Copy policy and critic tensors (not optimiser or RNG state) from a checkpoint."""
+        manifest = RunManifest(path.parent.parent / "manifest.json")
+        entry = manifest.checkpoints.get(path.name) if path.parent.name == "checkpoints" else None
+        try:
+            state = load_checkpoint(path, expected_sha256=entry["sha256"] if entry else None)
+        except CheckpointError as exc:
+            raise TrainError(f"--init-from: {exc}") from None
+        if "algo" not in state:
+            raise TrainError(f"--init-from: {path} is not a saferl training checkpoint")
+        fresh = self.algo.state_dict()
+        merged = _merge_weights(fresh, state["algo"], path)
+        self.algo.load_state_dict(merged)
+        logger.info("initialised weights from %s", path)
+
+    # ------------------------------------------------------------------------------------------
+    # state
+    # ------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (plain containers; see checkpoint.to_plain)."""
+        return {
+            "format": STATE_FORMAT,
+            "meta": {
+                "env": self.env_id,
+                "algo": self.config.algo.name,
+                "num_envs": self.config.env.num_envs,
+                "saved": _now(),
+            },
+            "counters": {
+                "epoch": self.epoch,
+                "env_steps": self.env_steps,
+                "consecutive_failures": self.consecutive_failures,
+                "total_failures": self.total_failures,
+                "train_time": self.train_time,
+            },
+            "cost_limit": self.cost_limit,
+            "algo": self.algo.state_dict(),
+            "env": self.env.state_dict(),
+            "collector": self.collector.state_dict(),
+            "callbacks": self.callbacks.state_dict(),
+            "rng": get_rng_states(),
+            "last_metrics": dict(self.last_metrics),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        meta = state.get("meta", {})
+        if meta.get("env") != self.env_id or meta.get("algo") != self.config.algo.name:
+            raise TrainError(
+                f"checkpoint is for env '{meta.get('env')}' / algo '{meta.get('algo')}', the "
+                f"config says '{self.env_id}' / '{self.config.algo.name}'"
+            )
+        if meta.get("num_envs") != self.config.env.num_envs:
+            raise TrainError(
+                f"env.num_envs: the checkpoint was taken with {meta.get('num_envs')} envs; a "
+                f"resumed run must keep it (got {self.config.env.num_envs})"
+            )
+        c = state["counters"]
+        self.epoch = int(c["epoch"])
+        self.env_steps = int(c["env_steps"])
+        self.consecutive_failures = int(c["consecutive_failures"])
+        self.total_failures = int(c["total_failures"])
+        self.train_time = float(c["train_time"])
+        self.cost_limit = float(state["cost_limit"])
+        self.algo.load_state_dict(state["algo"])
+        self.env.load_state_dict(state["env"])
+        self.collector.load_state_dict(state["collector"])
+        self.callbacks.load_state_dict(state["callbacks"])
+        self.last_metrics = dict(state.get("last_metrics", {}))
+        set_rng_states(state["rng"])
+
+    def save_checkpoint(self) -> Path:
+        """Write ``epoch_<N>.pt`` and ``last.pt`` now."""
+        path = self.checkpoints.save(self.state_dict(), epoch=self.epoch, env_steps=self.env_steps)
+        self._last_saved_epoch = self.epoch
+        return path
+
+    def save_best(self) -> Path:
+        """Write ``best.pt`` (called by the BestModel callback)."""
+        path = self.checkpoints.save_best(
+            self.state_dict(), epoch=self.epoch, env_steps=self.env_steps
+        )
+        return path
+
+    @classmethod
+    def resume(
+        cls,
+        run_dir: str | Path,
+        overrides: Sequence[str] = (),
+        *,
+        command: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> Trainer:
+        """Rebuild a run from ``run_dir/config.yaml`` (+ overrides) and its newest good checkpoint.
+
+        Raises:
+            TrainError: no run there, or no checkpoint that loads and matches its hash.
+        """
+        run_dir = Path(run_dir)
+        config_path = run_dir / "config.yaml"
+        if not config_path.is_file():
+            raise TrainError(f"--resume {run_dir}: no run there (config.yaml missing)")
+        config = load_config(config_path, overrides)
+        manifest = RunManifest(run_dir / "manifest.json")
+        manager = CheckpointManager(run_dir / "checkpoints", manifest)
+        try:
+            state, path = manager.load_latest()
+        except CheckpointError as exc:
+            raise TrainError(f"--resume {run_dir}: {exc}") from None
+        logger.info(
+            "resuming %s from %s (epoch %d, %d env steps)",
+            run_dir,
+            path.name,
+            state["counters"]["epoch"],
+            state["counters"]["env_steps"],
+        )
+        return cls(
+            config,
+            command=command,
+            run_dir=run_dir,
+            resume_state=state,
+            resume_from=path,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # the loop
+    # ------------------------------------------------------------------------------------------
+    def train(self) -> int:
+        """Run until ``train.total_steps`` (or a stop); returns the exit code (0 ok, 1 failed)."""
+        tc = self.config.train
+        log_handler = add_jsonl_handler(self.run_dir / "log.jsonl", level=logging.INFO)
+        old_handlers = self._install_signal_handlers()
+        self._last_saved_epoch = self.epoch if self.resuming else -1
+        exit_code = EXIT_OK
+        self.manifest.update(status="running")
+        logger.info(
+            "training %s with %s on %s: %d/%d env steps done, run directory %s",
+            self.config.algo.name,
+            self.env_id,
+            tc.device,
+            self.env_steps,
+            tc.total_steps,
+            self.run_dir,
+        )
+        try:
+            self.callbacks.on_train_start()
+            while self.env_steps < tc.total_steps:
+                t_start = time.perf_counter()
+                # Snapshot of the state at the start of the epoch: what an env failure saves.
+                epoch_start_state = to_plain(self.state_dict())
+
+                # 1. collect
+                try:
+                    batch, roll = self.collector.collect(tc.steps_per_epoch)
+                except Exception as exc:
+                    step = self.env_steps
+                    logger.error(
+                        "environment %s raised at env step ~%d (epoch %d): %s: %s",
+                        self.env_id,
+                        step,
+                        self.epoch + 1,
+                        exc.__class__.__name__,
+                        exc,
+                        exc_info=True,
+                        extra={"data": {"event": "env_error", "env_steps": step}},
+                    )
+                    self._restore_snapshot(epoch_start_state)
+                    path = self.save_checkpoint()
+                    self.stop_reason = (
+                        f"environment {self.env_id} raised {exc.__class__.__name__} at env step "
+                        f"~{step} (epoch {self.epoch + 1}): {exc}; last good checkpoint {path}"
+                    )
+                    exit_code = EXIT_FAILED
+                    break
+                t_collect = time.perf_counter()
+                self.callbacks.on_rollout_end(roll)
+
+                # 2. update (rolled back if anything comes out non-finite)
+                pre_update = to_plain(self.algo.state_dict())
+                diagnostics, failed = self._update(batch, pre_update)
+                t_update = time.perf_counter()
+                self.env_steps += int(roll["steps"])
+                self.epoch += 1
+
+                # 3. metrics and callbacks
+                metrics = self._metrics_row(roll, diagnostics, failed)
+                keep_going = self.callbacks.on_epoch_end(metrics)
+                if self.consecutive_failures >= tc.max_consecutive_failures:
+                    keep_going = False
+                    self.stop_reason = (
+                        f"{self.consecutive_failures} non-finite updates in a row "
+                        f"(train.max_consecutive_failures={tc.max_consecutive_failures}); the "
+                        "checkpoint holds the last good state"
+                    )
+                    exit_code = EXIT_FAILED
+                elif not keep_going:
+                    self.stop_reason = self._callback_stop_reason()
+
+                # 4. trackers, 5. checkpoint
+                t_end = time.perf_counter()
+                metrics["time/collect"] = t_collect - t_start
+                metrics["time/update"] = t_update - t_collect
+                metrics["time/overhead"] = t_end - t_update  # callbacks (+ plots, best.pt)
+                metrics["fps"] = roll["steps"] / max(t_end - t_start, 1e-9)
+                self.tracker.log_metrics(metrics, self.env_steps)
+                self.last_metrics = metrics
+                stopping = not keep_going or self._stop_signal is not None
+                if self.epoch % tc.checkpoint_every == 0 or stopping:
+                    self.save_checkpoint()
+                self.train_time += time.perf_counter() - t_start
+                self._log_epoch(metrics)
+                if self._stop_signal is not None:
+                    name = signal.Signals(self._stop_signal).name
+                    self.stop_reason = f"stopped by {name}"
+                    break
+                if not keep_going:
+                    break
+            if self._last_saved_epoch != self.epoch:
+                self.save_checkpoint()
+        finally:
+            self._restore_signal_handlers(old_handlers)
+            self.callbacks.on_train_end()
+            for path in sorted((self.run_dir / "plots").glob("*.png")):
+                self.tracker.log_artifact(path)
+            self.tracker.close()
+            status = "failed" if exit_code else ("stopped" if self.stop_reason else "finished")
+            self.manifest.update(
+                status=status,
+                stop_reason=self.stop_reason,
+                epoch=self.epoch,
+                env_steps=self.env_steps,
+            )
+            remove_handler(log_handler)
+        self._print_summary(exit_code)
+        return exit_code
+
+    def _update(self, batch: Any, pre_update: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """``algorithm.update`` with rollback; returns (diagnostics, failed)."""
+        reason = None
+        diagnostics: dict[str, Any] = {}
+        try:
+            diagnostics = dict(self.algo.update(batch) or {})
+        except FloatingPointError as exc:
+            reason = f"FloatingPointError: {exc}"
+        if reason is None:
+            bad = [
+                k
+                for k, v in diagnostics.items()
+                if "loss" in k and isinstance(_scalar(v), float) and not math.isfinite(_scalar(v))
+            ]
+            bad += self._nonfinite_grads()
+            bad += _nonfinite_tensors(self.algo.state_dict())
+            if bad:
+                reason = "non-finite " + ", ".join(bad[:5]) + ("..." if len(bad) > 5 else "")
+        if reason is None:
+            self.consecutive_failures = 0
+            return diagnostics, False
+        self.algo.load_state_dict(from_plain(pre_update))
+        self.consecutive_failures += 1
+        self.total_failures += 1
+        shrunk = self._shrink_step()
+        logger.warning(
+            "update %d rolled back (%s); %s; %d failure(s) in a row",
+            self.epoch + 1,
+            reason,
+            shrunk,
+            self.consecutive_failures,
+            extra={"data": {"event": "update_rollback", "epoch": self.epoch + 1}},
+        )
+        return {k: math.nan for k, v in diagnostics.items() if isinstance(_scalar(v), float)}, True
+
+    def _nonfinite_grads(self) -> list[str]:
+        bad = []
+        for kind in ("critic", "actor"):
+            for i, opt in enumerate(find_optimizers(self.algo, kind)):
+                for group in opt.param_groups:
+                    for p in group["params"]:
+                        if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+                            bad.append(f"{kind} optimiser {i} gradient")
+                            break
+        return sorted(set(bad))
+
+    def _shrink_step(self) -> str:
+        """Halve target KL (trust-region algorithms) and every optimiser's learning rate."""
+        done = []
+        kl = _get_from(self.algo, "target_kl")
+        if isinstance(kl, (int, float)):
+            _set_on(self.algo, "target_kl", float(kl) * SHRINK, "algo.target_kl")
+            done.append(f"target_kl {kl:.3g} -> {kl * SHRINK:.3g}")
+        seen = set()
+        for kind in ("critic", "actor"):
+            for opt in find_optimizers(self.algo, kind):
+                if id(opt) in seen:
+                    continue
+                seen.add(id(opt))
+                for g in opt.param_groups:
+                    g["lr"] *= SHRINK
+                done.append(f"{kind} lr x{SHRINK}")
+        return "shrunk " + ", ".join(done) if done else "nothing to shrink"
+
+    def _restore_snapshot(self, snapshot: Mapping[str, Any]) -> None:
+        state = from_plain(snapshot)
+        self.algo.load_state_dict(state["algo"])
+        self.env.load_state_dict(state["env"])
+        self.collector.load_state_dict(state["collector"])
+        self.callbacks.load_state_dict(state["callbacks"])
+        set_rng_states(state["rng"])
+
+    def _metrics_row(
+        self, roll: Mapping[str, Any], diagnostics: Mapping[str, Any], failed: bool
+    ) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "epoch": self.epoch,
+            "env_steps": self.env_steps,
+            "ep_return": float(roll.get("ep_return", math.nan)),
+            "ep_cost": float(roll.get("ep_cost", math.nan)),
+            "ep_len": float(roll.get("ep_len", math.nan)),
+            "episodes": int(roll.get("episodes", 0)),
+            "cost_limit": self._current_cost_limit(),
+            "update_failed": int(failed),
+        }
+        for k, v in roll.items():
+            if k not in row and k != "steps":
+                s = _scalar(v)
+                if s is not None:
+                    row[f"rollout/{k}"] = s
+        for k, v in diagnostics.items():
+            s = _scalar(v)
+            if s is not None and k not in row:
+                row[k] = s
+        return row
+
+    def _current_cost_limit(self) -> float:
+        """The limit the algorithm currently optimises against (a curriculum may move it)."""
+        value = _get_from(self.algo, "cost_limit")
+        return float(value) if isinstance(value, (int, float)) else self.cost_limit
+
+    def _callback_stop_reason(self) -> str:
+        es = self.callbacks.get("early_stopping")
+        if isinstance(es, EarlyStopping) and es.stopped_epoch == self.epoch:
+            return (
+                f"early stopping: {es.metric} did not improve for {es.wait} epochs "
+                f"(best {es.best:.4g} at epoch {es.best_epoch})"
+            )
+        sm = self.callbacks.get("safety_monitor")
+        if isinstance(sm, SafetyMonitor) and sm.halt and sm.consecutive >= sm.alert_after:
+            return f"safety monitor halt: cost above the limit for {sm.consecutive} epochs"
+        return "stopped by a callback"
+
+    def _log_epoch(self, m: Mapping[str, Any]) -> None:
+        logger.info(
+            "epoch %d  steps %d  return %.4g  cost %.4g/%.4g  %s%.0f steps/s",
+            m["epoch"],
+            m["env_steps"],
+            m["ep_return"],
+            m["ep_cost"],
+            m["cost_limit"],
+            "UPDATE ROLLED BACK  " if m["update_failed"] else "",
+            m["fps"],
+            extra={"data": {"event": "epoch", **{k: v for k, v in m.items() if k != "epoch"}}},
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # signals
+    # ------------------------------------------------------------------------------------------
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        old = {}
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_signal is not None:  # a second signal: stop now
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+            logger.warning(
+                "%s received: finishing the current update, then checkpointing and stopping "
+                "(send it again to abort at once)",
+                signal.Signals(signum).name,
+            )
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, handler)
+        return old
+
+    @staticmethod
+    def _restore_signal_handlers(old: Mapping[int, Any]) -> None:
+        for sig, h in old.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, h)
+
+    # ------------------------------------------------------------------------------------------
+    # summary
+    # ------------------------------------------------------------------------------------------
+    def _print_summary(self, exit_code: int) -> None:
+        m = self.last_metrics
+        rd = self.run_dir
+        if exit_code:
+            head = "FAILED"
+        elif self.stop_reason:
+            head = "stopped"
+        else:
+            head = "finished"
+        lines = [
+            f"saferl train {head}: {self.config.algo.name} on {self.env_id}, epoch {self.epoch}, "
+            f"{self.env_steps:,} env steps, {_fmt_duration(self.train_time)}",
+        ]
+        if self.stop_reason:
+            lines.append(f"  reason        {self.stop_reason}")
+        if m:
+            ret, cost, limit = m.get("ep_return"), m.get("ep_cost"), m.get("cost_limit")
+            feas = ""
+            if isinstance(cost, float) and math.isfinite(cost):
+                feas = "  (within the limit)" if cost <= limit else "  (ABOVE the limit)"
+            lines.append(f"  final return  {ret:.4g}")
+            lines.append(f"  final cost    {cost:.4g} / limit {limit:.4g}{feas}")
+        best = self.callbacks.get("best_model")
+        best_path = rd / "checkpoints" / "best.pt"
+        if isinstance(best, BestModel) and best_path.exists():
+            kind = "feasible" if best.best_key and best.best_key[0] == 1 else "infeasible"
+            lines.append(
+                f"  best model    {best_path}  (epoch {best.best_epoch}, {kind}: return "
+                f"{best.best_return:.4g}, cost {best.best_cost:.4g})"
+            )
+        lines.append(f"  last          {rd / 'checkpoints' / 'last.pt'}")
+        lines.append(f"  plots         {rd / 'plots'}/")
+        lines.append(f"  metrics       {rd / 'metrics.csv'}")
+        if self.total_failures:
+            lines.append(f"  rollbacks     {self.total_failures} non-finite update(s) rolled back")
+        if self._stop_signal is not None or (self.stop_reason and exit_code == 0):
+            lines.append(f"  resume with   saferl train --resume {rd}")
+        elif exit_code == 0:
+            lines.append(
+                f"  continue with saferl train --resume {rd} --set train.total_steps=<more>"
+            )
+        else:
+            lines.append(f"  after fixing, resume with  saferl train --resume {rd}")
+        print("\n".join(lines), flush=True)
+
+
+def _merge_weights(fresh: Any, loaded: Any, path: Path, prefix: str = "") -> Any:
+    """Tensors of ``loaded`` into the structure of ``fresh``, except optimiser and RNG entries.
+
+    Raises:
+        TrainError: a tensor's shape differs or an expected entry is missing.
+    """
+    if isinstance(fresh, Mapping):
+        out = {}
+        for k, v in fresh.items():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            lowered = str(k).lower()
+            if any(w in lowered for w in ("optim", "generator", "rng")) or lowered == "gen":
+                out[k] = v  # new optimiser state and fresh random streams
+                continue
+            if not isinstance(loaded, Mapping) or k not in loaded:
+                if isinstance(v, torch.Tensor):
+                    raise TrainError(f"--init-from {path}: the checkpoint has no '{key}'")
+                out[k] = v
+                continue
+            out[k] = _merge_weights(v, loaded[k], path, key)
+        return out
+    if isinstance(fresh, torch.Tensor):
+        if not isinstance(loaded, torch.Tensor):
+            raise TrainError(f"--init-from {path}: '{prefix}' is not a tensor in the checkpoint")
+        if tuple(fresh.shape) != tuple(loaded.shape):
+            raise TrainError(
+                f"--init-from {path}: shape mismatch at '{prefix}': checkpoint "
+                f"{tuple(loaded.shape)} vs this run {tuple(fresh.shape)} (different env "
+                "observation/action sizes or algo.hidden_sizes?)"
+            )
+        return loaded.to(fresh.dtype)
+    return fresh
+
+
+def run_train(
+    config_path: str | None,
+    overrides: list[str],
+    *,
+    name: str | None = None,
+    runs_dir: str | None = None,
+    resume: str | None = None,
+    init_from: str | None = None,
+    command: list[str] | None = None,
+) -> int:
+    """What ``saferl train`` calls; returns the exit code.
+
+    Raises:
+        ConfigError / TrainError: user errors, with a one-line message.
+    """
+    overrides = list(overrides or [])
+    if resume is not None:
+        if config_path is not None:
+            raise TrainError("--resume takes the run's own config.yaml; use --set to change it")
+        if init_from is not None:
+            raise TrainError("--init-from cannot be combined with --resume")
+        if name is not None or runs_dir is not None:
+            raise TrainError("--name/--runs-dir cannot be combined with --resume (give the path)")
+        trainer = Trainer.resume(resume, overrides, command=command)
+    else:
+        if name is not None:
+            overrides.append(f"train.name={name}")
+        if runs_dir is not None:
+            overrides.append(f"train.runs_dir={runs_dir}")
+        config = load_config(config_path, overrides)
+        trainer = Trainer(config, command=command, init_from=init_from)
+    return trainer.train()
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    """``python -m saferl.training.trainer``: the same flags as ``saferl train``."""
+    import argparse
+
+    from saferl.log import setup_logging
+
+    p = argparse.ArgumentParser(prog="python -m saferl.training.trainer")
+    p.add_argument("--config", "-c")
+    p.add_argument("--set", "-s", dest="overrides", action="append", default=[])
+    p.add_argument("--name")
+    p.add_argument("--runs-dir")
+    p.add_argument("--resume")
+    p.add_argument("--init-from")
+    p.add_argument("--log-level", default="INFO")
+    args = p.parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return run_train(
+            args.config,
+            args.overrides,
+            name=args.name,
+            runs_dir=args.runs_dir,
+            resume=args.resume,
+            init_from=args.init_from,
+            command=[sys.executable, "-m", "saferl.training.trainer", *(argv or sys.argv[1:])],
+        )
+    except (ConfigError, RegistryError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
