@@ -8,8 +8,8 @@ registries as ``Toy-v0`` and ``toy`` so that the trainer builds them like the re
 
 from __future__ import annotations
 
-import math
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -89,92 +89,57 @@ def make_toy_vec(num_envs: int = 1, **options: Any) -> ToyVecEnv:
     return ToyVecEnv(num_envs, **options)
 
 
-class ToyCollector:
-    """Steps the env with the algorithm's policy; keeps the current observation between epochs."""
-
-    def __init__(self, env: ToyVecEnv, algo: ToyAlgo, seed: int) -> None:
-        self.env, self.algo, self.seed = env, algo, seed
-        self.obs: np.ndarray | None = None
-
-    def collect(self, steps: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        env = self.env
-        if self.obs is None:
-            self.obs, _ = env.reset(seed=self.seed)
-        n = env.num_envs
-        t_steps = max(1, steps // n)
-        obs_l, act_l, rew_l, cost_l = [], [], [], []
-        returns, costs, lengths = [], [], []
-        for _ in range(t_steps):
-            action = self.algo.act(self.obs)[0]
-            obs_l.append(self.obs)
-            act_l.append(action)
-            self.obs, reward, _term, _trunc, info = env.step(action)
-            rew_l.append(reward)
-            cost_l.append(info["cost"])
-            if "final_info" in info:
-                fi, mask = info["final_info"], info["_final_info"]
-                returns.extend(fi["episode_return"][mask].tolist())
-                costs.extend(fi["episode_cost"][mask].tolist())
-                lengths.extend(fi["episode_length"][mask].tolist())
-        batch = {
-            "obs": torch.as_tensor(np.concatenate(obs_l)),
-            "act": torch.as_tensor(np.concatenate(act_l)),
-            "rew": torch.as_tensor(np.concatenate(rew_l)),
-            "cost": torch.as_tensor(np.concatenate(cost_l)),
-        }
-        stats = {
-            "steps": t_steps * n,
-            "episodes": len(returns),
-            "ep_return": float(np.mean(returns)) if returns else math.nan,
-            "ep_cost": float(np.mean(costs)) if costs else math.nan,
-            "ep_len": float(np.mean(lengths)) if lengths else math.nan,
-        }
-        return batch, stats
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"obs": None if self.obs is None else self.obs.copy()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.obs = None if state["obs"] is None else np.array(state["obs"], np.float32)
-
-
 class ToyAlgo:
     """A linear Gaussian policy moved by a REINFORCE-like step of size ``target_kl``; a linear
-    critic for reward and cost trained by Adam (``critic_optimizer``) on shuffled minibatches.
+    critic for reward and cost trained by Adam (``critic_optim``) on shuffled minibatches drawn
+    from the algorithm's own generator. Obeys the algorithm contract of ``saferl.algos`` (``act``,
+    ``value``, ``update(RolloutBatch)``, ``state_dict``), so the real ``RolloutCollector`` runs it.
 
-    ``nan_updates`` (set of update indices, or the env variable ``SAFERL_TOY_NAN_AT`` as a comma
-    list) makes those updates produce NaN parameters, to test the trainer's rollback.
+    ``SAFERL_TOY_NAN_AT`` (comma list of update indices) makes those updates produce NaN
+    parameters; ``SAFERL_TOY_SLEEP`` (seconds) slows each update so subprocess tests can kill
+    the run mid-way.
     """
 
-    def __init__(self, observation_space, action_space, config, *, cost_limit, seed):
+    def __init__(self, observation_space, action_space, config, *, cost_limit, seed, **_):
         obs_dim = observation_space.shape[-1]
         act_dim = action_space.shape[-1]
         self.config = config
         self.cost_limit = float(cost_limit)
-        self.target_kl = float(config.target_kl)
         self.gen = torch.Generator().manual_seed(int(seed))
         self.actor = nn.Linear(obs_dim, act_dim)
         self.critic = nn.Linear(obs_dim, 2)
         for p in [*self.actor.parameters(), *self.critic.parameters()]:
             nn.init.normal_(p, std=0.1, generator=self.gen)
         self.log_std = torch.full((act_dim,), float(config.init_log_std))
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+        self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
         self.updates = 0
         env_nan = os.environ.get("SAFERL_TOY_NAN_AT", "")
         self.nan_updates = {int(v) for v in env_nan.split(",") if v.strip()}
+        self.sleep = float(os.environ.get("SAFERL_TOY_SLEEP", "0") or 0)
 
-    def act(self, obs: np.ndarray):
-        with torch.no_grad():
-            o = torch.as_tensor(obs, dtype=torch.float32)
-            mean = self.actor(o)
-            noise = torch.randn(mean.shape, generator=self.gen)
-            action = mean + self.log_std.exp() * noise
-            v = self.critic(o)
-        return action.numpy(), None, v[:, 0].numpy(), v[:, 1].numpy()
+    @torch.no_grad()
+    def act(self, obs):
+        o = torch.as_tensor(obs, dtype=torch.float32)
+        mean = self.actor(o)
+        noise = torch.randn(mean.shape, generator=self.gen)
+        action = mean + self.log_std.exp() * noise
+        logp = -(noise**2).sum(-1) / 2
+        v = self.critic(o)
+        return action, logp, v[:, 0], v[:, 1]
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        obs, act = batch["obs"], batch["act"]
-        targets = torch.stack([batch["rew"], batch["cost"]], dim=1)
+    @torch.no_grad()
+    def value(self, obs):
+        v = self.critic(torch.as_tensor(obs, dtype=torch.float32))
+        return v[:, 0], v[:, 1]
+
+    def update(self, batch) -> dict[str, float]:
+        if self.sleep:
+            time.sleep(self.sleep)
+        d = batch.obs.shape[-1]
+        obs = batch.obs.reshape(-1, d)
+        act = batch.actions.reshape(obs.shape[0], -1)
+        rew, cost = batch.rewards.reshape(-1), batch.costs.reshape(-1)
+        targets = torch.stack([rew, cost], dim=1)
         losses = []
         n = obs.shape[0]
         mb = max(1, min(self.config.critic_minibatch, n))
@@ -183,37 +148,33 @@ class ToyAlgo:
             for i in range(0, n, mb):
                 idx = perm[i : i + mb]
                 loss = ((self.critic(obs[idx]) - targets[idx]) ** 2).mean()
-                self.critic_optimizer.zero_grad()
+                self.critic_optim.zero_grad()
                 loss.backward()
-                self.critic_optimizer.step()
-                losses.append(float(loss))
-        adv = batch["rew"] - batch["rew"].mean()
+                self.critic_optim.step()
+                losses.append(float(loss.detach()))
+        adv = rew - rew.mean()
         mean = self.actor(obs)
         logp = -((act - mean) ** 2).sum(-1) / (2 * self.log_std.exp() ** 2).sum()
         surrogate = (logp * adv).mean()
         grads = torch.autograd.grad(surrogate, list(self.actor.parameters()))
+        target_kl = float(self.config.target_kl)
         with torch.no_grad():
             for p, g in zip(self.actor.parameters(), grads, strict=True):
-                p.add_(self.target_kl * g)
+                p.add_(target_kl * g)
         if self.updates in self.nan_updates:
             with torch.no_grad():
                 self.actor.weight.fill_(float("nan"))
         self.updates += 1
-        case = 3 if float(batch["cost"].mean()) * 16 <= self.cost_limit else 1
-        return {"loss_v": float(np.mean(losses)), "kl": self.target_kl * 0.5, "case": case}
-
-    def make_collector(self, env, *, seed: int) -> ToyCollector:
-        return ToyCollector(env, self, seed)
+        case = 3 if float(cost.mean()) * 16 <= self.cost_limit else 1
+        return {"loss_v": float(np.mean(losses)), "kl": target_kl * 0.5, "case": case}
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "actor": self.actor.state_dict(),
             "critic": self.critic.state_dict(),
             "log_std": self.log_std.clone(),
-            "critic_optimizer": self.critic_optimizer.state_dict(),
-            "gen": self.gen.get_state(),
-            "target_kl": self.target_kl,
-            "cost_limit": self.cost_limit,
+            "critic_optim": self.critic_optim.state_dict(),
+            "generator": self.gen.get_state(),
             "updates": self.updates,
         }
 
@@ -221,10 +182,8 @@ class ToyAlgo:
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         self.log_std = state["log_std"].clone()
-        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        self.gen.set_state(state["gen"])
-        self.target_kl = float(state["target_kl"])
-        self.cost_limit = float(state["cost_limit"])
+        self.critic_optim.load_state_dict(state["critic_optim"])
+        self.gen.set_state(state["generator"])
         self.updates = int(state["updates"])
 
 

@@ -73,6 +73,8 @@ def to_plain(obj: Any) -> Any:
     Python numbers, tensors are detached and moved to CPU. Raises ``TypeError`` on anything else
     (custom classes must provide their own ``state_dict``).
     """
+    if isinstance(obj, np.generic):  # before float: np.float64 subclasses float
+        return obj.item()
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, torch.Tensor):
@@ -86,8 +88,6 @@ def to_plain(obj: Any) -> Any:
         else:
             raise TypeError(f"cannot checkpoint a numpy array of dtype {arr.dtype}")
         return {"__ndarray__": tensor, "dtype": arr.dtype.str, "shape": list(arr.shape)}
-    if isinstance(obj, np.generic):
-        return obj.item()
     if isinstance(obj, Mapping):
         out = {}
         for k, v in obj.items():

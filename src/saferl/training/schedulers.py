@@ -250,6 +250,10 @@ class LRSchedule:
         return lr_scheduler.SequentialLR(opt, [warm, main], milestones=[cfg.warmup_epochs])
 
     def step(self, metric: float | None = None) -> None:
+        if self.cfg.kind == "cosine" and self.epoch >= self.cfg.warmup_epochs + self.horizon:
+            # CosineAnnealingLR is periodic; past the horizon the rate stays at ``end``.
+            self.epoch += 1
+            return
         for sched in self.schedulers:
             if isinstance(sched, dict):
                 if self.epoch < self.cfg.warmup_epochs:

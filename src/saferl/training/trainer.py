@@ -350,17 +350,25 @@ class Trainer:
         env = self.env
         obs_space = getattr(env, "single_observation_space", env.observation_space)
         act_space = getattr(env, "single_action_space", env.action_space)
-        return factory(
-            obs_space, act_space, cfg.algo, cost_limit=self.cost_limit, seed=cfg.train.seed
-        )
+        kwargs: dict[str, Any] = {"cost_limit": self.cost_limit, "seed": cfg.train.seed}
+        if _accepts(factory, "device"):
+            kwargs["device"] = cfg.train.device
+        constraints = getattr(env, "constraints", None)
+        if constraints is not None and _accepts(factory, "constraint_names"):
+            kwargs["constraint_names"] = tuple(constraints.names)
+        # A private copy: schedules and step shrinking change it, the run's config stays as given.
+        return factory(obs_space, act_space, cfg.algo.model_copy(deep=True), **kwargs)
 
     def _make_collector(self) -> Any:
+        """The algorithm's own collector if it offers one, else the standard RolloutCollector."""
+        tc = self.config.train
         make = getattr(self.algo, "make_collector", None)
-        if make is None:
-            raise TrainError(
-                f"algorithm '{self.config.algo.name}' has no make_collector(env, seed=...)"
-            )
-        return make(self.env, seed=self.config.train.seed)
+        if make is not None:
+            return make(self.env, tc.steps_per_epoch, seed=tc.seed)
+        from saferl.algos.buffer import RolloutCollector
+
+        steps_per_env = max(1, tc.steps_per_epoch // self.env.num_envs)
+        return RolloutCollector(self.env, self.algo, steps_per_env, seed=tc.seed)
 
     def _make_trackers(self) -> MultiTracker:
         resume_epoch = self.epoch if self.resuming else None
@@ -417,6 +425,8 @@ class Trainer:
                 "train_time": self.train_time,
             },
             "cost_limit": self.cost_limit,
+            # Values a schedule or a rollback may have moved (not in every algorithm's state).
+            "hparams": self._hparams(),
             "algo": self.algo.state_dict(),
             "env": self.env.state_dict(),
             "collector": self.collector.state_dict(),
@@ -448,8 +458,18 @@ class Trainer:
         self.env.load_state_dict(state["env"])
         self.collector.load_state_dict(state["collector"])
         self.callbacks.load_state_dict(state["callbacks"])
+        for name, value in state.get("hparams", {}).items():
+            _set_on(self.algo, name, value, f"algo.{name}")
         self.last_metrics = dict(state.get("last_metrics", {}))
         set_rng_states(state["rng"])
+
+    def _hparams(self) -> dict[str, float]:
+        out = {}
+        for name in ("target_kl", "cost_limit", "entropy_coef"):
+            value = _get_from(self.algo, name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[name] = float(value)
+        return out
 
     def save_checkpoint(self) -> Path:
         """Write ``epoch_<N>.pt`` and ``last.pt`` now."""
@@ -534,7 +554,7 @@ class Trainer:
 
                 # 1. collect
                 try:
-                    batch, roll = self.collector.collect(tc.steps_per_epoch)
+                    batch = self.collector.collect()
                 except Exception as exc:
                     step = self.env_steps
                     logger.error(
@@ -556,6 +576,7 @@ class Trainer:
                     exit_code = EXIT_FAILED
                     break
                 t_collect = time.perf_counter()
+                roll = {**batch.episode_stats(), "steps": int(batch.num_steps)}
                 self.callbacks.on_rollout_end(roll)
 
                 # 2. update (rolled back if anything comes out non-finite)

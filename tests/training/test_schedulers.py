@@ -1,0 +1,184 @@
+"""Schedules: torch LR schedulers agree with the closed forms; every state_dict round-trips."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from saferl.config import ConfigError, ScheduleConfig
+from saferl.training.schedulers import (
+    LRSchedule,
+    ParamSchedule,
+    Schedules,
+    build_schedules,
+    find_optimizers,
+)
+
+KINDS = [
+    {"kind": "constant", "start": 0.01},
+    {"kind": "linear", "start": 0.01, "end": 0.001},
+    {"kind": "linear", "start": 0.001, "end": 0.01},  # increasing
+    {"kind": "exponential", "start": 0.01, "gamma": 0.9},
+    {"kind": "cosine", "start": 0.01, "end": 0.0},
+    {"kind": "step", "start": 0.01, "gamma": 0.5, "step_size": 3},
+    {"kind": "linear", "start": 0.01, "end": 0.002, "warmup_epochs": 4},
+    {"kind": "cosine", "start": 0.01, "end": 0.001, "warmup_epochs": 3},
+    {"kind": "plateau", "start": 0.01, "gamma": 0.5, "step_size": 2},
+    {"kind": "plateau", "start": 0.01, "gamma": 0.5, "step_size": 2, "warmup_epochs": 2},
+]
+TOTAL = 12
+# A return that improves, then stalls: plateau schedules must decay during the stall.
+METRICS = [1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]
+
+
+def _opt(lr=0.05):
+    return torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=lr)
+
+
+def _ids(k):
+    return "-".join(f"{a}={b}" for a, b in k.items())
+
+
+@pytest.mark.parametrize("spec", KINDS, ids=_ids)
+def test_torch_lr_schedule_matches_closed_form(spec):
+    cfg = ScheduleConfig(target="critic_lr", **spec)
+    opt = _opt()
+    lr = LRSchedule(cfg, [opt], TOTAL)
+    param = ParamSchedule(cfg, default=0.05, total_epochs=TOTAL)
+    for epoch in range(TOTAL + 2):
+        assert lr.value == pytest.approx(param.value, rel=1e-9, abs=1e-12), f"epoch {epoch}"
+        opt.step()
+        lr.step(METRICS[epoch])
+        param.step(METRICS[epoch])
+
+
+def test_closed_forms_hit_their_end_points():
+    lin = ParamSchedule(ScheduleConfig(target="x", kind="linear", start=1.0, end=0.0), 0, 10)
+    cos = ParamSchedule(ScheduleConfig(target="x", kind="cosine", start=1.0, end=0.2), 0, 10)
+    for _ in range(10):
+        lin.step()
+        cos.step()
+    assert lin.value == pytest.approx(0.0) and cos.value == pytest.approx(0.2)
+    lin.step()
+    assert lin.value == pytest.approx(0.0)  # stays at the end value past the horizon
+
+
+@pytest.mark.parametrize("spec", KINDS, ids=_ids)
+@pytest.mark.parametrize("which", ["lr", "param"])
+def test_state_dict_round_trip_continues_identically(spec, which):
+    cfg = ScheduleConfig(target="critic_lr", **spec)
+
+    def make():
+        if which == "lr":
+            opt = _opt()
+            return LRSchedule(cfg, [opt], TOTAL), opt
+        return ParamSchedule(cfg, default=0.05, total_epochs=TOTAL), None
+
+    def run(sched, opt, epochs):
+        values = []
+        for e in epochs:
+            if opt is not None:
+                opt.step()
+            sched.step(METRICS[e])
+            values.append(sched.value)
+        return values
+
+    full, opt_full = make()
+    expected = run(full, opt_full, range(TOTAL))
+    first, opt_first = make()
+    run(first, opt_first, range(5))
+    state = first.state_dict()
+    second, opt_second = make()
+    second.load_state_dict(state)
+    assert second.value == pytest.approx(first.value)
+    assert run(second, opt_second, range(5, TOTAL)) == pytest.approx(expected[5:], rel=1e-12)
+
+
+class _Algo:
+    """Optimisers named as an algorithm would name them."""
+
+    def __init__(self):
+        self.reward_critic = torch.nn.Linear(2, 1)
+        self.cost_critic = torch.nn.Linear(2, 1)
+        self.critic_optimizer = torch.optim.Adam(
+            [*self.reward_critic.parameters(), *self.cost_critic.parameters()], lr=1e-3
+        )
+        self.actor_optimizer = torch.optim.Adam(torch.nn.Linear(2, 1).parameters(), lr=3e-4)
+        self.target_kl = 0.01
+        self.cost_limit = 15.0
+
+
+class _Env:
+    challenge = "standard"
+
+
+def test_build_schedules_wires_lr_to_the_critic_optimiser_and_values_to_the_algorithm():
+    algo, env = _Algo(), _Env()
+    scheds = build_schedules(
+        [
+            ScheduleConfig(target="critic_lr", kind="linear", end=1e-4),
+            ScheduleConfig(target="algo.target_kl", kind="exponential", gamma=0.5),
+            ScheduleConfig(target="env.cost_limit", kind="linear", start=30, end=15),
+            ScheduleConfig(target="env.challenge", kind="linear", start=0, end=2),
+        ],
+        algo=algo,
+        env=env,
+        total_epochs=4,
+    )
+    assert find_optimizers(algo, "critic") == [algo.critic_optimizer]
+    assert algo.cost_limit == 30 and env.challenge == "easy"
+    for _ in range(4):
+        algo.critic_optimizer.step()
+        scheds.step({"ep_return": 0.0})
+    assert algo.critic_optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert algo.actor_optimizer.param_groups[0]["lr"] == 3e-4  # untouched
+    assert algo.target_kl == pytest.approx(0.01 / 16)
+    assert algo.cost_limit == pytest.approx(15)
+    assert env.challenge == "hard"
+    assert scheds.values()["sched/critic_lr"] == pytest.approx(1e-4)
+
+
+def test_schedules_state_dict_restores_every_item():
+    def make():
+        algo = _Algo()
+        s = build_schedules(
+            [
+                ScheduleConfig(target="critic_lr", kind="cosine", end=0.0, warmup_epochs=2),
+                ScheduleConfig(target="algo.target_kl", kind="step", gamma=0.5, step_size=2),
+            ],
+            algo=algo,
+            env=_Env(),
+            total_epochs=10,
+        )
+        return algo, s
+
+    a1, s1 = make()
+    for _ in range(6):
+        a1.critic_optimizer.step()
+        s1.step({"ep_return": 1.0})
+    a2, s2 = make()
+    s2.load_state_dict(s1.state_dict())
+    assert s2.values() == s1.values()
+    assert a2.target_kl == a1.target_kl
+    assert a2.critic_optimizer.param_groups[0]["lr"] == a1.critic_optimizer.param_groups[0]["lr"]
+
+
+@pytest.mark.parametrize(
+    ("target", "match"),
+    [("algo.no_such_field", "no_such_field"), ("bogus", "must be critic_lr"), ("actor_lr", None)],
+)
+def test_bad_targets_are_config_errors(target, match):
+    class NoActor:
+        def __init__(self):
+            self.critic_optimizer = _opt()
+
+    with pytest.raises(ConfigError, match=match or "no optimiser"):
+        build_schedules([ScheduleConfig(target=target)], algo=NoActor(), env=_Env(), total_epochs=3)
+
+
+def test_empty_schedules_step_is_noop():
+    s = Schedules()
+    assert s.step({"ep_return": math.nan}) == {}
+    assert s.state_dict() == {}
