@@ -1,0 +1,713 @@
+"""``ExoGait-v0``: a hip-knee exoskeleton on a body-weight-supported treadmill (ENVIRONMENTS.md §1).
+
+The agent commands the four exo joint torques (hip R, knee R, hip L, knee L) of a planar walker
+whose own scripted controller is weakened, spastic and noisy by impairment level (the physics and
+the human live in :mod:`saferl.envs.walker`). Control at 100 Hz, physics substeps of 2.5 ms
+(configurable), 1000-step episodes (truncation only), per-step indicator costs with the
+Safety-Gymnasium limit rate (25 per 1000 steps, strict 10). See docs/envs/exoskeleton.md.
+
+Classes: :class:`ExoGaitVecEnv` (natively batched, ``N`` instances as float32 arrays),
+:class:`ExoGaitEnv` (single instance, for ``gymnasium.make``), :func:`make_vec` (registry
+factory). Scripted baselines in ``ExoGaitVecEnv.SCRIPTED_POLICIES``: ``zero_torque``,
+``pd_guidance`` (Lokomat-like phase-based PD), ``spline_pulse`` (MyoAssist-style hip pulse).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium.spaces import Box
+
+from saferl.envs import walker as W
+from saferl.envs.vector import SafeVectorEnv, ScriptedPolicy, SingleEnv
+from saferl.safety import Constraint, ConstraintSet
+
+__all__ = [
+    "CHALLENGES",
+    "EXO_CONSTRAINTS",
+    "LEVELS",
+    "OBJECTIVES",
+    "ExoChallenge",
+    "ExoGaitEnv",
+    "ExoGaitVecEnv",
+    "make_vec",
+]
+
+LEVELS: tuple[str, ...] = ("none", "mild", "moderate", "severe")
+CONTROL_DT = W.CONTROL_DT  # 100 Hz
+EPISODE_STEPS = 1000
+SETTLE_STEPS = 20  # 0.2 s settling with the exo off before the first observation
+TAU_EXO_MAX = 60.0  # N m per joint [design]
+TAU_EXO_BANDWIDTH = 0.010  # first-order actuator time constant (s)
+TAU_EXO_SLEW = 2000.0  # N m/s hard slew limit
+CUFF_RATIO = 0.6  # cuff at 0.6 of the segment length
+
+# cost thresholds (§1.9)
+ROM_HIP_DEG = (-25.0, 45.0)
+ROM_KNEE_DEG = (-5.0, 75.0)
+SPEED_LIMIT = (5.0, 9.0)  # rad/s hip, knee
+CUFF_LIMIT = (220.0, 130.0)  # N thigh, shank (ISO/TS 15066 Table A.2 quasi-static)
+TORQUE_RATE_LIMIT = 500.0  # N m/s
+COLLAPSE_RATIO = 0.85  # y_p < 0.85 y0
+TRIP_WINDOW = (0.62, 0.95)
+TRIP_LOAD = 0.05  # F_n > 0.05 M g in the swing window
+
+OBJECTIVES: dict[str, tuple[float, float]] = {"assist": (0.02, 0.2), "rehab": (0.1, 0.0)}
+REWARD_SIGMA = 0.1  # rad
+REWARD_W_RATE = 0.05
+
+EXO_CONSTRAINTS = ConstraintSet(
+    [
+        Constraint(
+            "rom",
+            "a joint outside its safe range of motion (contracture-shifted)",
+            threshold="hip [-25, 45] deg, knee [-5, 75] deg, minus contracture shifts",
+            source="reference ROM plus margin [design]",
+        ),
+        Constraint(
+            "joint_speed",
+            "joint angular speed above ~1.3x the normative peak",
+            threshold="|qdot_hip| > 5 rad/s or |qdot_knee| > 9 rad/s",
+            source="[design], ENVIRONMENTS.md §1.4",
+        ),
+        Constraint(
+            "cuff_force",
+            "interaction force at a thigh or shank cuff",
+            threshold="F_thigh > 220 N or F_shank > 130 N",
+            source="ISO/TS 15066:2016 Table A.2 quasi-static limits [verify]",
+        ),
+        Constraint(
+            "torque_rate",
+            "exo torque rate (comfort/jerk proxy)",
+            threshold="|d tau_exo / dt| > 500 N m/s over a 10 ms step",
+            source="[design]",
+        ),
+        Constraint(
+            "collapse",
+            "pelvis sunk into the harness-catch zone",
+            threshold="y_p < 0.85 y0",
+            source="[design]",
+        ),
+        Constraint(
+            "trip",
+            "foot loaded during swing (toe drag / scuff)",
+            threshold="phase in [0.62, 0.95] and F_n > 0.05 M g",
+            source="stroke toe-drag hazard [design]",
+        ),
+    ],
+    limit=25.0,
+    strict_limit=10.0,
+    episode_length=EPISODE_STEPS,
+)
+
+
+@dataclass(frozen=True)
+class ExoChallenge:
+    """Task difficulty: treadmill cadence range, BWS shift and fore-aft disturbance pushes."""
+
+    period: tuple[float, float]  # stride period T ~ U(lo, hi) (s)
+    bws_shift: float  # added to the level's BWS range (clipped to [0.2, 0.6])
+    push_rate: float  # Poisson rate of pelvis pushes (1/s)
+    push_force: tuple[float, float]  # |F| ~ U(lo, hi) (N), random sign
+    push_duration: float  # s
+
+
+CHALLENGES: dict[str, ExoChallenge] = {
+    "easy": ExoChallenge((1.3, 1.6), 0.1, 0.0, (0.0, 0.0), 0.1),
+    "standard": ExoChallenge((1.1, 1.8), 0.0, 0.0, (0.0, 0.0), 0.1),
+    "hard": ExoChallenge((1.0, 1.8), 0.0, 0.3, (40.0, 120.0), 0.1),
+}
+BODY_MASS = (55.0, 95.0)  # kg, U(lo, hi)
+BODY_HEIGHT = (1.55, 1.90)  # m
+INIT_ANGLE_STD = np.deg2rad(2.0)
+INIT_RATE_STD = 0.2
+
+
+def _parse_choice(value: Any, choices: Mapping[str, Any] | tuple, argname: str) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{argname}: unknown value {value!r}; expected one of {list(choices)}")
+    return value
+
+
+def _parse_levels(value: Any, num_envs: int) -> np.ndarray:
+    """``impairment`` option -> int8 codes (level index, -1: sampled per episode)."""
+    names = {n: i for i, n in enumerate(LEVELS)}
+    names["random"] = -1
+
+    def code(v: Any) -> int:
+        if not isinstance(v, str) or v not in names:
+            raise ValueError(
+                f"impairment: unknown level {v!r}; expected one of {[*LEVELS, 'random']} "
+                "or a list of them"
+            )
+        return names[v]
+
+    if isinstance(value, str):
+        return np.full(num_envs, code(value), np.int8)
+    if isinstance(value, (list, tuple, np.ndarray)):
+        values = list(value)
+        if len(values) != num_envs:
+            raise ValueError(
+                f"impairment: a list must give one level per instance ({num_envs}), "
+                f"got {len(values)}"
+            )
+        return np.array([code(v) for v in values], np.int8)
+    raise ValueError(f"impairment: expected a level name or a list of names, got {value!r}")
+
+
+class _SubsetRNG:
+    """Maps local indices of a gathered subset to the env's per-instance streams."""
+
+    def __init__(self, rng: Any, idx: np.ndarray) -> None:
+        self.rng, self.idx = rng, idx
+
+    def normal(self, k: int, idx: np.ndarray | None = None) -> np.ndarray:
+        return self.rng.normal(k, self.idx if idx is None else self.idx[idx])
+
+
+def _take(arr: np.ndarray, idx: np.ndarray, axis: int) -> np.ndarray:
+    return np.take(arr, idx, axis=axis)
+
+
+class ExoGaitVecEnv(SafeVectorEnv):
+    """Natively batched ``ExoGait-v0``.
+
+    Args:
+        num_envs: number of instances N.
+        impairment: ``"none" | "mild" | "moderate" | "severe" | "random"`` (sampled per episode;
+            default) or a list of N names (fixed per instance, for evaluation).
+        challenge: ``"easy" | "standard" | "hard"`` (cadence range, BWS, pushes).
+        objective: ``"assist"`` (reduce human effort) or ``"rehab"`` (assist-as-needed).
+        physics_dt: physics substep (s); the control step is 10 ms, so ``0.01 / physics_dt``
+            substeps (default 0.0025 -> 4).
+        dtype: ``"float32"`` (default) or ``"float64"`` (validation).
+        privileged_obs: append the one-hot impairment level (4) to the observation (ablations).
+        episode_steps: truncation horizon (default 1000 = 10 s).
+        instance_offset: global index of instance 0 (seeding of worker slices).
+        render_mode: ``None`` or ``"rgb_array"``.
+
+    Observation (30 float32, §1.7): joint angles (hip R, knee R, hip L, knee L) (rad), rates/10,
+    reference at the human's phase, reference - angle, sin/cos phase, foot loads F_n/(M g),
+    pelvis height error (m) and vertical speed, previous exo torque / 60 N m, worse-side cuff
+    forces / limit, belt speed / 1.2, BWS fraction. Action (4 in [-1, 1]): exo torque / 60 N m.
+    ``info``: ``cost``, ``cost_components`` (rom, joint_speed, cuff_force, torque_rate,
+    collapse, trip), ``cost_magnitude`` (N,) (sum of normalised excesses), ``impairment``
+    (N,) int8, ``rmse`` (N,) rad (instantaneous joint error RMS), ``peak_foot_force`` (N,) N.
+    """
+
+    SCRIPTED_POLICIES: ClassVar[dict[str, Callable[[], ScriptedPolicy]]] = {}
+    OBS_DIM = 30
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        *,
+        impairment: Any = "random",
+        challenge: str = "standard",
+        objective: str = "assist",
+        physics_dt: float = 0.0025,
+        dtype: str = "float32",
+        privileged_obs: bool = False,
+        episode_steps: int = EPISODE_STEPS,
+        instance_offset: int = 0,
+        render_mode: str | None = None,
+    ) -> None:
+        self.challenge_name = _parse_choice(challenge, CHALLENGES, "challenge")
+        self.challenge = CHALLENGES[self.challenge_name]
+        self.objective = _parse_choice(objective, OBJECTIVES, "objective")
+        self.w_exo, self.w_hum = OBJECTIVES[self.objective]
+        if dtype is np.float32 or dtype is np.float64 or isinstance(dtype, np.dtype):
+            dtype = np.dtype(dtype).name
+        self.dtype = np.dtype(_parse_choice(dtype, ("float32", "float64"), "dtype"))
+        if not (isinstance(physics_dt, (int, float)) and 0 < physics_dt <= CONTROL_DT):
+            raise ValueError(
+                f"physics_dt: expected a float in (0, {CONTROL_DT}], got {physics_dt!r}"
+            )
+        self.nsub = max(1, round(CONTROL_DT / physics_dt))
+        if abs(self.nsub * physics_dt - CONTROL_DT) > 1e-9:
+            raise ValueError(f"physics_dt: {physics_dt} must divide the 10 ms control step")
+        if not isinstance(episode_steps, (int, np.integer)) or episode_steps < 1:
+            raise ValueError(f"episode_steps: expected a positive int, got {episode_steps!r}")
+        self.privileged_obs = bool(privileged_obs)
+        obs_dim = self.OBS_DIM + (4 if self.privileged_obs else 0)
+        self._obs_bound = 10.0
+        constraints = EXO_CONSTRAINTS
+        if episode_steps != EPISODE_STEPS:
+            constraints = ConstraintSet(
+                EXO_CONSTRAINTS.constraints,
+                limit=0.025 * episode_steps,
+                strict_limit=0.01 * episode_steps,
+                episode_length=int(episode_steps),
+            )
+        super().__init__(
+            num_envs,
+            observation_space=Box(-self._obs_bound, self._obs_bound, (obs_dim,), np.float32),
+            action_space=Box(-1.0, 1.0, (4,), np.float32),
+            constraints=constraints,
+            max_episode_steps=int(episode_steps),
+            instance_offset=instance_offset,
+            render_mode=render_mode,
+        )
+        n, dt = self.num_envs, self.dtype
+        self.level_codes = _parse_levels(impairment, n)
+        self.physics = W.PhysicsConfig(dt=float(physics_dt))
+        self.sim = W.WalkerSim(n, self.physics, dt)
+        self.human = W.HumanController(n, dt)
+        # exo actuator state (hip, knee) per leg, and the previous step's torques
+        self.exo_h = np.zeros((2, n), dt)
+        self.exo_k = np.zeros((2, n), dt)
+        self.prev_h = np.zeros((2, n), dt)
+        self.prev_k = np.zeros((2, n), dt)
+        # per-instance episode parameters
+        self.level = np.zeros(n, np.int8)
+        self.paretic = np.zeros(n, np.int8)  # 0 right, 1 left
+        self.rom_hip_lo = np.zeros((2, n), dt)
+        self.rom_knee_hi = np.zeros((2, n), dt)
+        self.push_t = np.zeros(n, np.int32)
+        self.push_f = np.zeros(n, dt)
+        self.fn_peak = np.zeros((2, n), dt)
+        self._a_h = 1.0 - np.exp(-physics_dt / TAU_EXO_BANDWIDTH)
+        self._slew = TAU_EXO_SLEW * physics_dt
+
+    # ----------------------------------------------------------------------------- reset
+    def _reset_instances(self, idx: np.ndarray) -> None:
+        sim, hum, ch = self.sim, self.human, self.challenge
+        u = self.rng.uniform(16, idx).astype(np.float64)
+        codes = self.level_codes[idx].astype(np.int64)
+        codes = np.where(codes < 0, np.minimum((u[:, 0] * 4).astype(np.int64), 3), codes)
+        self.level[idx] = codes
+        lv = [W.IMPAIRMENT_LEVELS[LEVELS[c]] for c in range(4)]
+        tab = lambda f: np.array([f(x) for x in lv])[codes]  # noqa: E731
+        mass = BODY_MASS[0] + (BODY_MASS[1] - BODY_MASS[0]) * u[:, 1]
+        height = BODY_HEIGHT[0] + (BODY_HEIGHT[1] - BODY_HEIGHT[0]) * u[:, 2]
+        period = ch.period[0] + (ch.period[1] - ch.period[0]) * u[:, 3]
+        b_lo = np.clip(tab(lambda x: x.bws[0]) + ch.bws_shift, 0.2, 0.6)
+        b_hi = np.clip(tab(lambda x: x.bws[1]) + ch.bws_shift, 0.2, 0.6)
+        beta = b_lo + (b_hi - b_lo) * u[:, 4]
+        paretic = (u[:, 5] < 0.5).astype(np.int64)
+        s_lo, s_hi = tab(lambda x: x.strength_paretic[0]), tab(lambda x: x.strength_paretic[1])
+        s_par = s_lo + (s_hi - s_lo) * u[:, 6]
+        s_non = tab(lambda x: x.strength_nonparetic)
+        par_mask = np.stack([paretic == 0, paretic == 1])  # (2, n): True on the paretic leg
+        self.paretic[idx] = paretic
+        sim.set_body(mass, height, idx)
+        sim.beta[idx] = beta
+        sim.v_belt[idx] = W.belt_speed(period, height)
+        sim.f_push[idx] = 0.0
+        knee_shift = np.deg2rad(tab(lambda x: x.knee_rom_shift_deg))  # <= 0
+        hip_shift = np.deg2rad(tab(lambda x: x.hip_rom_shift_deg))  # >= 0
+        sim.hip_th1[:, idx] = W.ANDERSON_HIP_THETA[0] + np.where(par_mask, hip_shift, 0.0)
+        # OpenSim knee-flexion limit th1 (negative): a ROM loss moves it towards zero
+        sim.knee_th1[:, idx] = W.ANDERSON_KNEE_THETA[0] - np.where(par_mask, knee_shift, 0.0)
+        self.rom_hip_lo[:, idx] = np.deg2rad(ROM_HIP_DEG[0]) + np.where(par_mask, hip_shift, 0.0)
+        self.rom_knee_hi[:, idx] = np.deg2rad(ROM_KNEE_DEG[1]) + np.where(par_mask, knee_shift, 0.0)
+        hum.strength[:, idx] = np.where(par_mask, s_par, s_non)
+        hum.tau_max[idx] = W.TAU_MAX_PER_KG * mass
+        vth = tab(lambda x: x.spasticity_vth)
+        hum.spas_vth[idx] = np.where(np.isfinite(vth), vth, 1e6)
+        hum.spas_gain[:, idx] = np.where(par_mask, tab(lambda x: x.spasticity_gain), 0.0)
+        hum.noise_cv[idx] = tab(lambda x: x.motor_noise_cv)
+        hum.phase_noise[idx] = tab(lambda x: x.phase_noise)
+        hum.period[idx] = period
+        hum.ff[idx] = W.interpolate_feedforward(mass, height, beta, period)
+        self.push_t[idx] = 0
+        self.push_f[idx] = 0.0
+        # initial state: reference at a random phase plus noise
+        phase0 = u[:, 7]
+        noise = self.rng.normal(8, idx).astype(np.float64).T
+        W.place_on_reference(
+            sim, idx, phase0, period, INIT_ANGLE_STD * noise[:4], INIT_RATE_STD * noise[4:]
+        )
+        hum.reset(sim, idx, phase0)
+        for arr in (self.exo_h, self.exo_k, self.prev_h, self.prev_k, self.fn_peak):
+            arr[:, idx] = 0.0
+        self._settle(idx)
+
+    def _settle(self, idx: np.ndarray) -> None:
+        """Run instances ``idx`` for SETTLE_STEPS control steps with the exo off."""
+        n = idx.size
+        all_ = n == self.num_envs and np.array_equal(idx, self._all_idx)
+        if all_:
+            sim, hum, rng = self.sim, self.human, self.rng
+        else:
+            sim = W.WalkerSim(n, self.physics, self.dtype)
+            hum = W.HumanController(n, self.dtype)
+            _gather(self.sim, sim, idx, W.WalkerSim)
+            _gather(self.human, hum, idx, W.HumanController)
+            rng = _SubsetRNG(self.rng, idx)
+        for _ in range(SETTLE_STEPS):
+            hum.begin_step(sim, rng)
+            for k in range(self.nsub):
+                th, tk = hum.torques(sim, k * self.physics.dt)
+                sim.substep(th, tk)
+            hum.end_step(sim)
+        if not all_:
+            # align the sub-batch ring buffers with the main pointer
+            shift = int(self.human.ptr) - int(hum.ptr)
+            for name in ("qh_buf", "qk_buf", "qdh_buf", "qdk_buf"):
+                setattr(hum, name, np.roll(getattr(hum, name), shift, axis=0))
+            hum.ptr[...] = self.human.ptr
+            _scatter(sim, self.sim, idx, W.WalkerSim)
+            _scatter(hum, self.human, idx, W.HumanController)
+        self.fn_peak[:, idx] = self.sim.fn[:, idx]
+
+    # ----------------------------------------------------------------------------- step
+    def _step_batch(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        sim, hum, dt = self.sim, self.human, self.dtype
+        a = actions.astype(dt, copy=False)
+        cmd_h = a[:, 0::2].T * TAU_EXO_MAX  # (2, N): hip R, hip L
+        cmd_k = a[:, 1::2].T * TAU_EXO_MAX
+        self.prev_h[...] = self.exo_h
+        self.prev_k[...] = self.exo_k
+        hum.begin_step(sim, self.rng)
+        if self.challenge.push_rate > 0:
+            self._pushes()
+        fpk = self.fn_peak
+        fpk[...] = 0.0
+        h = self.physics.dt
+        for k in range(self.nsub):
+            th, tk = hum.torques(sim, k * h)
+            for tau, cmd in ((self.exo_h, cmd_h), (self.exo_k, cmd_k)):
+                step = (cmd - tau) * self._a_h
+                np.clip(step, -self._slew, self._slew, out=step)
+                tau += step
+            sim.substep(th + self.exo_h, tk + self.exo_k)
+            np.maximum(fpk, sim.fn, out=fpk)
+        hum.end_step(sim)
+        return self._evaluate()
+
+    def _pushes(self) -> None:
+        ch = self.challenge
+        u = self.rng.uniform(3)
+        start = (self.push_t <= 0) & (u[:, 0] < ch.push_rate * CONTROL_DT)
+        mag = ch.push_force[0] + (ch.push_force[1] - ch.push_force[0]) * u[:, 1]
+        sign = np.where(u[:, 2] < 0.5, -1.0, 1.0)
+        dur = max(1, round(ch.push_duration / CONTROL_DT))
+        self.push_f[...] = np.where(start, sign * mag, np.where(self.push_t > 0, self.push_f, 0.0))
+        self.push_t[...] = np.where(start, dur, np.maximum(self.push_t - 1, 0))
+        self.sim.f_push[...] = np.where(self.push_t > 0, self.push_f, 0.0)
+
+    def _evaluate(self):
+        sim, hum = self.sim, self.human
+        qh, qk, qdh, qdk = sim.joint_angles()
+        eh = qh - hum.qr_h
+        ek = qk - hum.qr_k
+        sq = (eh * eh).sum(axis=0) + (ek * ek).sum(axis=0)  # (N,)
+        # cuff forces (massless exo, perpendicular cuffs)
+        rs = CUFF_RATIO * sim.Lleg
+        rt = CUFF_RATIO * sim.L1
+        fsh = np.abs(self.exo_k) / rs
+        fth = np.abs(self.exo_h - self.exo_k + self.exo_k / rs * sim.L1 * np.cos(qk)) / rt
+        dh = self.exo_h - self.prev_h
+        dk = self.exo_k - self.prev_k
+        rate = np.maximum(np.abs(dh).max(axis=0), np.abs(dk).max(axis=0)) / CONTROL_DT
+        # costs
+        hip_hi = np.deg2rad(ROM_HIP_DEG[1])
+        knee_lo = np.deg2rad(ROM_KNEE_DEG[0])
+        rom_ex = (
+            np.maximum(self.rom_hip_lo - qh, 0.0)
+            + np.maximum(qh - hip_hi, 0.0)
+            + np.maximum(knee_lo - qk, 0.0)
+            + np.maximum(qk - self.rom_knee_hi, 0.0)
+        ).sum(axis=0)
+        spd_ex = (
+            np.maximum(np.abs(qdh) / SPEED_LIMIT[0] - 1.0, 0.0)
+            + np.maximum(np.abs(qdk) / SPEED_LIMIT[1] - 1.0, 0.0)
+        ).sum(axis=0)
+        cuff_ex = (
+            np.maximum(fth / CUFF_LIMIT[0] - 1.0, 0.0) + np.maximum(fsh / CUFF_LIMIT[1] - 1.0, 0.0)
+        ).sum(axis=0)
+        rate_ex = np.maximum(rate / TORQUE_RATE_LIMIT - 1.0, 0.0)
+        y0 = sim.y0
+        col_ex = np.maximum(COLLAPSE_RATIO - sim.yp / y0, 0.0)
+        lp = hum.leg_phase
+        swing = (lp >= TRIP_WINDOW[0]) & (lp <= TRIP_WINDOW[1])
+        mg = sim.M * W.GRAVITY
+        load = sim.fn / mg
+        trip_ex = np.where(swing, np.maximum(load - TRIP_LOAD, 0.0), 0.0).sum(axis=0)
+        comps = {
+            "rom": (rom_ex > 0).astype(np.float32),
+            "joint_speed": (spd_ex > 0).astype(np.float32),
+            "cuff_force": (cuff_ex > 0).astype(np.float32),
+            "torque_rate": (rate_ex > 0).astype(np.float32),
+            "collapse": (col_ex > 0).astype(np.float32),
+            "trip": (trip_ex > 0).astype(np.float32),
+        }
+        self._last_components = np.stack(list(comps.values()))
+        magnitude = (rom_ex + spd_ex + cuff_ex + rate_ex + col_ex + trip_ex).astype(np.float32)
+        # reward (§1.8)
+        inv = 1.0 / TAU_EXO_MAX
+        exo_e = ((self.exo_h * inv) ** 2).sum(axis=0) + ((self.exo_k * inv) ** 2).sum(axis=0)
+        tmax = hum.tau_max
+        hum_e = ((hum.act_h / tmax) ** 2).sum(axis=0) + ((hum.act_k / tmax) ** 2).sum(axis=0)
+        rate_e = ((dh * inv) ** 2).sum(axis=0) + ((dk * inv) ** 2).sum(axis=0)
+        reward = (
+            np.exp(sq * (-0.5 / REWARD_SIGMA**2))
+            - self.w_exo * exo_e
+            - self.w_hum * 0.25 * hum_e
+            - REWARD_W_RATE * rate_e
+        ).astype(np.float32)
+        # cache observation pieces
+        self._cuff_obs = (fth.max(axis=0) / CUFF_LIMIT[0], fsh.max(axis=0) / CUFF_LIMIT[1])
+        terminated = np.zeros(self.num_envs, bool)
+        extra = {
+            "cost_magnitude": magnitude,
+            "impairment": self.level.copy(),
+            "rmse": np.sqrt(sq * 0.25).astype(np.float32),
+            "peak_foot_force": self.fn_peak.max(axis=0).astype(np.float32),
+        }
+        return reward, terminated, comps, extra
+
+    # ----------------------------------------------------------------------------- observe
+    def _observe(self, idx: np.ndarray | None = None) -> np.ndarray:
+        sim, hum = self.sim, self.human
+        qh, qk, qdh, qdk = sim.joint_angles()
+        n = self.num_envs
+        obs = np.empty((n, self.single_observation_space.shape[0]), np.float32)
+        o = obs.T  # (d, N) view: rows are features
+        o[0:4:2] = qh
+        o[1:4:2] = qk
+        o[4:8:2] = qdh * 0.1
+        o[5:8:2] = qdk * 0.1
+        o[8:12:2] = hum.qr_h
+        o[9:12:2] = hum.qr_k
+        o[12:16:2] = hum.qr_h - qh
+        o[13:16:2] = hum.qr_k - qk
+        ang = 2.0 * np.pi * hum.phase
+        o[16] = np.sin(ang)
+        o[17] = np.cos(ang)
+        o[18:20] = sim.fn / (sim.M * W.GRAVITY)
+        o[20] = sim.yp - sim.y0
+        o[21] = sim.vy
+        o[22:26:2] = self.exo_h / TAU_EXO_MAX
+        o[23:26:2] = self.exo_k / TAU_EXO_MAX
+        th = np.abs(
+            self.exo_h - self.exo_k + self.exo_k / (CUFF_RATIO * sim.Lleg) * sim.L1 * np.cos(qk)
+        )
+        o[26] = (th / (CUFF_RATIO * sim.L1)).max(axis=0) / CUFF_LIMIT[0]
+        o[27] = (np.abs(self.exo_k) / (CUFF_RATIO * sim.Lleg)).max(axis=0) / CUFF_LIMIT[1]
+        o[28] = sim.v_belt / 1.2
+        o[29] = sim.beta
+        if self.privileged_obs:
+            o[30:34] = 0.0
+            o[30 + self.level.astype(np.int64), np.arange(n)] = 1.0
+        np.nan_to_num(obs, copy=False, nan=0.0)
+        np.clip(obs, -self._obs_bound, self._obs_bound, out=obs)
+        return obs if idx is None else obs[idx]
+
+    # ----------------------------------------------------------------------------- state
+    _STATE = (
+        "exo_h", "exo_k", "prev_h", "prev_k", "level", "paretic", "rom_hip_lo", "rom_knee_hi",
+        "push_t", "push_f", "fn_peak", "level_codes",
+    )  # fmt: skip
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "challenge": self.challenge_name,
+            "objective": self.objective,
+            "physics_dt": self.physics.dt,
+            "dtype": str(self.dtype),
+            "privileged_obs": self.privileged_obs,
+        }
+
+    def _get_state(self) -> dict[str, Any]:
+        state = {k: getattr(self, k) for k in self._STATE}
+        state["sim"] = self.sim.get_state()
+        state["human"] = self.human.get_state()
+        state["options"] = self._options()
+        return state
+
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        if dict(state["options"]) != self._options():
+            raise ValueError(
+                f"state_dict options {dict(state['options'])} differ from this env's "
+                f"{self._options()}"
+            )
+        for k in self._STATE:
+            getattr(self, k)[...] = state[k]
+        self.sim.set_state(state["sim"])
+        self.human.set_state(state["human"])
+
+    # ----------------------------------------------------------------------------- render
+    def render_instance(self, i: int = 0) -> np.ndarray:
+        return _render(self, i)
+
+
+# per-class array layout: the instance axis of each attribute (-1 for most, 0 for ff)
+def _instance_axis(name: str) -> int:
+    return 0 if name == "ff" else -1
+
+
+def _gather(src: Any, dst: Any, idx: np.ndarray, cls: type) -> None:
+    for name in (*cls.STATE, *cls.PARAMS):
+        arr = getattr(src, name)
+        if name == "ptr":
+            dst.ptr[...] = arr
+            continue
+        getattr(dst, name)[...] = _take(arr, idx, _instance_axis(name) % arr.ndim)
+
+
+def _scatter(src: Any, dst: Any, idx: np.ndarray, cls: type) -> None:
+    for name in (*cls.STATE, *cls.PARAMS):
+        if name == "ptr":
+            continue
+        arr = getattr(dst, name)
+        if _instance_axis(name) == 0:
+            arr[idx] = getattr(src, name)
+        else:
+            arr[..., idx] = getattr(src, name)
+
+
+class ExoGaitEnv(SingleEnv):
+    """Single-instance ``ExoGait-v0`` (a :class:`gymnasium.Env`); options as the vector env."""
+
+    vector_cls = ExoGaitVecEnv
+
+
+def make_vec(num_envs: int = 1, **options: Any) -> ExoGaitVecEnv:
+    """saferl registry factory: the natively batched env with ``num_envs`` instances."""
+    return ExoGaitVecEnv(num_envs, **options)
+
+
+# ------------------------------------------------------------------------------------------------
+# Scripted baselines (§1.11)
+
+
+class ZeroTorque:
+    """No exo torque: the human walks alone."""
+
+    name = "zero_torque"
+
+    def reset(self, env: ExoGaitVecEnv) -> None:
+        pass
+
+    def act(self, obs: np.ndarray, env: ExoGaitVecEnv) -> np.ndarray:
+        return np.zeros((env.num_envs, 4), np.float32)
+
+
+class PDGuidance:
+    """Lokomat-like phase-based PD to the reference at the human's phase, 60 N m cap.
+
+    ``tau = K (q_ref - q) + B (qdot_ref - qdot)`` with (K, B) = (200, 10) hip and (150, 5) knee.
+    """
+
+    name = "pd_guidance"
+    K = (200.0, 150.0)
+    B = (10.0, 5.0)
+
+    def reset(self, env: ExoGaitVecEnv) -> None:
+        pass
+
+    def act(self, obs: np.ndarray, env: ExoGaitVecEnv) -> np.ndarray:
+        hum = env.human
+        qh, qk, qdh, qdk = env.sim.joint_angles()
+        th = self.K[0] * (hum.qr_h - qh) + self.B[0] * (hum.qdr_h - qdh)
+        tk = self.K[1] * (hum.qr_k - qk) + self.B[1] * (hum.qdr_k - qdk)
+        a = np.empty((env.num_envs, 4), np.float32)
+        a[:, 0::2] = (th / TAU_EXO_MAX).T
+        a[:, 1::2] = (tk / TAU_EXO_MAX).T
+        return np.clip(a, -1.0, 1.0)
+
+
+class SplinePulse:
+    """MyoAssist-style 4-parameter spline torque pulse, adapted to hip flexion around swing.
+
+    Parameters (Poggensee & Collins 2021 defaults): peak 0.5 (of 60 N m), rise 0.467, peak time
+    0.90, fall 0.075, as fractions of a window that spans the leg's phase [0.30, 0.80] (late
+    stance to mid swing); cubic (smoothstep) rise and fall.
+    """
+
+    name = "spline_pulse"
+    peak, rise, peak_time, fall = 0.5, 0.467, 0.90, 0.075
+    window = (0.30, 0.80)
+
+    def reset(self, env: ExoGaitVecEnv) -> None:
+        pass
+
+    def act(self, obs: np.ndarray, env: ExoGaitVecEnv) -> np.ndarray:
+        lp = env.human.leg_phase.astype(np.float64)
+        w0, w1 = self.window
+        u = (lp - w0) / (w1 - w0)
+        t_on, t_pk, t_off = self.peak_time - self.rise, self.peak_time, self.peak_time + self.fall
+        up = np.clip((u - t_on) / (t_pk - t_on), 0.0, 1.0)
+        down = np.clip((t_off - u) / (t_off - t_pk), 0.0, 1.0)
+        s = np.where(u <= t_pk, up, down)
+        s = s * s * (3.0 - 2.0 * s)
+        a = np.zeros((env.num_envs, 4), np.float32)
+        a[:, 0::2] = (self.peak * s).T
+        return a
+
+
+ExoGaitVecEnv.SCRIPTED_POLICIES = {
+    "zero_torque": ZeroTorque,
+    "pd_guidance": PDGuidance,
+    "spline_pulse": SplinePulse,
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# Rendering (numpy only): stick figure, exo torque bars, cost lamps
+
+_COST_COLORS = np.array(
+    [[220, 50, 50], [230, 140, 30], [200, 60, 200], [60, 120, 220], [120, 80, 40], [30, 160, 90]],
+    np.uint8,
+)
+
+
+def _draw_line(img: np.ndarray, p0, p1, color, width: int = 2) -> None:
+    h, w, _ = img.shape
+    n = int(max(abs(p1[0] - p0[0]), abs(p1[1] - p0[1]))) + 1
+    xs = np.linspace(p0[0], p1[0], n).round().astype(int)
+    ys = np.linspace(p0[1], p1[1], n).round().astype(int)
+    for dx in range(-(width // 2), width - width // 2):
+        for dy in range(-(width // 2), width - width // 2):
+            x = np.clip(xs + dx, 0, w - 1)
+            y = np.clip(ys + dy, 0, h - 1)
+            img[y, x] = color
+
+
+def _render(env: ExoGaitVecEnv, i: int, size: tuple[int, int] = (400, 400)) -> np.ndarray:
+    """An ``(H, W, 3)`` uint8 frame of instance ``i``: legs (right dark, left light), belt,
+    exo torque bars (hip/knee, R/L; green <= 50 % of max, red above) and one lamp per cost
+    component (lit when violated at the last step)."""
+    hgt, wid = size
+    img = np.full((hgt, wid, 3), 245, np.uint8)
+    sim = env.sim
+    scale = 0.8 * hgt / (0.53 * float(sim.H[i]) + 0.1)
+    ox, oy = wid // 2, int(0.85 * hgt)
+
+    def px(x: float, y: float) -> tuple[float, float]:
+        return ox + x * scale, oy - y * scale
+
+    _draw_line(img, (0, oy), (wid - 1, oy), (90, 90, 90), 3)  # belt
+    xk, yk, xc, yc = sim.foot_points()
+    hip = px(float(sim.xp[i]), float(sim.yp[i]))
+    for leg, col in ((1, (150, 150, 220)), (0, (30, 30, 140))):
+        knee = px(float(xk[leg, i]), float(yk[leg, i]))
+        foot = px(float(xc[leg, i]), float(yc[leg, i]) - float(sim.Rf[i]))
+        _draw_line(img, hip, knee, col, 4)
+        _draw_line(img, knee, foot, col, 4)
+    _draw_line(img, hip, px(float(sim.xp[i]), float(sim.yp[i]) + 0.5), (60, 60, 60), 5)  # trunk
+    # torque bars
+    taus = [env.exo_h[0, i], env.exo_k[0, i], env.exo_h[1, i], env.exo_k[1, i]]
+    for j, tau in enumerate(taus):
+        frac = float(np.clip(tau / TAU_EXO_MAX, -1, 1))
+        x0 = 20 + j * 25
+        col = (40, 170, 40) if abs(frac) <= 0.5 else (210, 40, 40)
+        y_mid = 60
+        y_end = int(y_mid - 40 * frac)
+        lo, hi = sorted((y_mid, y_end))
+        img[lo : hi + 1, x0 : x0 + 15] = col
+        img[y_mid, x0 - 2 : x0 + 17] = (0, 0, 0)
+    # cost lamps
+    comps = getattr(env, "_last_components", None)
+    for k in range(len(EXO_CONSTRAINTS)):
+        x0 = wid - 20 - (len(EXO_CONSTRAINTS) - k) * 22
+        lit = comps is not None and comps[k, i] > 0
+        img[15:33, x0 : x0 + 18] = _COST_COLORS[k] if lit else (210, 210, 210)
+    return img
