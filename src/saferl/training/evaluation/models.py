@@ -1,0 +1,310 @@
+"""Models to evaluate: trained runs (a checkpoint of a run directory) and scripted baselines.
+
+A model spec (what ``saferl evaluate`` and ``saferl compare`` accept) is either
+
+* a run directory ``runs/<name>`` (checkpoint ``best`` by default, ``last``, or a file path), or
+* ``baselines:<name>``: a scripted baseline from the env class's ``SCRIPTED_POLICIES``, evaluated
+  in the env (and with the cost limit) of the runs it is compared with, or of the default config
+  when there are none.
+
+:class:`Model` bundles the policy with everything needed to evaluate it on its own env instances:
+the env factory and options (built as the trainer builds them, from the run's ``config.yaml``),
+the cost limit the run was trained against, and the run's :class:`~saferl.config.EvalConfig`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from saferl.config import Config, ConfigError, load_config
+from saferl.registry import ENVS, RegistryError
+from saferl.training.evaluation.errors import EvaluationError
+from saferl.training.evaluation.policies import ActorPolicy, EvalPolicy, ScriptedAdapter
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "BASELINE_PREFIX",
+    "EvaluationError",
+    "Model",
+    "env_options_from_config",
+    "load_baseline",
+    "load_model",
+    "load_run_model",
+    "resolve_checkpoint",
+    "scripted_policies",
+]
+
+BASELINE_PREFIX = "baselines:"
+
+
+@dataclass
+class Model:
+    """A policy plus the env it is evaluated in.
+
+    Attributes:
+        name: display name (run directory name, or ``baselines:<name>``).
+        spec: what the user gave.
+        policy: the :class:`EvalPolicy`.
+        env_id: registered env name.
+        env_factory: ``factory(num_envs, **options)``.
+        env_options: options for the factory (challenge/impairment as in training).
+        limit: per-episode cost limit the model is judged against.
+        config: the run's config (defaults for a baseline without runs).
+        run_dir: the run directory (None for baselines).
+        checkpoint: checkpoint file used (None for baselines).
+        meta: epoch, env_steps, sha256 of the checkpoint (when known).
+    """
+
+    name: str
+    spec: str
+    policy: EvalPolicy
+    env_id: str
+    env_factory: Callable[..., Any]
+    env_options: dict[str, Any]
+    limit: float
+    config: Config
+    run_dir: Path | None = None
+    checkpoint: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready description (for results files)."""
+        return {
+            "name": self.name,
+            "spec": self.spec,
+            "kind": "baseline" if self.run_dir is None else "trained",
+            "run_dir": str(self.run_dir) if self.run_dir is not None else None,
+            "checkpoint": str(self.checkpoint) if self.checkpoint is not None else None,
+            "env_id": self.env_id,
+            "env_options": dict(self.env_options),
+            "limit": self.limit,
+            **self.meta,
+        }
+
+
+def _accepts(fn: Any, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _env_factory(env_id: str) -> Callable[..., Any]:
+    try:
+        return ENVS.get(env_id)
+    except RegistryError as exc:
+        raise EvaluationError(f"env.id: {exc}") from None
+
+
+def env_options_from_config(cfg: Config, factory: Callable[..., Any]) -> dict[str, Any]:
+    """The env options the trainer uses (``env.options`` + challenge + impairment if set)."""
+    options = dict(cfg.env.options)
+    if _accepts(factory, "challenge"):
+        options.setdefault("challenge", cfg.env.challenge)
+    if cfg.env.impairment is not None and _accepts(factory, "impairment"):
+        options.setdefault("impairment", cfg.env.impairment)
+    return options
+
+
+def _limit_for(cfg: Config, factory: Callable[..., Any], options: dict[str, Any]) -> float:
+    if cfg.env.cost_limit is not None:
+        return float(cfg.env.cost_limit)
+    env = factory(num_envs=1, **options)
+    try:
+        constraints = getattr(env, "constraints", None)
+        if constraints is None:
+            raise EvaluationError(
+                f"env.cost_limit: environment '{cfg.env.id}' declares no constraints; set "
+                "env.cost_limit"
+            )
+        return float(constraints.get_limit(strict=cfg.env.strict))
+    finally:
+        close = getattr(env, "close", None)
+        if callable(close):
+            close()
+
+
+def scripted_policies(factory: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
+    """``SCRIPTED_POLICIES`` of the env class the factory builds (name -> factory)."""
+    cls = getattr(factory, "SCRIPTED_POLICIES", None)
+    if cls is not None:
+        return dict(cls)
+    env = factory(num_envs=1, **options)
+    try:
+        return dict(getattr(type(env), "SCRIPTED_POLICIES", {}) or {})
+    finally:
+        close = getattr(env, "close", None)
+        if callable(close):
+            close()
+
+
+def resolve_checkpoint(run_dir: Path, checkpoint: str = "best") -> Path:
+    """``best`` | ``last`` | a path -> the checkpoint file (``best`` falls back to ``last``).
+
+    Raises:
+        EvaluationError: no such file / no checkpoints in the run directory.
+    """
+    ckpt_dir = run_dir / "checkpoints"
+    if checkpoint in ("best", "last"):
+        path = ckpt_dir / f"{checkpoint}.pt"
+        if path.is_file():
+            return path
+        if checkpoint == "best" and (ckpt_dir / "last.pt").is_file():
+            logger.warning("%s has no best.pt (no feasible epoch recorded); using last.pt", run_dir)
+            return ckpt_dir / "last.pt"
+        if not ckpt_dir.is_dir() or not any(ckpt_dir.glob("*.pt")):
+            raise EvaluationError(f"run directory {run_dir} has no checkpoints")
+        raise EvaluationError(f"run directory {run_dir} has no {checkpoint}.pt checkpoint")
+    path = Path(checkpoint)
+    if not path.is_file() and (ckpt_dir / checkpoint).is_file():
+        path = ckpt_dir / checkpoint
+    if not path.is_file():
+        raise EvaluationError(f"checkpoint {checkpoint} does not exist")
+    return path
+
+
+def load_run_model(
+    run_dir: str | Path, *, checkpoint: str = "best", overrides: Sequence[str] = ()
+) -> Model:
+    """A trained policy from a run directory (``config.yaml`` + a checkpoint).
+
+    The actor and observation normaliser are rebuilt from the run's ``algo`` config and loaded
+    from the checkpoint's ``state["algo"]`` (``actor``, ``obs_norm``); the checkpoint's SHA-256 is
+    checked against ``manifest.json`` when recorded there. ``overrides`` (``--set``) apply on top
+    of the run's config (e.g. ``eval.episodes=20`` or ``env.challenge=hard``).
+
+    Raises:
+        EvaluationError: not a run directory, no checkpoints, unreadable/corrupt checkpoint.
+    """
+    from saferl.algos.networks import GaussianActor, ObsNormalizer
+    from saferl.training.checkpoint import CheckpointError, RunManifest, load_checkpoint
+
+    rd = Path(run_dir)
+    if not rd.is_dir():
+        raise EvaluationError(f"run directory {rd} does not exist")
+    cfg_path = rd / "config.yaml"
+    if not cfg_path.is_file():
+        raise EvaluationError(f"{rd} is not a run directory (no config.yaml)")
+    try:
+        cfg = load_config(cfg_path, list(overrides))
+    except ConfigError as exc:
+        raise EvaluationError(str(exc)) from None
+    path = resolve_checkpoint(rd, checkpoint)
+    manifest = RunManifest(rd / "manifest.json")
+    entry = manifest.checkpoints.get(path.name) if path.parent == rd / "checkpoints" else None
+    try:
+        state = load_checkpoint(path, expected_sha256=entry["sha256"] if entry else None)
+    except CheckpointError as exc:
+        raise EvaluationError(str(exc)) from None
+    algo_state = state.get("algo") if isinstance(state, dict) else None
+    if not isinstance(algo_state, dict) or "actor" not in algo_state:
+        raise EvaluationError(f"checkpoint {path} holds no policy (state['algo']['actor'])")
+    env_id = state.get("meta", {}).get("env", cfg.env.id)
+    factory = _env_factory(env_id)
+    options = env_options_from_config(cfg, factory)
+    probe = factory(num_envs=1, **options)
+    try:
+        obs_dim = int(probe.single_observation_space.shape[0])
+        act_dim = int(probe.single_action_space.shape[0])
+    finally:
+        close = getattr(probe, "close", None)
+        if callable(close):
+            close()
+    ac = cfg.algo
+    actor = GaussianActor(obs_dim, act_dim, ac.hidden_sizes, ac.activation, ac.init_log_std)
+    norm = ObsNormalizer(obs_dim, clip=ac.obs_clip, enabled=ac.normalize_obs)
+    try:
+        actor.load_state_dict(algo_state["actor"])
+        if "obs_norm" in algo_state:
+            norm.load_state_dict(algo_state["obs_norm"])
+    except (RuntimeError, KeyError) as exc:
+        raise EvaluationError(
+            f"checkpoint {path} does not fit the run's config ({str(exc).splitlines()[0]})"
+        ) from None
+    policy = ActorPolicy(actor, norm if ac.normalize_obs else None, name=rd.name)
+    counters = state.get("counters", {})
+    return Model(
+        name=rd.name,
+        spec=str(run_dir),
+        policy=policy,
+        env_id=env_id,
+        env_factory=factory,
+        env_options=options,
+        limit=_limit_for(cfg, factory, options),
+        config=cfg,
+        run_dir=rd,
+        checkpoint=path,
+        meta={
+            "epoch": counters.get("epoch"),
+            "env_steps": counters.get("env_steps"),
+            "sha256": entry["sha256"] if entry else None,
+            "algo": cfg.algo.name,
+        },
+    )
+
+
+def load_baseline(
+    name: str,
+    *,
+    config: Config | None = None,
+    env_id: str | None = None,
+    env_options: dict[str, Any] | None = None,
+    limit: float | None = None,
+) -> Model:
+    """A scripted baseline as a model (``baselines:<name>``).
+
+    Args:
+        name: key of the env class's ``SCRIPTED_POLICIES`` (the ``baselines:`` prefix is optional).
+        config: config giving env, limit and evaluation settings (default: the default config).
+        env_id, env_options, limit: override what ``config`` gives (compare passes the first
+            run's, so baselines are evaluated under the same conditions).
+
+    Raises:
+        EvaluationError: unknown baseline (the message lists the env's baselines).
+    """
+    cfg = config if config is not None else load_config(None)
+    short = name[len(BASELINE_PREFIX) :] if name.startswith(BASELINE_PREFIX) else name
+    eid = env_id or cfg.env.id
+    factory = _env_factory(eid)
+    options = (
+        dict(env_options) if env_options is not None else env_options_from_config(cfg, factory)
+    )
+    available = scripted_policies(factory, options)
+    if short not in available:
+        names = ", ".join(f"{BASELINE_PREFIX}{k}" for k in sorted(available)) or "none"
+        raise EvaluationError(
+            f"unknown baseline '{BASELINE_PREFIX}{short}' for {eid}; available: {names}"
+        )
+    display = f"{BASELINE_PREFIX}{short}"
+    return Model(
+        name=display,
+        spec=display,
+        policy=ScriptedAdapter(available[short], display),
+        env_id=eid,
+        env_factory=factory,
+        env_options=options,
+        limit=float(limit) if limit is not None else _limit_for(cfg, factory, options),
+        config=cfg,
+    )
+
+
+def load_model(spec: str, *, checkpoint: str = "best", reference: Model | None = None) -> Model:
+    """A run directory or ``baselines:<name>``; baselines take ``reference``'s env and limit."""
+    if spec.startswith(BASELINE_PREFIX):
+        if reference is not None:
+            return load_baseline(
+                spec,
+                config=reference.config,
+                env_id=reference.env_id,
+                env_options=reference.env_options,
+                limit=reference.limit,
+            )
+        return load_baseline(spec)
+    return load_run_model(spec, checkpoint=checkpoint)
