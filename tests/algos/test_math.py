@@ -254,4 +254,4 @@ def test_line_search_non_finite_is_rejected_even_if_accept_says_yes(bad):
         coeff=0.5,
         max_iters=3,
     )
-    assert not res.accepted and float(p) == 0.0
+    assert not res.accepted and float(p.detach()) == 0.0

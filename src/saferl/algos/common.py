@@ -1,0 +1,343 @@
+"""What CPO and PPO-Lagrangian share: networks, acting, advantages, critics, J_c, state.
+
+One level of inheritance only: :class:`ActorCritic` holds the actor, the batched critics, the
+observation normaliser, the critic optimiser and the algorithm's own ``torch.Generator``; the
+algorithms add their actor update and their constraint handling.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from saferl.algos.buffer import RolloutBatch, compute_gae
+from saferl.algos.dist import (
+    all_reduce_sum_,
+    global_mean,
+    global_mean_std,
+    is_distributed,
+    weighted_average_,
+)
+from saferl.algos.networks import Critics, GaussianActor, ObsNormalizer
+from saferl.config import AlgoConfig
+
+__all__ = ["ActorCritic", "PreparedBatch", "estimate_episode_cost"]
+
+
+@dataclass
+class PreparedBatch:
+    """A rollout flattened to ``B = T*N`` samples with advantages, on the algorithm's device.
+
+    ``adv_r`` is standardised (global mean 0, std 1); ``adv_c`` ``(B, Kc)`` is centred only
+    (its scale carries the constraint's units).
+    """
+
+    obs: torch.Tensor  # (B, d) normalised
+    actions: torch.Tensor  # (B, A) raw samples
+    adv_r: torch.Tensor  # (B,)
+    adv_c: torch.Tensor  # (B, Kc)
+    ret_r: torch.Tensor  # (B,) reward-critic targets
+    ret_c: torch.Tensor  # (B, Kc) cost-critic targets
+    adv_r_std: float = 1.0  # std of the raw reward advantage (adv_r was divided by it)
+
+    @property
+    def size(self) -> int:
+        return int(self.obs.shape[0])
+
+
+def estimate_episode_cost(
+    ep_costs: np.ndarray,
+    ep_lengths: np.ndarray,
+    critic_start_values: torch.Tensor | None,
+    fallback_length: float,
+    cost_gamma: float,
+) -> tuple[np.ndarray, float, str]:
+    """J_c (mean undiscounted episode cost) and the mean episode length T of the batch.
+
+    From the episodes finished in the batch (global over ranks). If none finished anywhere,
+    from the cost critic at the episode starts: the critic estimates the *discounted* cost
+    ``V_c``; assuming a uniform cost rate over a horizon ``T = fallback_length`` it is turned
+    into the undiscounted episode cost ``V_c * T (1 - gamma) / (1 - gamma^T)``. Never NaN.
+
+    Args:
+        ep_costs: ``(E,)`` or ``(E, K)`` episode costs of the finished episodes.
+        ep_lengths: ``(E,)``.
+        critic_start_values: ``(N, K)`` cost-critic values at episode starts (or ``None``).
+        fallback_length: episode length to use when no episode finished.
+        cost_gamma: the cost discount.
+
+    Returns:
+        ``(J_c (K,), T, source)`` with source ``"episodes"`` or ``"critic"``.
+    """
+    ep_costs = np.asarray(ep_costs, np.float64)
+    if ep_costs.ndim == 1:
+        ep_costs = ep_costs[:, None]
+    if ep_costs.size:
+        k = ep_costs.shape[1]
+    elif critic_start_values is not None:
+        k = critic_start_values.shape[-1]
+    else:
+        k = max(ep_costs.shape[1], 1)
+    sums = torch.zeros(k + 2, dtype=torch.float64)
+    if len(ep_lengths):
+        sums[:k] = torch.from_numpy(ep_costs.sum(0))
+        sums[k] = float(np.sum(ep_lengths))
+        sums[k + 1] = float(len(ep_lengths))
+    all_reduce_sum_(sums)
+    n = float(sums[k + 1])
+    if n > 0:
+        return (sums[:k] / n).numpy(), float(sums[k]) / n, "episodes"
+    horizon = max(float(fallback_length), 1.0)
+    if critic_start_values is None:
+        return np.zeros(k), horizon, "none"
+    v = _global_column_means(critic_start_values)
+    factor = horizon if cost_gamma >= 1 else horizon * (1 - cost_gamma) / (1 - cost_gamma**horizon)
+    return np.maximum(v * factor, 0.0), horizon, "critic"
+
+
+def _global_column_means(values: torch.Tensor) -> np.ndarray:
+    """Column means of ``values (N, K)`` over ranks, as a float64 array ``(K,)``."""
+    v = values.detach().double().reshape(values.shape[0], -1)
+    s = torch.cat([v.sum(0), torch.tensor([float(v.shape[0])], dtype=torch.float64)])
+    all_reduce_sum_(s)
+    return (s[:-1] / s[-1].clamp_min(1.0)).numpy()
+
+
+class ActorCritic:
+    """Shared machinery of the on-policy algorithms (not used on its own).
+
+    Args:
+        observation_space, action_space: single-instance Box spaces.
+        config: :class:`saferl.config.AlgoConfig`.
+        cost_limit: per-episode limit ``d`` on the combined cost.
+        seed: seeds the network initialisation and the algorithm's ``torch.Generator``
+            (action sampling, minibatch and FVP subsample permutations).
+        device: torch device of the networks.
+        n_cost_heads: number of cost critics (1 = the combined cost).
+    """
+
+    def __init__(
+        self,
+        observation_space: Any,
+        action_space: Any,
+        config: AlgoConfig,
+        *,
+        cost_limit: float,
+        seed: int,
+        device: str | torch.device = "cpu",
+        n_cost_heads: int = 1,
+    ) -> None:
+        if cost_limit is None or not math.isfinite(float(cost_limit)) or cost_limit < 0:
+            raise ValueError(f"cost_limit must be a finite number >= 0, got {cost_limit!r}")
+        self.config = config
+        self.cost_limit = float(cost_limit)
+        self.seed = int(seed)
+        self.device = torch.device(device)
+        self.obs_dim = int(np.prod(observation_space.shape))
+        self.act_dim = int(np.prod(action_space.shape))
+        self.action_low = np.asarray(action_space.low, np.float32).reshape(self.act_dim)
+        self.action_high = np.asarray(action_space.high, np.float32).reshape(self.act_dim)
+        self.n_cost_heads = int(n_cost_heads)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.actor = GaussianActor(
+                self.obs_dim,
+                self.act_dim,
+                config.hidden_sizes,
+                config.activation,
+                config.init_log_std,
+            ).to(self.device)
+            self.critics = Critics(
+                self.obs_dim, 1 + self.n_cost_heads, config.hidden_sizes, config.activation
+            ).to(self.device)
+        self.obs_norm = ObsNormalizer(
+            self.obs_dim, clip=config.obs_clip, enabled=config.normalize_obs
+        ).to(self.device)
+        self.critic_optim = torch.optim.Adam(self.critics.parameters(), lr=config.critic_lr)
+        self.generator = torch.Generator(self.device).manual_seed(self.seed + 1)
+        self.updates = 0
+
+    # ---------------------------------------------------------------------------------------
+    # Acting
+    # ---------------------------------------------------------------------------------------
+    def _obs_tensor(self, obs: Any) -> torch.Tensor:
+        o = torch.as_tensor(obs, dtype=torch.float32).to(self.device)
+        return self.obs_norm.normalize(o.reshape(-1, self.obs_dim))
+
+    @torch.no_grad()
+    def act(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample actions for raw observations ``obs (N, d)``.
+
+        Returns CPU tensors ``(action (N, A), log_prob (N,), value_r (N,), value_c)`` where
+        ``action`` is the raw Gaussian sample (clip it to the action box before sending it to
+        the env; the collector does) and ``value_c`` is ``(N,)`` for one cost critic, else
+        ``(N, K)``.
+        """
+        o = self._obs_tensor(obs)
+        action, logp = self.actor.sample(o, self.generator)
+        v = self.critics(o)
+        v_c = v[:, 1] if self.n_cost_heads == 1 else v[:, 1:]
+        return action.cpu(), logp.cpu(), v[:, 0].cpu(), v_c.cpu()
+
+    @torch.no_grad()
+    def value(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Critic values ``(value_r (N,), value_c)`` of raw observations (CPU tensors)."""
+        v = self.critics(self._obs_tensor(obs))
+        v_c = v[:, 1] if self.n_cost_heads == 1 else v[:, 1:]
+        return v[:, 0].cpu(), v_c.cpu()
+
+    @torch.no_grad()
+    def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+        """Env-ready actions (clipped to the box) for raw ``obs (N, d)``: the mean if
+        ``deterministic``, else a sample (from the algorithm's generator). Never updates the
+        normaliser (evaluation is frozen)."""
+        o = self._obs_tensor(obs)
+        if deterministic:
+            action = self.actor(o)[0]
+        else:
+            action = self.actor.sample(o, self.generator)[0]
+        return np.clip(action.cpu().numpy(), self.action_low, self.action_high)
+
+    # ---------------------------------------------------------------------------------------
+    # Update helpers
+    # ---------------------------------------------------------------------------------------
+    def _cost_signal(self, batch: RolloutBatch) -> torch.Tensor:
+        """Per-step costs matching the cost critics, ``(T, N, Kc)`` (combined by default)."""
+        return batch.costs.unsqueeze(-1)
+
+    def prepare(self, batch: RolloutBatch) -> PreparedBatch:
+        """GAE for reward and cost(s), flatten, normalise observations, scale advantages."""
+        cfg = self.config
+        adv_r, ret_r = compute_gae(
+            batch.rewards.numpy(),
+            batch.values_r.numpy(),
+            batch.terminated.numpy(),
+            batch.truncated.numpy(),
+            batch.boot_values_r.numpy(),
+            batch.last_values_r.numpy(),
+            cfg.gamma,
+            cfg.lam,
+        )
+        adv_c, ret_c = compute_gae(
+            self._cost_signal(batch).numpy(),
+            batch.values_c.numpy(),
+            batch.terminated.numpy(),
+            batch.truncated.numpy(),
+            batch.boot_values_c.numpy(),
+            batch.last_values_c.numpy(),
+            cfg.cost_gamma,
+            cfg.cost_lam,
+        )
+        B = batch.num_steps
+        dev = self.device
+        adv_r_t = torch.from_numpy(adv_r.reshape(B)).to(dev)
+        adv_c_t = torch.from_numpy(adv_c.reshape(B, -1)).to(dev)
+        mean_r, std_r = global_mean_std(adv_r_t)
+        adv_r_t = ((adv_r_t - mean_r) / (std_r + 1e-8)).float()
+        # cost advantages: centred only, per head
+        means_c = torch.stack([global_mean(adv_c_t[:, k]) for k in range(adv_c_t.shape[1])])
+        adv_c_t = (adv_c_t - means_c).float()
+        obs = self.obs_norm.normalize(batch.obs.reshape(B, self.obs_dim).to(dev))
+        return PreparedBatch(
+            obs=obs,
+            actions=batch.actions.reshape(B, self.act_dim).to(dev),
+            adv_r=adv_r_t,
+            adv_c=adv_c_t,
+            ret_r=torch.from_numpy(ret_r.reshape(B)).float().to(dev),
+            ret_c=torch.from_numpy(ret_c.reshape(B, -1)).float().to(dev),
+            adv_r_std=float(std_r) + 1e-8,
+        )
+
+    def episode_cost(self, batch: RolloutBatch) -> tuple[np.ndarray, float, str]:
+        """J_c per cost head, mean episode length T and the estimate's source."""
+        fallback = batch.horizon or max(float(np.mean(batch.current_lengths)), 1.0)
+        if len(batch.ep_lengths) == 0:
+            with torch.no_grad():
+                v = self.critics(self._obs_tensor(batch.start_obs))[:, 1:]
+        else:
+            v = None
+        ep_costs = self._episode_costs(batch)
+        return estimate_episode_cost(
+            ep_costs, batch.ep_lengths, v, fallback, self.config.cost_gamma
+        )
+
+    def _episode_costs(self, batch: RolloutBatch) -> np.ndarray:
+        return batch.ep_costs
+
+    def update_critics(self, data: PreparedBatch) -> dict[str, float]:
+        """Adam on the GAE targets of all critics at once, minibatched, several epochs."""
+        cfg = self.config
+        targets = torch.cat([data.ret_r.unsqueeze(-1), data.ret_c], dim=1)  # (B, G)
+        B = data.size
+        mb = min(cfg.critic_minibatch, B)
+        params = list(self.critics.parameters())
+        loss_sum = torch.zeros(targets.shape[1], device=self.device)
+        n_steps = 0
+        for _ in range(cfg.critic_epochs):
+            perm = torch.randperm(B, generator=self.generator, device=self.device)
+            for start in range(0, B - mb + 1, mb):
+                idx = perm[start : start + mb]
+                err = self.critics(data.obs[idx]) - targets[idx]
+                per_head = (err * err).mean(0)
+                loss = per_head.sum()
+                self.critic_optim.zero_grad(set_to_none=True)
+                loss.backward()
+                if is_distributed():
+                    for p in params:
+                        weighted_average_(p.grad, mb)
+                nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                self.critic_optim.step()
+                loss_sum += per_head.detach()
+                n_steps += 1
+        losses = (loss_sum / max(n_steps, 1)).cpu().numpy()
+        out = {"loss_v_r": float(losses[0]), "critic_steps": n_steps}
+        if len(losses) == 2:
+            out["loss_v_c"] = float(losses[1])
+        else:
+            for k, val in enumerate(losses[1:]):
+                out[f"loss_v_c{k}"] = float(val)
+            out["loss_v_c"] = float(np.mean(losses[1:]))
+        return out
+
+    # ---------------------------------------------------------------------------------------
+    # State
+    # ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Weights, critic optimiser, normaliser, generator state and counters (plain tensors
+        and containers: ``torch.save``-able, loadable with ``weights_only=True``)."""
+        return {
+            "actor": self.actor.state_dict(),
+            "critics": self.critics.state_dict(),
+            "critic_optim": self.critic_optim.state_dict(),
+            "obs_norm": self.obs_norm.state_dict(),
+            "generator": self.generator.get_state(),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (exactly: a resumed run continues bit-identically)."""
+        self.actor.load_state_dict(state["actor"])
+        self.critics.load_state_dict(state["critics"])
+        self.critic_optim.load_state_dict(state["critic_optim"])
+        self.obs_norm.load_state_dict(state["obs_norm"])
+        self.generator.set_state(torch.as_tensor(state["generator"]).cpu())
+        self.updates = int(state["updates"])
+
+    def train_mode_info(self) -> dict[str, float]:
+        """Small policy statistics for logs: mean std of the Gaussian and its entropy."""
+        with torch.no_grad():
+            ls = self.actor.log_std
+            return {
+                "policy_std": float(ls.exp().mean()),
+                "entropy": float(GaussianActor.entropy(ls)),
+            }
+
+    @staticmethod
+    def _names(names: Sequence[str] | None, k: int) -> list[str]:
+        return list(names) if names is not None else [f"c{i}" for i in range(k)]

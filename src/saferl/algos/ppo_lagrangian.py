@@ -1,0 +1,286 @@
+"""PPO-Lagrangian: PPO-clip on ``A_r - sum_k lambda_k A_c,k`` with learned multipliers.
+
+The multiplier(s) follow the PID Lagrangian of Stooke, Achiam & Abbeel (ICML 2020); with
+``pid_kp = pid_kd = 0`` this is plain projected gradient ascent on the dual,
+``lambda <- max(0, lambda + lagrangian_lr * (J_c - d))``:
+
+    e_t = J_c - d
+    I_t = max(0, I_{t-1} + e_t)                       (integral, in units of episode cost)
+    D_t = max(0, J_c,t - J_c,t-1)                     (derivative of the cost, rising only)
+    lambda_t = max(0, Kp * e_t + Ki * I_t + Kd * D_t) with Ki = lagrangian_lr
+
+``lagrangian_init`` sets ``I_0 = lagrangian_init / Ki``. The multipliers are updated from the
+current batch's J_c *before* the policy step. The actor objective is
+``(A_r - sum lambda_k A_c,k) / (std(A_r) (1 + sum lambda_k))`` with centred advantages: reward
+and cost advantages share one scale, so lambda is in natural units (reward per unit of cost).
+
+``per_constraint=True``: one cost critic and one multiplier per constraint of the env's
+``ConstraintSet`` (costs from ``info["cost_components"]``); a component's limit is its own
+``Constraint.limit`` if it has one, else the combined ``cost_limit``. ``lagrangian=False`` keeps
+the multipliers at 0 (plain PPO, the unconstrained baseline).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from saferl.algos.buffer import RolloutBatch
+from saferl.algos.common import ActorCritic, PreparedBatch
+from saferl.algos.dist import global_mean, is_distributed, weighted_average_
+from saferl.algos.math import gaussian_kl
+from saferl.algos.networks import GaussianActor
+from saferl.config import AlgoConfig
+from saferl.safety import ConstraintSet
+
+__all__ = ["PPOLagrangian"]
+
+
+class PPOLagrangian(ActorCritic):
+    """PPO-clip with Lagrange multiplier(s) on the cost.
+
+    Args:
+        observation_space, action_space: single-instance Box spaces of the env.
+        config: hyperparameters (``actor_lr``, ``clip_ratio``, ``actor_epochs``,
+            ``actor_minibatch``, ``entropy_coef``, ``lagrangian_lr``, ``lagrangian_init``,
+            ``pid_kp``, ``pid_kd``, ``per_constraint`` and the shared critic/GAE fields).
+        cost_limit: per-episode limit ``d`` on the combined cost.
+        seed, device: as for :class:`~saferl.algos.cpo.CPO`.
+        constraint_names: the env's constraint names (required with ``per_constraint``).
+        constraint_limits: per-constraint limits (``None`` entries use ``cost_limit``);
+            default from ``constraints`` if given.
+        constraints: the env's ``ConstraintSet`` (alternative to names and limits).
+        lagrangian: ``False`` for plain PPO (multipliers fixed at 0).
+        kl_stop_factor: stop the actor epochs early once a minibatch's KL(pi_old || pi)
+            exceeds ``kl_stop_factor * target_kl`` (``None``: never; Spinning Up's rule).
+    """
+
+    def __init__(
+        self,
+        observation_space: Any,
+        action_space: Any,
+        config: AlgoConfig | None = None,
+        *,
+        cost_limit: float,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        constraint_names: Sequence[str] | None = None,
+        constraint_limits: Sequence[float | None] | None = None,
+        constraints: ConstraintSet | None = None,
+        lagrangian: bool = True,
+        kl_stop_factor: float | None = 1.5,
+        **_: Any,
+    ) -> None:
+        config = config if config is not None else AlgoConfig()
+        if constraints is not None:
+            constraint_names = constraint_names or constraints.names
+            if constraint_limits is None:
+                constraint_limits = [c.limit for c in constraints]
+        self.per_constraint = bool(config.per_constraint)
+        if self.per_constraint:
+            if not constraint_names:
+                raise ValueError(
+                    "algo.per_constraint=true needs the env's constraint names "
+                    "(constraint_names= or constraints=)"
+                )
+            names = tuple(constraint_names)
+            lims = list(constraint_limits) if constraint_limits is not None else [None] * len(names)
+            if len(lims) != len(names):
+                raise ValueError(f"{len(names)} constraint names but {len(lims)} limits")
+            limits = [float(cost_limit) if v is None else float(v) for v in lims]
+        else:
+            names = ("cost",)
+            limits = [float(cost_limit)]
+        super().__init__(
+            observation_space,
+            action_space,
+            config,
+            cost_limit=cost_limit,
+            seed=seed,
+            device=device,
+            n_cost_heads=len(names),
+        )
+        self.constraint_names = names
+        self.limits = np.asarray(limits, np.float64)
+        self.lagrangian = bool(lagrangian)
+        self.kl_stop_factor = kl_stop_factor
+        self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
+        k = len(names)
+        ki = config.lagrangian_lr
+        self.pid_integral = np.full(k, config.lagrangian_init / ki if self.lagrangian else 0.0)
+        self.prev_cost = np.full(k, np.nan)
+        self.multipliers = np.full(k, config.lagrangian_init if self.lagrangian else 0.0)
+
+    @classmethod
+    def from_env(
+        cls, env: Any, config: AlgoConfig | None = None, seed: int = 0, **kwargs: Any
+    ) -> PPOLagrangian:
+        """Build for a batched env; limits and constraint names from ``env.constraints``."""
+        constraints = getattr(env, "constraints", None)
+        if kwargs.get("cost_limit") is None:
+            if constraints is None:
+                raise ValueError("the env declares no constraints: pass cost_limit")
+            kwargs["cost_limit"] = constraints.get_limit()
+        if constraints is not None:
+            kwargs.setdefault("constraints", constraints)
+        return cls(
+            env.single_observation_space, env.single_action_space, config, seed=seed, **kwargs
+        )
+
+    # ---------------------------------------------------------------------------------------
+    def _cost_signal(self, batch: RolloutBatch) -> torch.Tensor:
+        if not self.per_constraint:
+            return batch.costs.unsqueeze(-1)
+        return self._components(batch)
+
+    def _components(self, batch: RolloutBatch) -> torch.Tensor:
+        if batch.cost_components is None or tuple(batch.component_names) != self.constraint_names:
+            raise ValueError(
+                f"per-constraint PPO-Lagrangian needs cost components {self.constraint_names} "
+                f"in the batch, got {tuple(batch.component_names)}"
+            )
+        return batch.cost_components
+
+    def _episode_costs(self, batch: RolloutBatch) -> np.ndarray:
+        if not self.per_constraint:
+            return batch.ep_costs
+        self._components(batch)
+        return batch.ep_component_costs
+
+    def update_multipliers(self, j_c: np.ndarray) -> None:
+        """PID (or plain gradient-ascent) step of the multipliers from this batch's J_c."""
+        if not self.lagrangian:
+            return
+        cfg = self.config
+        err = j_c - self.limits
+        self.pid_integral = np.maximum(0.0, self.pid_integral + err)
+        deriv = np.where(np.isnan(self.prev_cost), 0.0, np.maximum(0.0, j_c - self.prev_cost))
+        self.prev_cost = j_c.copy()
+        self.multipliers = np.maximum(
+            0.0, cfg.pid_kp * err + cfg.lagrangian_lr * self.pid_integral + cfg.pid_kd * deriv
+        )
+
+    # ---------------------------------------------------------------------------------------
+    def update(self, batch: RolloutBatch) -> dict[str, Any]:
+        """Multiplier step, PPO-clip epochs on the actor, critic epochs; returns diagnostics."""
+        t0 = time.perf_counter()
+        data = self.prepare(batch)
+        j_c, ep_len, source = self.episode_cost(batch)
+        self.update_multipliers(np.asarray(j_c, np.float64))
+        t_prep = time.perf_counter()
+        info = self._actor_epochs(data)
+        t_actor = time.perf_counter()
+        info.update(self.update_critics(data))
+        t_critic = time.perf_counter()
+        self.obs_norm.update(batch.obs.reshape(-1, self.obs_dim).to(self.device))
+        self.updates += 1
+        info["J_c"] = float(j_c[0]) if len(j_c) == 1 else float(np.max(j_c - self.limits))
+        info["multiplier"] = float(self.multipliers.sum())
+        if self.per_constraint:
+            for name, jk, lam in zip(self.constraint_names, j_c, self.multipliers, strict=True):
+                info[f"J_c/{name}"] = float(jk)
+                info[f"multiplier/{name}"] = float(lam)
+        info.update(
+            {
+                "J_c_source": source,
+                "cost_limit": self.cost_limit,
+                "mean_ep_len": ep_len,
+                **batch.episode_stats(),
+                **self.train_mode_info(),
+                "time_prepare": t_prep - t0,
+                "time_actor": t_actor - t_prep,
+                "time_critic": t_critic - t_actor,
+                "updates": self.updates,
+            }
+        )
+        return info
+
+    def _actor_epochs(self, data: PreparedBatch) -> dict[str, Any]:
+        cfg = self.config
+        lam = torch.as_tensor(self.multipliers, dtype=torch.float32, device=self.device)
+        # Same scale for both: the reward advantage was divided by its std, so divide the
+        # (centred) cost advantages by that std too; lambda then keeps its natural units
+        # (reward per unit of cost) instead of drifting with the reward advantage's spread.
+        adv_c = data.adv_c / data.adv_r_std
+        adv = (data.adv_r - (adv_c * lam).sum(-1)) / (1.0 + lam.sum())
+        B = data.size
+        mb = min(cfg.actor_minibatch, B)
+        params = list(self.actor.parameters())
+        with torch.no_grad():
+            mean_old, log_std_old = self.actor(data.obs)
+            log_std_old = log_std_old.clone()
+            logp_old = GaussianActor.log_prob(mean_old, log_std_old, data.actions)
+        kl_stop = (
+            None if self.kl_stop_factor is None else float(self.kl_stop_factor) * cfg.target_kl
+        )
+        clip_frac, n_steps, loss_acc, stopped = 0.0, 0, 0.0, False
+        for _ in range(cfg.actor_epochs):
+            if stopped:
+                break
+            perm = torch.randperm(B, generator=self.generator, device=self.device)
+            for start in range(0, B - mb + 1, mb):
+                idx = perm[start : start + mb]
+                mean, log_std = self.actor(data.obs[idx])
+                if kl_stop is not None and n_steps > 0:
+                    with torch.no_grad():
+                        kl_mb = gaussian_kl(mean_old[idx], log_std_old, mean, log_std).mean()
+                    if float(global_mean(kl_mb)) > kl_stop:
+                        stopped = True
+                        break
+                logp = GaussianActor.log_prob(mean, log_std, data.actions[idx])
+                ratio = torch.exp(logp - logp_old[idx])
+                a = adv[idx]
+                clipped = ratio.clamp(1.0 - cfg.clip_ratio, 1.0 + cfg.clip_ratio)
+                loss = -torch.min(ratio * a, clipped * a).mean()
+                loss = loss - cfg.entropy_coef * GaussianActor.entropy(log_std)
+                self.actor_optim.zero_grad(set_to_none=True)
+                loss.backward()
+                if is_distributed():
+                    for p in params:
+                        weighted_average_(p.grad, mb)
+                nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                self.actor_optim.step()
+                with torch.no_grad():
+                    clip_frac += float(((ratio - 1.0).abs() > cfg.clip_ratio).float().mean())
+                    loss_acc += float(loss)
+                n_steps += 1
+        with torch.no_grad():
+            mean, log_std = self.actor(data.obs)
+            kl = float(global_mean(gaussian_kl(mean_old, log_std_old, mean, log_std)))
+            ratio = torch.exp(GaussianActor.log_prob(mean, log_std, data.actions) - logp_old)
+            d_surr_r = float(global_mean(ratio * data.adv_r - data.adv_r))
+            d_surr_c = float(global_mean((ratio - 1.0) * data.adv_c.sum(-1)))
+        return {
+            "kl": kl,
+            "d_surr_r": d_surr_r,
+            "d_surr_c": d_surr_c,
+            "loss_pi": loss_acc / max(n_steps, 1),
+            "clip_fraction": clip_frac / max(n_steps, 1),
+            "actor_steps": n_steps,
+            "kl_early_stop": stopped,
+        }
+
+    # ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.update(
+            {
+                "actor_optim": self.actor_optim.state_dict(),
+                "pid_integral": torch.from_numpy(self.pid_integral.copy()),
+                "prev_cost": torch.from_numpy(self.prev_cost.copy()),
+                "multipliers": torch.from_numpy(self.multipliers.copy()),
+            }
+        )
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.actor_optim.load_state_dict(state["actor_optim"])
+        self.pid_integral = np.asarray(state["pid_integral"], np.float64).copy()
+        self.prev_cost = np.asarray(state["prev_cost"], np.float64).copy()
+        self.multipliers = np.asarray(state["multipliers"], np.float64).copy()

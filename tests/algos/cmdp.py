@@ -1,0 +1,105 @@
+"""Tiny natively batched constrained envs with known answers (test helpers, not tests).
+
+:class:`GaussianBanditCMDP` is a one-step CMDP: every episode is one step, the observation is
+constant, reward ``r = sum(a)`` and cost ``c = sum(a^2)`` (actions clipped to ``[-2, 2]^k``).
+Its constrained optimum over deterministic policies is ``max sum(a) s.t. sum(a^2) <= d``, i.e.
+``a* = sqrt(d / k) * (1, ..., 1)`` with return ``sqrt(k d)``; a Gaussian policy with standard
+deviation ``sigma`` pays ``k sigma^2`` extra cost, so its constrained optimum is
+``mu = sqrt((d - k sigma^2) / k)`` per dimension, tending to ``a*`` as ``sigma`` shrinks.
+Unconstrained, the return grows with ``mu`` until the action box: the cost goes to ``4k``.
+
+:class:`ChainEnv` has deterministic dynamics and a fixed horizon, for collector tests.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.spaces import Box
+from gymnasium.vector import AutoresetMode
+
+from saferl.safety import Constraint, ConstraintSet
+
+
+class GaussianBanditCMDP(gym.vector.VectorEnv):
+    metadata: ClassVar[dict] = {"autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(self, num_envs: int = 64, act_dim: int = 2, limit: float = 1.0) -> None:
+        self.num_envs = num_envs
+        self.single_observation_space = Box(-np.inf, np.inf, (2,), np.float32)
+        self.single_action_space = Box(-2.0, 2.0, (act_dim,), np.float32)
+        self.observation_space = Box(-np.inf, np.inf, (num_envs, 2), np.float32)
+        self.action_space = Box(-2.0, 2.0, (num_envs, act_dim), np.float32)
+        self.constraints = ConstraintSet(
+            [Constraint("energy", "squared action", unit="a^2")],
+            limit=limit,
+            combine_mode="sum",
+            episode_length=1,
+        )
+        self.max_episode_steps = 1
+        self._obs = np.ones((num_envs, 2), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        return self._obs.copy(), {}
+
+    def step(self, actions):
+        a = np.clip(np.asarray(actions, np.float32), -2.0, 2.0)
+        reward = a.sum(1).astype(np.float32)
+        cost = (a * a).sum(1).astype(np.float32)
+        terminated = np.ones(self.num_envs, bool)
+        truncated = np.zeros(self.num_envs, bool)
+        final = np.empty(self.num_envs, dtype=object)
+        for i in range(self.num_envs):
+            final[i] = self._obs[i].copy()
+        info = {
+            "cost": cost,
+            "cost_components": {"energy": cost},
+            "final_obs": final,
+            "_final_obs": np.ones(self.num_envs, bool),
+        }
+        return self._obs.copy(), reward, terminated, truncated, info
+
+
+class ChainEnv(gym.vector.VectorEnv):
+    """obs = [t, instance]; reward = 1 + t, cost = 0.5 per step; instance 0 terminates at t=2,
+    the others are truncated at ``horizon``. Same-step autoreset with ``final_obs``."""
+
+    metadata: ClassVar[dict] = {"autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(self, num_envs: int = 2, horizon: int = 3) -> None:
+        self.num_envs = num_envs
+        self.horizon = horizon
+        self.max_episode_steps = horizon
+        self.single_observation_space = Box(-np.inf, np.inf, (2,), np.float32)
+        self.single_action_space = Box(-1.0, 1.0, (1,), np.float32)
+        self.observation_space = Box(-np.inf, np.inf, (num_envs, 2), np.float32)
+        self.action_space = Box(-1.0, 1.0, (num_envs, 1), np.float32)
+        self.t = np.zeros(num_envs, np.int64)
+
+    def _obs(self):
+        return np.stack([self.t, np.arange(self.num_envs)], 1).astype(np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        self.t[:] = 0
+        return self._obs(), {}
+
+    def step(self, actions):
+        reward = (1.0 + self.t).astype(np.float32)
+        cost = np.full(self.num_envs, 0.5, np.float32)
+        self.t += 1
+        terminated = np.zeros(self.num_envs, bool)
+        terminated[0] = self.t[0] == 2
+        truncated = (self.t >= self.horizon) & ~terminated
+        done = terminated | truncated
+        info = {"cost": cost}
+        if done.any():
+            final = np.empty(self.num_envs, dtype=object)
+            obs_before = self._obs()
+            for i in np.nonzero(done)[0]:
+                final[i] = obs_before[i]
+            info["final_obs"] = final
+            info["_final_obs"] = done.copy()
+            self.t[done] = 0
+        return self._obs(), reward, terminated, truncated, info

@@ -1,0 +1,165 @@
+"""CPO and PPO-Lagrangian end to end on the one-step Gaussian-bandit CMDP (known optimum).
+
+On the bandit the observation is constant, so the policy is one Gaussian N(mu, sigma^2) and
+expected reward/cost have closed forms: E[r] = sum(mu), E[c] = sum(mu^2 + sigma^2) (the action
+box [-2, 2] is far away for the policies tested here). These are the oracles.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from cmdp import GaussianBanditCMDP
+
+from saferl.algos.buffer import RolloutCollector
+from saferl.algos.cpo import CPO
+from saferl.algos.learn import learn
+from saferl.algos.math import gaussian_kl
+from saferl.algos.networks import GaussianActor
+from saferl.algos.ppo_lagrangian import PPOLagrangian
+from saferl.config import AlgoConfig
+
+FAST = {"critic_epochs": 5, "critic_minibatch": 512}
+
+
+def _policy(algo) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, sigma) of the bandit policy (constant observation)."""
+    with torch.no_grad():
+        mean, log_std = algo.actor(algo.obs_norm.normalize(torch.ones(1, 2)))
+    return mean[0].double().numpy(), log_std.detach().exp().double().numpy()
+
+
+def _expected(algo) -> tuple[float, float]:
+    mu, sd = _policy(algo)
+    return float(mu.sum()), float((mu**2 + sd**2).sum())
+
+
+def _one_update(limit: float, seed: int = 0):
+    env = GaussianBanditCMDP(64, 2, limit)
+    algo = CPO.from_env(env, AlgoConfig(**FAST), seed=seed)
+    col = RolloutCollector(env, algo, steps_per_env=16, seed=seed)
+    batch = col.collect()
+    data = algo.prepare(batch)
+    with torch.no_grad():
+        mean_old, ls_old = algo.actor(data.obs)
+        ls_old = ls_old.clone()
+        logp_old = GaussianActor.log_prob(mean_old, ls_old, data.actions)
+    before = _expected(algo)
+    diag = algo.update(batch)
+    with torch.no_grad():
+        mean, ls = algo.actor(data.obs)
+        ratio = torch.exp(GaussianActor.log_prob(mean, ls, data.actions) - logp_old)
+        surr_r = float((ratio * data.adv_r).mean() - data.adv_r.mean())
+        surr_c = float((ratio * data.adv_c[:, 0]).mean() - data.adv_c[:, 0].mean())
+        kl = float(gaussian_kl(mean_old, ls_old, mean, ls).mean())
+    return diag, before, _expected(algo), surr_r, surr_c, kl
+
+
+def test_cpo_update_on_violated_batch_lowers_cost():
+    # Initial policy: mu ~ 0, sigma = exp(-0.5): E[c] = 2 * 0.368 = 0.74 > d = 0.3.
+    diag, (_, cost0), (_, cost1), _, surr_c, kl = _one_update(limit=0.3)
+    assert diag["c"] > 0 and diag["accepted"]
+    assert diag["case"] in ("recovery", "both_active")
+    assert surr_c < 0  # the cost surrogate on the batch went down
+    assert cost1 < cost0 - 1e-3  # and so did the true expected cost (closed form)
+    assert kl <= AlgoConfig().target_kl * (1 + 1e-4)
+
+
+def test_cpo_update_on_slack_batch_raises_reward_within_trust_region():
+    diag, (ret0, _), (ret1, _), surr_r, _, kl = _one_update(limit=100.0)
+    assert diag["c"] < 0 and diag["case"] == "feasible" and diag["accepted"]
+    assert surr_r > 0
+    assert ret1 > ret0 + 1e-3  # true expected reward rose
+    assert 0 < kl <= AlgoConfig().target_kl * (1 + 1e-4)
+
+
+def _run(algo_cls, seed, updates, **kw):
+    env = GaussianBanditCMDP(32, 2, 1.0)
+    algo = algo_cls.from_env(env, AlgoConfig(**FAST), seed=seed, **kw)
+    learn(env, algo, total_steps=32 * 8 * updates, steps_per_epoch=32 * 8)
+    return algo
+
+
+def _params(algo):
+    return [t.clone() for t in algo.actor.state_dict().values()] + [
+        t.clone() for t in algo.critics.state_dict().values()
+    ]
+
+
+@pytest.mark.parametrize("algo_cls", [CPO, PPOLagrangian])
+def test_same_seed_gives_identical_parameters_and_other_seed_differs(algo_cls):
+    a = _params(_run(algo_cls, 3, 4))
+    b = _params(_run(algo_cls, 3, 4))
+    c = _params(_run(algo_cls, 4, 4))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+@pytest.mark.parametrize("algo_cls", [CPO, PPOLagrangian])
+def test_resume_from_state_dict_continues_bit_exactly(algo_cls):
+    cfg = AlgoConfig(**FAST)
+    env = GaussianBanditCMDP(32, 2, 1.0)
+    straight = algo_cls.from_env(env, cfg, seed=1)
+    col = RolloutCollector(env, straight, steps_per_env=8, seed=1)
+    for _ in range(5):
+        straight.update(col.collect())
+
+    first = algo_cls.from_env(env, cfg, seed=1)
+    col1 = RolloutCollector(env, first, steps_per_env=8, seed=1)
+    for _ in range(3):
+        first.update(col1.collect())
+    buf = io.BytesIO()
+    torch.save({"algo": first.state_dict(), "collector": col1.state_dict()}, buf)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=True)
+    resumed = algo_cls.from_env(env, cfg, seed=99)  # different seed: the state must win
+    col2 = RolloutCollector(env, resumed, steps_per_env=8, seed=99)
+    resumed.load_state_dict(state["algo"])
+    col2.load_state_dict(state["collector"])
+    for _ in range(2):
+        resumed.update(col2.collect())
+    for x, y in zip(_params(straight), _params(resumed), strict=True):
+        assert torch.equal(x, y)
+
+
+def test_cpo_converges_to_the_constrained_optimum_of_the_bandit():
+    # max sum(a) s.t. sum(a^2) <= d = 1 (2-D): a* = (0.7071, 0.7071), return sqrt(2).
+    env = GaussianBanditCMDP(64, 2, 1.0)
+    algo = CPO.from_env(env, AlgoConfig(**FAST), seed=0)
+    hist = learn(env, algo, total_steps=64 * 16 * 90, steps_per_epoch=64 * 16)
+    mu, sd = _policy(algo)
+    ret, cost = _expected(algo)
+    assert np.all(np.abs(mu - math.sqrt(0.5)) < 0.03), (mu, sd)
+    assert cost <= 1.0 * 1.03
+    assert ret >= 0.97 * math.sqrt(2)
+    # Near the optimum both constraints are active: the dual case dominates the last epochs.
+    last_cases = [h["case"] for h in hist[-30:]]
+    assert last_cases.count("both_active") >= 25, last_cases
+    # Measured episode cost of the last 10 batches sits at the limit (not swinging).
+    assert abs(np.mean([h["ep_cost"] for h in hist[-10:]]) - 1.0) < 0.05
+
+
+def test_unconstrained_ppo_violates_the_constraint_that_cpo_meets():
+    env = GaussianBanditCMDP(64, 2, 1.0)
+    cfg = AlgoConfig(**FAST, actor_lr=3e-3, actor_minibatch=256)
+    ppo = PPOLagrangian.from_env(env, cfg, seed=0, lagrangian=False)
+    learn(env, ppo, total_steps=64 * 16 * 25, steps_per_epoch=64 * 16)
+    _, cost = _expected(ppo)
+    assert cost > 2.0  # twice the limit: the unconstrained optimum is the box corner
+    assert float(ppo.multipliers.sum()) == 0.0
+
+
+@pytest.mark.slow
+def test_ppo_lagrangian_multiplier_finds_the_dual_optimum_of_the_bandit():
+    # At a* the multiplier is d(return)/d(cost) = 1 / (2 * 0.7071) = 0.7071.
+    env = GaussianBanditCMDP(64, 2, 1.0)
+    cfg = AlgoConfig(**FAST, actor_lr=3e-3, actor_minibatch=256, lagrangian_lr=0.05)
+    algo = PPOLagrangian.from_env(env, cfg, seed=0)
+    hist = learn(env, algo, total_steps=64 * 16 * 120, steps_per_epoch=64 * 16)
+    mu, _ = _policy(algo)
+    assert np.all(np.abs(mu - math.sqrt(0.5)) < 0.05), mu
+    assert abs(np.mean([h["multiplier"] for h in hist[-10:]]) - math.sqrt(0.5)) < 0.15
