@@ -1,0 +1,1281 @@
+"""``WheelchairSC-v0``: shared-control navigation of a powered wheelchair (ENVIRONMENTS.md §2).
+
+An impaired user drives a mid-wheel-drive powered wheelchair with a proportional joystick towards
+one of three candidate goals in an 8 m x 8 m room (a partition wall with 1-2 doorways of real
+widths, furniture discs, 0-2 pedestrians). The agent sees the joystick signal and the chair's
+sensors, not the goal identity, and outputs ``a = (a0, a1, a2) in [-1, 1]^3``: the authority
+``alpha = (a0 + 1) / 2`` left to the user and a robot command ``u_r = (a1 v_max, a2 omega_max0)``
+(reverse capped at 0.5 m/s); the chair executes ``u = alpha u_h + (1 - alpha) u_r``
+(``action_mode="blend"``) or ``u = clip(u_h + 0.5 a[1:] * u_max)`` (``action_mode="residual"``).
+
+Control step 0.1 s (10 Hz), physics and joystick at 50 Hz (5 substeps, exact unicycle arcs),
+600-step episodes, terminated on success. Costs (indicators, combined by their union): collision,
+near_miss, comfort, tip_risk, social; per-episode limit 15 (strict 6). ``info["cost_magnitude"]``
+holds the penetration/overshoot magnitudes.
+
+Classes: :class:`WheelchairSCVecEnv` (natively batched), :class:`WheelchairSCEnv` (single
+instance, for ``gymnasium.make``) and :func:`make_vec`. Scripted baselines are in
+``WheelchairSCVecEnv.SCRIPTED_POLICIES``. Units: SI, angles in rad. See docs/envs/wheelchair.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium.spaces import Box
+
+from saferl.envs.human import IMPAIRMENT_LEVELS, JoystickOperator, parse_levels
+from saferl.envs.vector import InstanceRNG, SafeVectorEnv, ScriptedPolicy, SingleEnv
+from saferl.safety import Constraint, ConstraintSet
+
+__all__ = [
+    "CHALLENGES",
+    "WHEELCHAIR_CONSTRAINTS",
+    "ChairParams",
+    "MapLibrary",
+    "MapParams",
+    "WheelchairSCEnv",
+    "WheelchairSCVecEnv",
+    "get_map_library",
+    "make_vec",
+]
+
+f32 = np.float32
+TWO_PI = f32(2 * np.pi)
+
+# ------------------------------------------------------------------------------------------------
+# Parameters
+
+
+@dataclass(frozen=True)
+class ChairParams:
+    """Chair dynamics (§2.3, typical indoor PWC **[design]**)."""
+
+    v_max: float = 1.5  # m/s forward
+    v_rev: float = 0.5  # m/s reverse
+    omega_max0: float = 1.5  # rad/s at standstill
+    tau_v: float = 0.25  # s
+    tau_omega: float = 0.15  # s
+    a_acc: float = 1.0  # m/s^2 (speeding up)
+    a_dec: float = 1.5  # m/s^2 (slowing down)
+    alpha_max: float = 3.0  # rad/s^2
+    track: float = 0.55  # m (wheel base b)
+    v_wheel_max: float = 1.6  # m/s per drive wheel
+    disc_radius: float = 0.35  # m, footprint = two discs ...
+    disc_offset: float = 0.20  # ... at +-0.20 m along the heading
+    cg_height: float = 0.55  # m
+    dt: float = 0.02  # s physics
+    substeps: int = 5  # per 0.1 s control step
+
+
+@dataclass(frozen=True)
+class MapParams:
+    """Procedural room generator (§2.2). One library of ``n_maps`` maps per parameter set."""
+
+    n_maps: int = 256
+    room: float = 8.0
+    cell: float = 0.1
+    door_width: tuple[float, float] = (0.815, 0.915)  # ADA 32-36 in
+    n_discs: tuple[int, int] = (4, 8)
+    disc_radius: tuple[float, float] = (0.2, 0.5)
+    max_discs: int = 10
+    turn_clearance: float = 0.7625  # half the 1.525 m ADA turning circle
+    n_starts: int = 48  # start candidates stored per map and goal
+    min_start_goal: float = 2.5  # m geodesic
+    chair_radius: float = 0.35  # obstacle inflation for the distance fields
+    comfort_clearance: float = 0.65  # cells closer than this cost ``near_cost`` x
+    near_cost: float = 10.0
+    inflated_cost: float = 40.0  # cells closer than the chair radius
+    lookahead_cells: int = 8  # the simulated user aims ~0.8-1.1 m ahead along the route
+    seed: int = 20261125
+    version: int = 4  # bump when the generator changes (part of the cache key)
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """Challenge level: map clutter and door width, pedestrians and their speeds."""
+
+    maps: MapParams
+    n_peds: tuple[int, int]
+    ped_speed: tuple[float, float]
+
+
+CHALLENGES: dict[str, Challenge] = {
+    "easy": Challenge(
+        MapParams(door_width=(0.95, 1.10), n_discs=(2, 5)), n_peds=(0, 1), ped_speed=(0.4, 0.8)
+    ),
+    "standard": Challenge(MapParams(), n_peds=(0, 2), ped_speed=(0.5, 1.3)),
+    "hard": Challenge(
+        MapParams(door_width=(0.815, 0.85), n_discs=(7, 10)), n_peds=(2, 2), ped_speed=(0.8, 1.3)
+    ),
+}
+
+EPISODE_STEPS = 600
+CONTROL_DT = 0.1
+PED_RADIUS = 0.25
+MAX_PEDS = 2
+N_SECTORS = 16
+N_GOALS = 3
+N_WALLS = 3  # partition boxes (1-2 doorways -> 2-3 boxes, padded)
+WALL_THICKNESS = 0.1
+GOAL_RADIUS = 0.3
+SUCCESS_SPEED = 0.2
+JERK_LIMIT = 5.0  # m/s^3 over 0.1 s; ENVIRONMENTS.md says 2.0, see docs/envs/wheelchair.md
+A_TIP = 9.81 * (0.55 / 2) / 0.55  # g (b/2)/h ~ 4.9 m/s^2
+
+WHEELCHAIR_CONSTRAINTS = ConstraintSet(
+    [
+        Constraint(
+            "collision",
+            "any footprint overlap with a wall, furniture or a pedestrian",
+            threshold="d_min < 0",
+            source="Safety-Gym hazard analogue",
+        ),
+        Constraint(
+            "near_miss",
+            "passing closer than 0.10 m at speed",
+            threshold="0 <= d_min < 0.10 m and v > 0.3 m/s",
+            source="design",
+        ),
+        Constraint(
+            "comfort",
+            "uncomfortable acceleration or jerk (0.1 s means)",
+            threshold="|a_long| > 1.0 or |a_lat| > 1.0 m/s^2 or |jerk| > 5.0 m/s^3",
+            source="de Winkel et al. 2023; Gulati et al. 2013",
+        ),
+        Constraint(
+            "tip_risk",
+            "horizontal acceleration above half the static tipping limit",
+            threshold="|(a_long, a_lat)| > 0.5 g (b/2)/h = 2.45 m/s^2",
+            source="ISO 7176-1/-2 stability geometry, design margin",
+        ),
+        Constraint(
+            "social",
+            "fast inside a pedestrian's personal zone",
+            threshold="v > 0.5 m/s within 0.8 m of a pedestrian",
+            source="Hall 1966 proxemics",
+        ),
+    ],
+    limit=15.0,
+    strict_limit=6.0,
+    combine_mode="max",
+    episode_length=EPISODE_STEPS,
+)
+
+# ------------------------------------------------------------------------------------------------
+# Map library
+
+
+def _box_distance(px, py, box):
+    """Euclidean distance from points to an axis-aligned box ``(x0, y0, x1, y1)`` (0 inside)."""
+    dx = np.maximum(np.maximum(box[..., 0] - px, px - box[..., 2]), 0)
+    dy = np.maximum(np.maximum(box[..., 1] - py, py - box[..., 3]), 0)
+    return np.sqrt(dx * dx + dy * dy)
+
+
+@dataclass
+class MapLibrary:
+    """Pre-generated maps: geometry, goals, start candidates and geodesic distance fields.
+
+    Arrays (M maps): ``walls`` (M, 3, 4) partition boxes (x0, y0, x1, y1), unused ones far away;
+    ``discs`` (M, 10, 3) (x, y, r), unused ones far away with r = 0; ``goals`` (M, 3, 2);
+    ``starts`` (M, 3, S, 2) start candidates per goal (turning circle free, >= 2.5 m geodesic
+    from that goal); ``dist`` (M, 3, G, G) float32 geodesic distance (m) to each goal on the
+    ``cell`` grid (cell centres at (i + 0.5) cell), obstacles inflated by the chair radius
+    (cells closer than the radius cost ``inflated_cost`` x, cells inside obstacles are
+    unreachable and hold the largest finite value); ``nav`` the same with cells closer than
+    ``comfort_clearance`` also penalised (the routes the simulated user prefers: room to turn);
+    ``look`` (M, 3, G, G) int16 the flat index of the cell ``lookahead_cells`` further along the
+    preferred route (the user's pure-pursuit target); ``halves`` (M, 2, 4) the two half-rooms (for pedestrians);
+    ``door_width`` (M,) narrowest doorway; ``partition`` (M, 3) (axis, coordinate, n_doors).
+    """
+
+    params: MapParams
+    walls: np.ndarray
+    discs: np.ndarray
+    goals: np.ndarray
+    starts: np.ndarray
+    dist: np.ndarray
+    nav: np.ndarray
+    look: np.ndarray
+    halves: np.ndarray
+    door_width: np.ndarray
+    doors: np.ndarray
+    min_path_clearance: np.ndarray
+
+    @property
+    def key(self) -> str:
+        return _params_key(self.params)
+
+    def clearance_grid(self, m: int, chair_radius: float = 0.0) -> np.ndarray:
+        """(G, G) distance from each cell centre to the nearest obstacle surface, minus radius."""
+        return _clearance(self.params, self.walls[m], self.discs[m]) - chair_radius
+
+
+def _params_key(p: MapParams) -> str:
+    blob = json.dumps(asdict(p), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _cell_centres(p: MapParams) -> tuple[np.ndarray, np.ndarray]:
+    g = round(p.room / p.cell)
+    c = (np.arange(g) + 0.5) * p.cell
+    # index [iy, ix]
+    return np.meshgrid(c, c, indexing="xy")
+
+
+def _clearance(p: MapParams, walls: np.ndarray, discs: np.ndarray) -> np.ndarray:
+    X, Y = _cell_centres(p)
+    d = np.minimum(np.minimum(X, p.room - X), np.minimum(Y, p.room - Y))
+    for b in walls:
+        inside = (X >= b[0]) & (X <= b[2]) & (Y >= b[1]) & (Y <= b[3])
+        d = np.minimum(d, np.where(inside, -0.01, _box_distance(X, Y, b)))
+    for x, y, r in discs:
+        d = np.minimum(d, np.hypot(X - x, Y - y) - r)
+    return d
+
+
+def _geodesic(
+    p: MapParams,
+    clear: np.ndarray,
+    chair_r: float,
+    goal: np.ndarray,
+    weighted: bool = True,
+    return_lookahead: bool = False,
+) -> Any:
+    """8-connected Dijkstra from the goal cell.
+
+    ``weighted``: cells within ``comfort_clearance`` cost ``near_cost`` x and cells within the
+    chair radius ``inflated_cost`` x (the user's preferred routes); otherwise metric distance
+    with only the inflated zone penalised (the progress reward)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    g = clear.shape[0]
+    ok = clear > 0
+    # graded costs: keep 0.6 m (room to rotate the 1.1 m footprint) where possible, never
+    # closer than the chair radius unless forced (doorways)
+    near = p.near_cost if weighted else 1.0
+    w = np.where(
+        clear >= p.comfort_clearance,
+        1.0,
+        np.where(clear >= chair_r, near, p.inflated_cost),
+    )
+    idx = np.arange(g * g).reshape(g, g)
+    rows, cols, vals = [], [], []
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        ys = slice(0, g - dy)
+        yd = slice(dy, g)
+        xs = slice(max(0, -dx), g - max(0, dx))
+        xd = slice(max(0, dx), g - max(0, -dx))
+        a, b = idx[ys, xs].ravel(), idx[yd, xd].ravel()
+        valid = ok[ys, xs].ravel() & ok[yd, xd].ravel()
+        length = p.cell * (np.sqrt(2.0) if dx and dy else 1.0)
+        cost = length * 0.5 * (w[ys, xs].ravel() + w[yd, xd].ravel())
+        rows += [a[valid], b[valid]]
+        cols += [b[valid], a[valid]]
+        vals += [cost[valid], cost[valid]]
+    graph = coo_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(g * g,) * 2
+    ).tocsr()
+    gi = np.clip((goal / p.cell).astype(int), 0, g - 1)
+    d, pred = dijkstra(graph, indices=gi[1] * g + gi[0], return_predecessors=True)
+    d = d.reshape(g, g)
+    finite = np.isfinite(d)
+    d[~finite] = d[finite].max() + 1.0
+    if not return_lookahead:
+        return d.astype(np.float32)
+    # lookahead: the cell `lookahead_cells` steps further along the shortest path (pointer
+    # jumping over the predecessor tree, which points towards the goal)
+    nxt = np.where(pred < 0, np.arange(g * g), pred)
+    tgt = np.arange(g * g)
+    for _ in range(p.lookahead_cells):
+        tgt = nxt[tgt]
+    return d.astype(np.float32), tgt.reshape(g, g).astype(np.int16)
+
+
+def _connected(mask: np.ndarray, seed_cells: np.ndarray) -> np.ndarray:
+    """4-connected component of ``mask`` containing the seed cells (flood fill)."""
+    from scipy.ndimage import label
+
+    lab, _ = label(mask)
+    ids = {int(lab[iy, ix]) for ix, iy in seed_cells}
+    ids.discard(0)
+    return np.isin(lab, list(ids)) if ids else np.zeros_like(mask)
+
+
+def _generate_map(p: MapParams, rng: np.random.Generator, chair_r: float) -> dict[str, Any] | None:
+    room, cell = p.room, p.cell
+    G = round(room / cell)
+    axis = int(rng.integers(2))  # 0: vertical partition x = c, 1: horizontal y = c
+    c = (int(rng.integers(30, 50)) + 0.5) * cell  # on a cell-centre line
+    n_doors = int(rng.integers(1, 3))
+    widths = rng.uniform(*p.door_width, size=n_doors)
+    # door centres on cell centres, 1.0 m from the outer walls, doors >= 1.5 m apart
+    for _ in range(50):
+        centres = (rng.integers(10, 70, size=n_doors) + 0.5) * cell
+        if n_doors == 1 or abs(centres[0] - centres[1]) > 1.5 + widths.sum() / 2:
+            break
+    else:
+        return None
+    order = np.argsort(centres)
+    centres, widths = centres[order], widths[order]
+    # partition boxes along the free coordinate t in [0, room] minus the door gaps
+    spans, t0 = [], 0.0
+    for tc, w in zip(centres, widths, strict=True):
+        spans.append((t0, tc - w / 2))
+        t0 = tc + w / 2
+    spans.append((t0, room))
+    walls = np.full((N_WALLS, 4), 1e3, np.float64)
+    walls[:, 2:] += 1.0
+    h = WALL_THICKNESS / 2
+    for k, (a, b) in enumerate(spans):
+        walls[k] = (c - h, a, c + h, b) if axis == 0 else (a, c - h, b, c + h)
+    doors = np.zeros((2, 3))  # (x, y, width) of each door (second may be empty)
+    for k, (tc, w) in enumerate(zip(centres, widths, strict=True)):
+        doors[k] = (c, tc, w) if axis == 0 else (tc, c, w)
+    # goals: a doorway (in front of an outer wall), a table, a bed; each with a free turning
+    # circle, one goal on each side of the partition at least
+    n_discs = int(rng.integers(p.n_discs[0], p.n_discs[1] + 1))
+    discs = np.zeros((p.max_discs, 3))
+    discs[:, :2] = 1e3
+    no_discs = _clearance(p, walls, np.zeros((0, 3)))
+    goals = np.zeros((N_GOALS, 2))
+    X, Y = _cell_centres(p)
+    side = (X if axis == 0 else Y) < c
+    for k in range(N_GOALS):
+        want_side = k % 2 == 0
+        cand = (no_discs > p.turn_clearance + 0.05) & (side == want_side)
+        if k == 0:  # the doorway goal: within 1.0 m of an outer wall
+            near = np.minimum(np.minimum(X, room - X), np.minimum(Y, room - Y)) < 1.0
+            cand &= near
+        for g_prev in goals[:k]:
+            cand &= np.hypot(X - g_prev[0], Y - g_prev[1]) > 2.5
+        ys, xs = np.nonzero(cand)
+        if len(xs) == 0:
+            return None
+        j = int(rng.integers(len(xs)))
+        goals[k] = (X[ys[j], xs[j]], Y[ys[j], xs[j]])
+    # furniture discs away from doors, goals' turning circles and each other
+    placed = 0
+    for _ in range(400):
+        if placed == n_discs:
+            break
+        r = rng.uniform(*p.disc_radius)
+        x, y = rng.uniform(r + 0.1, room - r - 0.1, size=2)
+        if any(np.hypot(x - d[0], y - d[1]) < r + 1.0 + d[2] / 2 for d in doors if d[2] > 0):
+            continue
+        if (np.hypot(goals[:, 0] - x, goals[:, 1] - y) < r + p.turn_clearance + 0.05).any():
+            continue
+        if (
+            placed
+            and (
+                np.hypot(discs[:placed, 0] - x, discs[:placed, 1] - y) < discs[:placed, 2] + r + 0.2
+            ).any()
+        ):
+            continue
+        if _box_distance(x, y, walls).min() < r + 0.05:
+            continue
+        discs[placed] = (x, y, r)
+        placed += 1
+    if placed < p.n_discs[0]:
+        return None
+    clear = _clearance(p, walls, discs)
+    # verification: a path of width >= the narrowest door (centre clearance >= w_min/2) joins
+    # all goals (4-connected, so no diagonal corner-cutting)
+    w_min = float(widths.min())
+    wide = clear >= w_min / 2 - 1e-6
+    gcells = np.clip((goals / cell).astype(int), 0, G - 1)
+    comp = _connected(wide, gcells[:1])
+    if not all(comp[iy, ix] for ix, iy in gcells):
+        return None
+    dist = np.stack([_geodesic(p, clear, chair_r, g, weighted=False) for g in goals])
+    navs = [_geodesic(p, clear, chair_r, g, weighted=True, return_lookahead=True) for g in goals]
+    nav = np.stack([n[0] for n in navs])
+    look = np.stack([n[1] for n in navs])
+    # start candidates per goal: turning circle free, reachable, >= min_start_goal away
+    starts = np.zeros((N_GOALS, p.n_starts, 2))
+    reach = comp & (clear >= p.turn_clearance)
+    for k in range(N_GOALS):
+        ys, xs = np.nonzero(reach & (dist[k] >= p.min_start_goal) & (dist[k] < 1e3))
+        if len(xs) < p.n_starts:
+            return None
+        pick = rng.choice(len(xs), size=p.n_starts, replace=False)
+        starts[k] = np.stack([X[ys[pick], xs[pick]], Y[ys[pick], xs[pick]]], axis=1)
+    if axis == 0:
+        halves = np.array([[0, 0, c - h, room], [c + h, 0, room, room]])
+    else:
+        halves = np.array([[0, 0, room, c - h], [0, c + h, room, room]])
+    return {
+        "walls": walls,
+        "discs": discs,
+        "goals": goals,
+        "starts": starts,
+        "dist": dist,
+        "nav": nav,
+        "look": look,
+        "halves": halves,
+        "door_width": w_min,
+        "doors": doors,
+        "min_path_clearance": float(w_min / 2),
+    }
+
+
+def build_map_library(p: MapParams) -> MapLibrary:
+    """Generate ``p.n_maps`` verified maps (deterministic in ``p``)."""
+    chair_r = p.chair_radius
+    rng = np.random.default_rng(p.seed)
+    maps: list[dict[str, Any]] = []
+    tries = 0
+    while len(maps) < p.n_maps:
+        tries += 1
+        if tries > 50 * p.n_maps:
+            raise RuntimeError("map generation keeps failing; check MapParams")
+        m = _generate_map(p, rng, chair_r)
+        if m is not None:
+            maps.append(m)
+    stack = {k: np.stack([m[k] for m in maps]) for k in maps[0]}
+    return MapLibrary(
+        params=p,
+        walls=stack["walls"].astype(np.float32),
+        discs=stack["discs"].astype(np.float32),
+        goals=stack["goals"].astype(np.float32),
+        starts=stack["starts"].astype(np.float32),
+        dist=stack["dist"].astype(np.float32),
+        nav=stack["nav"].astype(np.float32),
+        look=stack["look"].astype(np.int16),
+        halves=stack["halves"].astype(np.float32),
+        door_width=stack["door_width"].astype(np.float32),
+        doors=stack["doors"].astype(np.float32),
+        min_path_clearance=stack["min_path_clearance"].astype(np.float32),
+    )
+
+
+_LIBRARIES: dict[str, MapLibrary] = {}
+_ARRAYS = (
+    "walls",
+    "discs",
+    "goals",
+    "starts",
+    "dist",
+    "nav",
+    "look",
+    "halves",
+    "door_width",
+    "doors",
+    "min_path_clearance",
+)
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("SAFERL_CACHE_DIR")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "saferl"
+
+
+def get_map_library(p: MapParams, use_cache: bool = True) -> MapLibrary:
+    """The library for ``p``: from memory, else from the file cache, else built and cached.
+
+    The file is ``<cache>/wheelchair_maps_<hash>.npz`` (``SAFERL_CACHE_DIR`` or
+    ``$XDG_CACHE_HOME/saferl`` or ``~/.cache/saferl``), keyed by a hash of ``p``, written to a
+    temporary file and renamed (atomic). A corrupt or unwritable cache falls back to building.
+    """
+    key = _params_key(p)
+    if key in _LIBRARIES:
+        return _LIBRARIES[key]
+    path = _cache_dir() / f"wheelchair_maps_{key}.npz"
+    lib = None
+    if use_cache and path.exists():
+        try:
+            with np.load(path) as z:
+                lib = MapLibrary(params=p, **{k: z[k] for k in _ARRAYS})
+            if lib.walls.shape[0] != p.n_maps:
+                lib = None
+        except (OSError, ValueError, KeyError):
+            lib = None
+    if lib is None:
+        lib = build_map_library(p)
+        if use_cache:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+                with os.fdopen(fd, "wb") as fh:
+                    np.savez(fh, **{k: getattr(lib, k) for k in _ARRAYS})
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except OSError:
+                pass
+    _LIBRARIES[key] = lib
+    return lib
+
+
+# ------------------------------------------------------------------------------------------------
+# The batched environment
+
+
+def _parse_choice(value: Any, choices, argname: str) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{argname}: unknown value {value!r}; expected one of {list(choices)}")
+    return value
+
+
+class WheelchairSCVecEnv(SafeVectorEnv):
+    """Natively batched ``WheelchairSC-v0`` (N instances as float32 arrays).
+
+    Args:
+        num_envs: number of instances N.
+        impairment: ``"none" | "mild" | "moderate" | "severe" | "random"`` (sampled per episode;
+            default) or a list of N such names (fixed per instance, for evaluation).
+        challenge: ``"easy" | "standard" | "hard"``.
+        action_mode: ``"blend"`` (default) or ``"residual"``.
+        privileged_obs: append the one-hot impairment level (4) and the true goal one-hot (3)
+            to the observation (ablations only).
+        instance_offset: global index of instance 0 (seeding of worker slices).
+        render_mode: ``None`` or ``"rgb_array"``.
+        use_map_cache: read/write the map library file cache.
+
+    Observation (44 float32, §2.6), action (3 float32 in [-1, 1], §2.5), reward (§2.7),
+    ``info["cost_components"]`` (§2.8), ``info["cost_magnitude"]`` (N,) float32 (penetration
+    depth + near-miss shortfall + acceleration excess), ``info["success"]`` (N,) bool,
+    ``info["impairment"]`` (N,) int8 level index.
+    """
+
+    SCRIPTED_POLICIES: ClassVar[dict[str, Callable[[], ScriptedPolicy]]] = {}
+    OBS_DIM = 44
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        *,
+        impairment: Any = "random",
+        challenge: str = "standard",
+        action_mode: str = "blend",
+        privileged_obs: bool = False,
+        instance_offset: int = 0,
+        render_mode: str | None = None,
+        use_map_cache: bool = True,
+        chair: ChairParams | None = None,
+    ) -> None:
+        challenge = _parse_choice(challenge, CHALLENGES, "challenge")
+        self.action_mode = _parse_choice(action_mode, ("blend", "residual"), "action_mode")
+        self.challenge_name = challenge
+        self.challenge = CHALLENGES[challenge]
+        self.chair = chair or ChairParams()
+        self.privileged_obs = bool(privileged_obs)
+        obs_dim = self.OBS_DIM + (7 if self.privileged_obs else 0)
+        low = np.full(obs_dim, -10.0, np.float32)
+        high = np.full(obs_dim, 10.0, np.float32)
+        super().__init__(
+            int(num_envs) if isinstance(num_envs, (int, np.integer)) else num_envs,
+            observation_space=Box(low, high, (obs_dim,), np.float32),
+            action_space=Box(-1.0, 1.0, (3,), np.float32),
+            constraints=WHEELCHAIR_CONSTRAINTS,
+            max_episode_steps=EPISODE_STEPS,
+            instance_offset=instance_offset,
+            render_mode=render_mode,
+        )
+        self._obs_low, self._obs_high = low, high
+        n = self.num_envs
+        self.level_codes = parse_levels(impairment, n, "impairment")
+        self.maps = get_map_library(self.challenge.maps, use_cache=use_map_cache)
+        self.human = JoystickOperator(
+            n, self.rng, control_dt=CONTROL_DT, substeps=self.chair.substeps
+        )
+        c = self.chair
+        self.G = self.maps.dist.shape[-1]
+        self._dist_flat = self.maps.dist.reshape(-1)
+        self._nav_flat = self.maps.nav.reshape(-1)
+        self._look_flat = self.maps.look.reshape(-1)
+        # state (struct of arrays)
+        z = lambda *s: np.zeros((n, *s), np.float32)  # noqa: E731
+        self.x, self.y, self.psi, self.v, self.omega = z(), z(), z(), z(), z()
+        self.map_id = np.zeros(n, np.int64)
+        self.goal = np.zeros(n, np.int64)
+        self.goal_xy = z(N_GOALS, 2)
+        self.walls = z(N_WALLS, 4)
+        self.discs = z(self.maps.discs.shape[1], 3)
+        self.ped = z(MAX_PEDS, 4)  # x, y, vx, vy
+        self.ped_on = np.zeros((n, MAX_PEDS), bool)
+        self.ped_box = z(MAX_PEDS, 4)
+        self.v_pref = z()
+        self.a_long = z()
+        self.a_lat = z()
+        self.prev_u = z(2)  # blended command (v, omega) of the last step, mean over substeps
+        self.prev_alpha = z()
+        self.joy = z(3, 2)  # joystick: last sample, mean and std over the last control step
+        self.sectors = z(N_SECTORS)
+        self.d_min = z()  # footprint clearance (m), after contact resolution
+        self.geo_prev = z()
+        self.bump_timer = z()  # s: the user backs off after feeling a bump
+        self.bump_front = np.zeros(n, bool)  # the last bump was at the front of the footprint
+        self._u_max = np.array([c.v_max, c.omega_max0], np.float32)
+        centres = (np.arange(N_SECTORS) + 0.5) * (2 * np.pi / N_SECTORS)
+        centres = (centres + np.pi) % (2 * np.pi) - np.pi
+        self._sector_cos = np.cos(centres).astype(np.float32)
+        self._sector_sin = np.sin(centres).astype(np.float32)
+
+    # -------------------------------------------------------------------------------- helpers
+    def _geodesic(self, x, y, goal_idx, map_id, grad: bool = False, nav: bool = False):
+        """Bilinear geodesic distance (and its gradient) at (x, y) for the given goals.
+
+        ``nav=True`` reads the user's preferred-route field instead of the metric one."""
+        G, h = self.G, self.maps.params.cell
+        gx = np.clip(x / f32(h) - f32(0.5), 0, G - 1.001)
+        gy = np.clip(y / f32(h) - f32(0.5), 0, G - 1.001)
+        ix = gx.astype(np.int64)
+        iy = gy.astype(np.int64)
+        fx = (gx - ix).astype(np.float32)
+        fy = (gy - iy).astype(np.float32)
+        base = (map_id * N_GOALS + goal_idx) * (G * G) + iy * G + ix
+        D = self._nav_flat if nav else self._dist_flat
+        d00, d10, d01, d11 = D[base], D[base + 1], D[base + G], D[base + G + 1]
+        val = (d00 * (1 - fx) + d10 * fx) * (1 - fy) + (d01 * (1 - fx) + d11 * fx) * fy
+        if not grad:
+            return val
+        ddx = ((d10 - d00) * (1 - fy) + (d11 - d01) * fy) / f32(h)
+        ddy = ((d01 - d00) * (1 - fx) + (d11 - d10) * fx) / f32(h)
+        return val, ddx, ddy
+
+    def _lookahead(self, x, y, goal_idx, map_id):
+        G, h = self.G, f32(self.maps.params.cell)
+        gx = np.clip(x / h - f32(0.5), 0, G - 1.001)
+        gy = np.clip(y / h - f32(0.5), 0, G - 1.001)
+        ix = gx.astype(np.int64)
+        iy = gy.astype(np.int64)
+        fx = (gx - ix).astype(np.float32)
+        fy = (gy - iy).astype(np.float32)
+        base = (map_id * N_GOALS + goal_idx) * (G * G) + iy * G + ix
+        L = self._look_flat
+        tx = np.zeros_like(x)
+        ty = np.zeros_like(x)
+        for off, wgt in (
+            (0, (1 - fx) * (1 - fy)),
+            (1, fx * (1 - fy)),
+            (G, (1 - fx) * fy),
+            (G + 1, fx * fy),
+        ):
+            t = L[base + off].astype(np.int64)
+            tx += wgt * ((t % G).astype(np.float32) + f32(0.5)) * h
+            ty += wgt * ((t // G).astype(np.float32) + f32(0.5)) * h
+        return tx, ty
+
+    def joystick_to_command(self, j: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Joystick (..., 2) = (turn, forward) -> (v_c, omega_c) with the PWC's mapping."""
+        c = self.chair
+        jx, jy = j[..., 0], j[..., 1]
+        vc = np.where(jy >= 0, f32(c.v_max), f32(c.v_rev)) * jy
+        wmax = f32(c.omega_max0) * (f32(1) - f32(0.5 / c.v_max) * np.abs(v))
+        return vc.astype(np.float32), (wmax * jx).astype(np.float32)
+
+    def intended_joystick(self, goal_idx: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """The joystick a perfect-perception user would push now towards ``goal_idx`` (N, 2)."""
+        sel = (lambda a: a) if idx is None else (lambda a: a[idx])
+        x, y, psi, v = sel(self.x), sel(self.y), sel(self.psi), sel(self.v)
+        # pure pursuit: head for the point ~0.8-1.1 m further along the preferred route
+        # (bilinear blend of the four neighbouring cells' lookahead targets)
+        mid = sel(self.map_id)
+        d_goal = self._geodesic(x, y, goal_idx, mid)
+        tx, ty = self._lookahead(x, y, goal_idx, mid)
+        gxy = self.goal_xy[idx if idx is not None else slice(None)]
+        gsel = gxy[np.arange(x.shape[0]), goal_idx]
+        near_goal = d_goal < f32(0.6)
+        tx = np.where(near_goal, gsel[:, 0], tx)
+        ty = np.where(near_goal, gsel[:, 1], ty)
+        dx, dy = tx - x, ty - y
+        norm = np.sqrt(dx * dx + dy * dy) + f32(1e-6)
+        dx /= norm
+        dy /= norm
+        # social force from pedestrians (seen with the same delay as everything else)
+        ped, on = sel(self.ped), sel(self.ped_on)
+        for k in range(MAX_PEDS):
+            rx = x - ped[:, k, 0]
+            ry = y - ped[:, k, 1]
+            dist = np.sqrt(rx * rx + ry * ry) + f32(1e-6)
+            push = np.where(on[:, k], f32(1.5) * np.exp(-(dist - f32(0.6)) / f32(0.4)), 0)
+            dx += push * rx / dist
+            dy += push * ry / dist
+        # repulsion from the obstacles the user sees (sector clearances, ego frame)
+        sect = sel(self.sectors)
+        rep = np.exp(-sect / f32(0.1)) * f32(0.4)
+        rx_e = -(rep * self._sector_cos).sum(axis=1)
+        ry_e = -(rep * self._sector_sin).sum(axis=1)
+        cpsi, spsi = np.cos(psi), np.sin(psi)
+        dx += cpsi * rx_e - spsi * ry_e
+        dy += spsi * rx_e + cpsi * ry_e
+        desired = np.arctan2(dy, dx)
+        err = (desired - psi + np.pi) % TWO_PI - np.pi
+        c = self.chair
+        d_clear = sel(self.d_min) + f32(c.disc_radius)
+        v_des = sel(self.v_pref) * np.clip((d_clear - f32(0.25)) / f32(0.8), 0.25, 1.0)
+        v_des = np.minimum(v_des, f32(0.6) * d_goal + f32(0.05))
+        v_des *= np.maximum(np.cos(err), 0) ** 2
+        # reactive recovery: back away from an obstacle touching the front of the footprint
+        front = np.minimum(sect[:, 0], sect[:, 15])
+        rear = sect[:, 6:10].min(axis=1)
+        v_des = np.where((front < f32(0.05)) & (rear > f32(0.3)), f32(-0.25), v_des)
+        # after a bump the user backs off for a moment (straight back if there is room)
+        bumped = sel(self.bump_timer) > 0
+        back_off = np.where(sel(self.bump_front), f32(-0.3), f32(0.2))
+        v_des = np.where(bumped, back_off, v_des)
+        wmax = f32(c.omega_max0) * (f32(1) - f32(0.5 / c.v_max) * np.abs(v))
+        # crossover-model gain: the user lowers the steering gain as their loop delay grows
+        hp = self.human.params
+        lag = sel(hp["reaction_delay"]) + sel(hp["hand_lag"]) + f32(c.tau_omega)
+        gain = np.minimum(f32(2.0), f32(0.7) / lag)
+        w_des = np.clip(gain * err, -wmax, wmax)
+        jx = np.where(bumped, f32(0.0), w_des / wmax)
+        jy = v_des / np.where(v_des >= 0, f32(c.v_max), f32(c.v_rev))
+        r = np.sqrt(jx * jx + jy * jy)
+        s = np.minimum(f32(1), f32(1) / np.maximum(r, f32(1e-6)))
+        return np.stack([jx * s, jy * s], axis=1).astype(np.float32)
+
+    # ----------------------------------------------------------------------------- reset
+    def _reset_instances(self, idx: np.ndarray) -> None:
+        lib, ch = self.maps, self.challenge
+        u = self.rng.uniform(8 + 6 * MAX_PEDS, idx)
+        m = np.minimum((u[:, 0] * lib.walls.shape[0]).astype(np.int64), lib.walls.shape[0] - 1)
+        g = np.minimum((u[:, 1] * N_GOALS).astype(np.int64), N_GOALS - 1)
+        s = np.minimum((u[:, 2] * lib.starts.shape[2]).astype(np.int64), lib.starts.shape[2] - 1)
+        self.map_id[idx] = m
+        self.goal[idx] = g
+        self.goal_xy[idx] = lib.goals[m]
+        self.walls[idx] = lib.walls[m]
+        self.discs[idx] = lib.discs[m]
+        start = lib.starts[m, g, s]
+        # jitter within the start cell so starts are not on a lattice
+        cell = f32(lib.params.cell)
+        self.x[idx] = start[:, 0] + (u[:, 3] - f32(0.5)) * cell
+        self.y[idx] = start[:, 1] + (u[:, 4] - f32(0.5)) * cell
+        self.psi[idx] = (u[:, 5] - f32(0.5)) * TWO_PI
+        self.v[idx] = 0.0
+        self.omega[idx] = 0.0
+        self.v_pref[idx] = f32(0.6) + f32(0.6) * u[:, 6]
+        # pedestrians: count, half-room, position, heading, speed
+        n_lo, n_hi = ch.n_peds
+        n_peds = n_lo + np.minimum((u[:, 7] * (n_hi - n_lo + 1)).astype(np.int64), n_hi - n_lo)
+        for p in range(MAX_PEDS):
+            b = 8 + 6 * p
+            on = p < n_peds
+            half = (u[:, b] < 0.5).astype(np.int64)
+            box = lib.halves[m, half].copy()
+            box[:, :2] += PED_RADIUS
+            box[:, 2:] -= PED_RADIUS
+            px = box[:, 0] + (box[:, 2] - box[:, 0]) * u[:, b + 1]
+            py = box[:, 1] + (box[:, 3] - box[:, 1]) * u[:, b + 2]
+            # keep pedestrians >= 1.5 m from the start (else park them, inactive)
+            on &= np.hypot(px - self.x[idx], py - self.y[idx]) > 1.5
+            ang = TWO_PI * u[:, b + 3]
+            spd = ch.ped_speed[0] + (ch.ped_speed[1] - ch.ped_speed[0]) * u[:, b + 4]
+            self.ped[idx, p] = np.stack(
+                [
+                    np.where(on, px, f32(1e3)),
+                    np.where(on, py, f32(1e3)),
+                    np.where(on, spd * np.cos(ang), 0),
+                    np.where(on, spd * np.sin(ang), 0),
+                ],
+                axis=1,
+            )
+            self.ped_on[idx, p] = on
+            self.ped_box[idx, p] = box
+        self.a_long[idx] = 0.0
+        self.a_lat[idx] = 0.0
+        self.prev_u[idx] = 0.0
+        self.prev_alpha[idx] = 1.0
+        self.bump_timer[idx] = 0.0
+        self.bump_front[idx] = False
+        self.joy[idx] = 0.0
+        self.human.reset(idx, self.level_codes[idx])
+        self._geometry(idx)
+        self.geo_prev[idx] = self._geodesic(self.x[idx], self.y[idx], g, m)
+
+    # ----------------------------------------------------------------------------- geometry
+    def _distances(self, px, py, sel):
+        """Distance from points (n,) to every obstacle surface: (K, n) d, nx, ny (outward)."""
+        room = f32(self.maps.params.room)
+        walls, discs, ped, on = sel(self.walls), sel(self.discs), sel(self.ped), sel(self.ped_on)
+        nw, nd = walls.shape[1], discs.shape[1]
+        K = 4 + nw + nd + MAX_PEDS
+        n = px.shape[0]
+        D = np.empty((K, n), np.float32)
+        NX = np.zeros((K, n), np.float32)
+        NY = np.zeros((K, n), np.float32)
+        # outer walls (half-planes)
+        D[0], D[1], D[2], D[3] = px, room - px, py, room - py
+        NX[0], NX[1], NY[2], NY[3] = 1, -1, 1, -1
+        for k in range(nw):
+            b = walls[:, k]
+            cx = np.maximum(np.maximum(b[:, 0] - px, px - b[:, 2]), 0)
+            cy = np.maximum(np.maximum(b[:, 1] - py, py - b[:, 3]), 0)
+            d = np.sqrt(cx * cx + cy * cy)
+            inv = f32(1) / np.maximum(d, f32(1e-6))
+            D[4 + k] = d
+            NX[4 + k] = np.copysign(cx * inv, px - b[:, 0])
+            NY[4 + k] = np.copysign(cy * inv, py - b[:, 1])
+        j = 4 + nw
+        rx = px[None, :] - discs[:, :, 0].T
+        ry = py[None, :] - discs[:, :, 1].T
+        r = np.sqrt(rx * rx + ry * ry)
+        inv = f32(1) / np.maximum(r, f32(1e-6))
+        D[j : j + nd] = r - discs[:, :, 2].T
+        NX[j : j + nd] = rx * inv
+        NY[j : j + nd] = ry * inv
+        j += nd
+        rx = px[None, :] - ped[:, :, 0].T
+        ry = py[None, :] - ped[:, :, 1].T
+        r = np.sqrt(rx * rx + ry * ry)
+        inv = f32(1) / np.maximum(r, f32(1e-6))
+        D[j:] = np.where(on.T, r - f32(PED_RADIUS), f32(1e3))
+        NX[j:] = rx * inv
+        NY[j:] = ry * inv
+        return D, NX, NY
+
+    def _contact_pass(self, x, y, hx, hy, sel):
+        """Footprint distances at pose (x, y, heading h): per-object d (K, n) of both discs."""
+        off = f32(self.chair.disc_offset)
+        dF, nxF, nyF = self._distances(x + off * hx, y + off * hy, sel)
+        dR, nxR, nyR = self._distances(x - off * hx, y - off * hy, sel)
+        return dF, nxF, nyF, dR, nxR, nyR
+
+    def _project(self, x, y, hx, hy, sel):
+        """One projection pass; returns (x, y, penetration per instance, front hit, d_min)."""
+        r_c = f32(self.chair.disc_radius)
+        dF, nxF, nyF, dR, nxR, nyR = self._contact_pass(x, y, hx, hy, sel)
+        penF = np.maximum(r_c - dF, 0)
+        penR = np.maximum(r_c - dR, 0)
+        front = penF >= penR
+        pen = np.where(front, penF, penR)
+        d_min = np.minimum(dF.min(axis=0), dR.min(axis=0)) - r_c
+        pmax = pen.max(axis=0)
+        front_hit = penF.max(axis=0) >= penR.max(axis=0)
+        if pmax.any():
+            x = x + (pen * np.where(front, nxF, nxR)).sum(axis=0)
+            y = y + (pen * np.where(front, nyF, nyR)).sum(axis=0)
+        return x, y, pmax, front_hit, d_min
+
+    def _geometry(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """Resolve contacts, update d_min and the 16-sector proximity; returns penetration (n,).
+
+        Contacts are resolved once per control step: the footprint is projected out of every
+        overlapping obstacle (up to two passes for corners; later passes only for the instances
+        still in contact)."""
+        sel = (lambda a: a) if idx is None else (lambda a: a[idx])
+        c = self.chair
+        r_c, off = f32(c.disc_radius), f32(c.disc_offset)
+        x, y, psi = sel(self.x), sel(self.y), sel(self.psi)
+        hx, hy = np.cos(psi), np.sin(psi)
+        x, y, pen_total, front_hit, d_min = self._project(x, y, hx, hy, sel)
+        if idx is None:
+            self.bump_front[:] = front_hit
+        else:
+            self.bump_front[idx] = front_hit
+        sub = np.flatnonzero(pen_total > 0)
+        if sub.size:
+            gidx = sub if idx is None else idx[sub]
+            ssel = lambda a: a[gidx]  # noqa: E731
+            xs, ys, pen2, _, dm = self._project(x[sub], y[sub], hx[sub], hy[sub], ssel)
+            again = pen2 > 0
+            if again.any():
+                a = np.flatnonzero(again)
+                ga = gidx[a]
+                asel = lambda arr: arr[ga]  # noqa: E731
+                xa, ya, _, _, dma = self._project(xs[a], ys[a], hx[sub][a], hy[sub][a], asel)
+                xs[a], ys[a] = xa, ya
+                dm[a] = dma
+            x[sub], y[sub] = xs, ys
+            # after projection the footprint touches the obstacle (d_min = 0 up to the
+            # residual of a corner that needed a third pass)
+            d_min[sub] = np.maximum(dm, 0)
+        # proximity sectors, measured from the chair centre to each obstacle's nearest point
+        dC, nxC, nyC = self._distances(x, y, sel)
+        bearing = np.arctan2(-nyC, -nxC) - psi[None, :]
+        sec = (np.floor(bearing * f32(N_SECTORS / (2 * np.pi))).astype(np.int64)) % N_SECTORS
+        # footprint clearance in that direction: the two discs extend r_c + off |cos(bearing)|
+        cosb = np.abs(nxC * hx[None, :] + nyC * hy[None, :])
+        clear = np.clip(dC - r_c - off * cosb, 0, 4)
+        n = x.shape[0]
+        sectors = np.full((n, N_SECTORS), 4.0, np.float32)
+        flat = sectors.reshape(-1)
+        rows = np.arange(n) * N_SECTORS
+        for k in range(dC.shape[0]):
+            fi = rows + sec[k]
+            np.minimum(flat[fi], clear[k], out=clear[k])
+            flat[fi] = clear[k]
+        if idx is None:
+            self.x[:], self.y[:] = x, y
+            self.d_min[:] = d_min
+            self.sectors[:] = sectors
+        else:
+            self.x[idx], self.y[idx] = x, y
+            self.d_min[idx] = d_min
+            self.sectors[idx] = sectors
+        return pen_total
+
+    # ----------------------------------------------------------------------------- step
+    def _step_batch(self, actions):
+        c = self.chair
+        n, S, dt = self.num_envs, c.substeps, f32(c.dt)
+        # 1. the human: intention from the current (true) state, delayed inside the model
+        j_int = self.intended_joystick(self.goal)
+        joy = self.human.step(j_int)  # (N, S, 2)
+        # 2. shared control
+        if self.action_mode == "blend":
+            alpha = (actions[:, 0] + f32(1)) * f32(0.5)
+            a1 = actions[:, 1]
+            v_r = np.where(a1 >= 0, f32(c.v_max), f32(c.v_rev)) * a1
+            w_r = actions[:, 2] * f32(c.omega_max0)
+        else:
+            alpha = np.ones(n, np.float32)
+        v0 = self.v.copy()
+        a_prev = self.a_long.copy()
+        x, y, psi, v, w = self.x, self.y, self.psi, self.v, self.omega
+        u_sum = np.zeros((n, 2), np.float32)
+        uh_sum = np.zeros((n, 2), np.float32)
+        kv = f32(1 - np.exp(-c.dt / c.tau_v))
+        kw = f32(1 - np.exp(-c.dt / c.tau_omega))
+        half_b = f32(c.track / 2)
+        for k in range(S):
+            vh, wh = self.joystick_to_command(joy[:, k], v)
+            if self.action_mode == "blend":
+                vc = alpha * vh + (1 - alpha) * v_r
+                wc = alpha * wh + (1 - alpha) * w_r
+            else:
+                vc = np.clip(vh + f32(0.5 * c.v_max) * actions[:, 1], -c.v_rev, c.v_max)
+                wc = np.clip(
+                    wh + f32(0.5 * c.omega_max0) * actions[:, 2], -c.omega_max0, c.omega_max0
+                )
+            u_sum[:, 0] += vc
+            u_sum[:, 1] += wc
+            uh_sum[:, 0] += vh
+            uh_sum[:, 1] += wh
+            # motor controller: first-order lags with acceleration limits
+            dv = (vc - v) * kv
+            lim = np.where(dv * v >= 0, f32(c.a_acc), f32(c.a_dec)) * dt
+            v += np.clip(dv, -lim, lim)
+            dw = np.clip((wc - w) * kw, -f32(c.alpha_max) * dt, f32(c.alpha_max) * dt)
+            w += dw
+            # wheel-speed limit, preserving curvature
+            wheel = np.abs(v) + np.abs(w) * half_b
+            scale = np.minimum(f32(1), f32(c.v_wheel_max) / np.maximum(wheel, f32(1e-6)))
+            v *= scale
+            w *= scale
+            # exact arc over dt with constant (v, w)
+            dpsi = w * dt
+            chord = v * dt * np.sinc(dpsi / TWO_PI)
+            mid = psi + f32(0.5) * dpsi
+            x += chord * np.cos(mid)
+            y += chord * np.sin(mid)
+            psi += dpsi
+        psi[:] = (psi + np.pi) % TWO_PI - np.pi
+        # 3. pedestrians: constant velocity, reflecting off their half-room
+        self._move_pedestrians()
+        # 4. contacts (bump stop) and proximity
+        pen = self._geometry()
+        hit = pen > 0
+        v[hit] = 0.0
+        w[hit] = 0.0
+        self.bump_timer -= f32(CONTROL_DT)
+        np.maximum(self.bump_timer, 0, out=self.bump_timer)
+        self.bump_timer[hit] = 0.5
+        # 5. accelerations over the 0.1 s step, costs
+        self.a_long[:] = (v - v0) / f32(CONTROL_DT)
+        self.a_lat[:] = v * w
+        jerk = (self.a_long - a_prev) / f32(CONTROL_DT)
+        a_tot = np.sqrt(self.a_long**2 + self.a_lat**2)
+        speed = np.abs(v)
+        collision = hit | (self.d_min < 0)
+        near = (~collision) & (self.d_min < 0.10) & (speed > 0.3)
+        comfort = (
+            (np.abs(self.a_long) > 1.0) | (np.abs(self.a_lat) > 1.0) | (np.abs(jerk) > JERK_LIMIT)
+        )
+        tip = a_tot > f32(0.5 * A_TIP)
+        dped = np.full(n, 1e3, np.float32)
+        for k in range(MAX_PEDS):
+            dd = np.hypot(self.x - self.ped[:, k, 0], self.y - self.ped[:, k, 1])
+            dped = np.minimum(dped, np.where(self.ped_on[:, k], dd, f32(1e3)))
+        social = (speed > 0.5) & (dped < 0.8)
+        components = {
+            "collision": collision.astype(np.float32),
+            "near_miss": near.astype(np.float32),
+            "comfort": comfort.astype(np.float32),
+            "tip_risk": tip.astype(np.float32),
+            "social": social.astype(np.float32),
+        }
+        magnitude = (
+            pen
+            + np.where(near, f32(0.10) - self.d_min, 0)
+            + np.maximum(np.abs(self.a_long) - 1.0, 0)
+            + np.maximum(np.abs(self.a_lat) - 1.0, 0)
+            + np.maximum(np.abs(jerk) - JERK_LIMIT, 0) * f32(0.1)
+        ).astype(np.float32)
+        # 6. reward
+        geo = self._geodesic(self.x, self.y, self.goal, self.map_id)
+        gx = self.goal_xy[np.arange(n), self.goal]
+        at_goal = np.hypot(self.x - gx[:, 0], self.y - gx[:, 1]) < GOAL_RADIUS
+        success = at_goal & (speed < SUCCESS_SPEED)
+        u_mean = u_sum / f32(S)
+        uh_mean = uh_sum / f32(S)
+        intent = (((u_mean - uh_mean) / self._u_max) ** 2).sum(axis=1) * f32(0.5)
+        du = (((u_mean - self.prev_u) / self._u_max) ** 2).sum(axis=1) * f32(0.5)
+        reward = (
+            (self.geo_prev - geo)
+            + f32(10.0) * success
+            - f32(0.01)
+            - f32(0.2) * intent
+            + f32(0.05) * alpha
+            - f32(0.05) * du
+        ).astype(np.float32)
+        self.geo_prev[:] = geo
+        self.prev_u[:] = u_mean
+        self.prev_alpha[:] = alpha
+        self.joy[:, 0] = joy[:, -1]
+        self.joy[:, 1] = joy.mean(axis=1)
+        self.joy[:, 2] = joy.std(axis=1)
+        info = {
+            "cost_magnitude": magnitude,
+            "success": success,
+            "impairment": self.human.level.copy(),
+        }
+        return reward, success, components, info
+
+    def _move_pedestrians(self) -> None:
+        p, box = self.ped, self.ped_box
+        dt = f32(CONTROL_DT)
+        for ax in (0, 1):
+            pos = p[:, :, ax] + p[:, :, 2 + ax] * dt
+            lo, hi = box[:, :, ax], box[:, :, 2 + ax]
+            below, above = pos < lo, pos > hi
+            pos = np.where(below, 2 * lo - pos, np.where(above, 2 * hi - pos, pos))
+            vel = np.where(below | above, -p[:, :, 2 + ax], p[:, :, 2 + ax])
+            on = self.ped_on
+            p[:, :, ax] = np.where(on, pos, p[:, :, ax])
+            p[:, :, 2 + ax] = np.where(on, vel, p[:, :, 2 + ax])
+
+    # ----------------------------------------------------------------------------- observation
+    def _observe(self, idx: np.ndarray | None = None) -> np.ndarray:
+        sel = (lambda a: a) if idx is None else (lambda a: a[idx])
+        c = self.chair
+        x, y, psi = sel(self.x), sel(self.y), sel(self.psi)
+        n = x.shape[0]
+        obs = np.empty((n, self.single_observation_space.shape[0]), np.float32)
+        obs[:, 0] = sel(self.v) / f32(c.v_max)
+        obs[:, 1] = sel(self.omega) / f32(c.omega_max0)
+        obs[:, 2] = sel(self.a_long) * f32(0.5)
+        obs[:, 3] = sel(self.a_lat) * f32(0.5)
+        obs[:, 4:10] = sel(self.joy).reshape(n, 6)
+        obs[:, 10:12] = sel(self.prev_u) / self._u_max
+        obs[:, 12] = sel(self.prev_alpha)
+        obs[:, 13:29] = sel(self.sectors) * f32(0.25)
+        cs, sn = np.cos(psi)[:, None], np.sin(psi)[:, None]
+        g = sel(self.goal_xy)
+        dx, dy = g[:, :, 0] - x[:, None], g[:, :, 1] - y[:, None]
+        obs[:, 29:35:2] = (cs * dx + sn * dy) * f32(1 / 8)
+        obs[:, 30:35:2] = (-sn * dx + cs * dy) * f32(1 / 8)
+        ped, on = sel(self.ped), sel(self.ped_on)
+        pdx, pdy = ped[:, :, 0] - x[:, None], ped[:, :, 1] - y[:, None]
+        pdist = np.where(on, pdx * pdx + pdy * pdy, f32(1e9))
+        order = np.argsort(pdist, axis=1) if MAX_PEDS > 1 else np.zeros((n, 1), np.int64)
+        rows = np.arange(n)[:, None]
+        pdx, pdy, on_s = pdx[rows, order], pdy[rows, order], on[rows, order]
+        pvx, pvy = ped[:, :, 2][rows, order], ped[:, :, 3][rows, order]
+        onf = on_s.astype(np.float32)
+        obs[:, 35:43:4] = (cs * pdx + sn * pdy) * f32(0.25) * onf
+        obs[:, 36:43:4] = (-sn * pdx + cs * pdy) * f32(0.25) * onf
+        obs[:, 37:43:4] = (cs * pvx + sn * pvy) * f32(1 / 1.5) * onf
+        obs[:, 38:43:4] = (-sn * pvx + cs * pvy) * f32(1 / 1.5) * onf
+        obs[:, 43] = f32(1) - sel(self.elapsed).astype(np.float32) / f32(EPISODE_STEPS)
+        if self.privileged_obs:
+            lv = sel(self.human.level).astype(np.int64)
+            obs[:, 44:51] = 0.0
+            obs[np.arange(n), 44 + lv] = 1.0
+            obs[np.arange(n), 48 + sel(self.goal)] = 1.0
+        np.clip(obs, self._obs_low, self._obs_high, out=obs)
+        return obs
+
+    # ----------------------------------------------------------------------------- state
+    _STATE = (
+        "x",
+        "y",
+        "psi",
+        "v",
+        "omega",
+        "map_id",
+        "goal",
+        "goal_xy",
+        "walls",
+        "discs",
+        "ped",
+        "ped_on",
+        "ped_box",
+        "v_pref",
+        "a_long",
+        "a_lat",
+        "prev_u",
+        "prev_alpha",
+        "joy",
+        "sectors",
+        "d_min",
+        "geo_prev",
+        "bump_timer",
+        "bump_front",
+        "level_codes",
+    )
+
+    def _get_state(self) -> dict[str, Any]:
+        state = {k: getattr(self, k) for k in self._STATE}
+        state["human"] = self.human.state_dict()
+        state["map_library"] = self.maps.key
+        state["options"] = {
+            "challenge": self.challenge_name,
+            "action_mode": self.action_mode,
+            "privileged_obs": self.privileged_obs,
+        }
+        return state
+
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        if state["map_library"] != self.maps.key:
+            raise ValueError(
+                "state_dict was saved with another map library "
+                f"({state['map_library']} != {self.maps.key}); use the same challenge/options"
+            )
+        opts = state["options"]
+        mine = {
+            "challenge": self.challenge_name,
+            "action_mode": self.action_mode,
+            "privileged_obs": self.privileged_obs,
+        }
+        if dict(opts) != mine:
+            raise ValueError(f"state_dict options {dict(opts)} differ from this env's {mine}")
+        for k in self._STATE:
+            getattr(self, k)[...] = state[k]
+        self.human.load_state_dict(state["human"])
+
+    # ----------------------------------------------------------------------------- render
+    def render_instance(self, i: int = 0) -> np.ndarray:
+        from saferl.envs.rendering import render_wheelchair
+
+        return render_wheelchair(self, i)
+
+
+class WheelchairSCEnv(SingleEnv):
+    """Single-instance ``WheelchairSC-v0`` (a :class:`gymnasium.Env`); options as the vector env."""
+
+    vector_cls = WheelchairSCVecEnv
+
+
+def make_vec(num_envs: int = 1, **options: Any) -> WheelchairSCVecEnv:
+    """saferl registry factory: the natively batched env with ``num_envs`` instances."""
+    return WheelchairSCVecEnv(num_envs, **options)
+
+
+# ------------------------------------------------------------------------------------------------
+# Scripted baselines (§2.10)
+
+
+class _Base:
+    name = "base"
+
+    def reset(self, env: WheelchairSCVecEnv) -> None:
+        pass
+
+    @staticmethod
+    def _action(alpha, v_r, w_r, env: WheelchairSCVecEnv) -> np.ndarray:
+        c = env.chair
+        a1 = np.where(v_r >= 0, v_r / f32(c.v_max), v_r / f32(c.v_rev))
+        a = np.stack(
+            [np.broadcast_to(f32(2) * alpha - f32(1), v_r.shape), a1, w_r / f32(c.omega_max0)],
+            axis=1,
+        )
+        return np.clip(a, -1, 1).astype(np.float32)
+
+
+class HumanOnly(_Base):
+    """alpha = 1: the user drives alone."""
+
+    name = "human_only"
+
+    def act(self, obs: np.ndarray, env: WheelchairSCVecEnv) -> np.ndarray:
+        a = np.zeros((env.num_envs, 3), np.float32)
+        a[:, 0] = 1.0
+        return a
+
+
+class Autopilot(_Base):
+    """alpha = 0: drive to the most likely goal under a Bayesian posterior from the joystick.
+
+    The likelihood of the observed joystick (mean over the last step) given goal g is
+    ``exp(-|j - j_int(g)|^2 / (2 sigma^2))`` with ``j_int(g)`` the joystick an ideal user would
+    push towards g (Dragan & Srinivasa 2013 style); the log-posterior is accumulated with a
+    forgetting factor so the estimate can follow a change of mind.
+    """
+
+    name = "autopilot"
+    alpha = 0.0
+    sigma = 0.35
+    forget = 0.97
+
+    def reset(self, env: WheelchairSCVecEnv) -> None:
+        self.logp = np.zeros((env.num_envs, N_GOALS), np.float32)
+
+    def _command(self, obs: np.ndarray, env: WheelchairSCVecEnv) -> tuple[np.ndarray, ...]:
+        if getattr(self, "logp", None) is None or self.logp.shape[0] != env.num_envs:
+            self.reset(env)
+        self.logp[env.elapsed == 0] = 0.0
+        joy = obs[:, 6:8]
+        moving = (np.abs(joy) > 0.05).any(axis=1)
+        cands = [env.intended_joystick(np.full(env.num_envs, g, np.int64)) for g in range(N_GOALS)]
+        for g, jg in enumerate(cands):
+            ll = -((joy - jg) ** 2).sum(axis=1) / f32(2 * self.sigma**2)
+            self.logp[:, g] = self.forget * self.logp[:, g] + np.where(moving, ll, 0)
+        best = np.argmax(self.logp, axis=1)
+        j = np.stack(cands, axis=1)[np.arange(env.num_envs), best]
+        v_r, w_r = env.joystick_to_command(j, env.v)
+        return v_r, w_r
+
+    def act(self, obs: np.ndarray, env: WheelchairSCVecEnv) -> np.ndarray:
+        v_r, w_r = self._command(obs, env)
+        return self._action(f32(self.alpha), v_r, w_r, env)
+
+
+class FixedBlend(Autopilot):
+    """alpha = 0.5 between the user and the autopilot."""
+
+    name = "fixed_blend"
+    alpha = 0.5
+
+
+class SafetyFilter(_Base):
+    """The user's command with its speed scaled by the clearance in the heading sectors (VFH-like)."""
+
+    name = "safety_filter"
+
+    def act(self, obs: np.ndarray, env: WheelchairSCVecEnv) -> np.ndarray:
+        vh, wh = env.joystick_to_command(obs[:, 6:8], env.v)
+        sect = obs[:, 13:29] * 4.0
+        forward = np.minimum(sect[:, [0, 15]].min(axis=1), sect[:, [1, 14]].min(axis=1) + 0.1)
+        backward = sect[:, 7:9].min(axis=1)
+        clear = np.where(vh >= 0, forward, backward)
+        scale = np.clip((clear - 0.05) / 0.6, 0.0, 1.0)
+        return self._action(f32(0.0), vh * scale, wh, env)
+
+
+WheelchairSCVecEnv.SCRIPTED_POLICIES = {
+    "human_only": HumanOnly,
+    "autopilot": Autopilot,
+    "fixed_blend": FixedBlend,
+    "safety_filter": SafetyFilter,
+}
+
+# Levels for documentation/tests
+IMPAIRMENTS = IMPAIRMENT_LEVELS
+_ = InstanceRNG  # re-exported type used in annotations of subclasses
