@@ -118,7 +118,7 @@ JOYSTICK_IMPAIRMENTS: dict[str, JoystickImpairment] = {
         lapse_prob=(0.2, 0.4),
         reach=(0.7, 0.8),
         hand_lag=(0.16, 0.24),
-        spasm_rate=(0.02, 0.02),
+        spasm_rate=(0.02, 0.05),
     ),
     "severe": JoystickImpairment(
         reaction_delay=(0.65, 0.85),
@@ -128,7 +128,7 @@ JOYSTICK_IMPAIRMENTS: dict[str, JoystickImpairment] = {
         lapse_prob=(0.4, 0.6),
         reach=(0.5, 0.6),
         hand_lag=(0.25, 0.35),
-        spasm_rate=(0.05, 0.05),
+        spasm_rate=(0.05, 0.15),
     ),
 }
 

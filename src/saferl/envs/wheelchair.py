@@ -44,6 +44,8 @@ __all__ = [
     "MapParams",
     "WheelchairSCEnv",
     "WheelchairSCVecEnv",
+    "arc_step",
+    "chair_substep",
     "get_map_library",
     "make_vec",
 ]
@@ -520,6 +522,40 @@ def get_map_library(p: MapParams, use_cache: bool = True) -> MapLibrary:
     return lib
 
 
+def chair_substep(x, y, psi, v, w, vc, wc, chair: ChairParams) -> None:
+    """Advance the chair by ``chair.dt`` in place (all float32 arrays of the same shape).
+
+    Motor controller: first-order lags towards the command (exact discretisation of
+    ``v' = (v_c - v) / tau_v``), rate-limited by ``a_acc`` when speeding up and ``a_dec`` when
+    slowing down, and by ``alpha_max`` for the turn rate; drive-wheel speeds ``v -+ omega b/2``
+    are limited to ``v_wheel_max`` by scaling ``(v, omega)`` together (curvature preserved). The
+    pose then follows the exact unicycle arc for constant ``(v, omega)`` over ``dt``.
+    """
+    c = chair
+    dt = f32(c.dt)
+    kv = f32(1 - np.exp(-c.dt / c.tau_v))
+    kw = f32(1 - np.exp(-c.dt / c.tau_omega))
+    dv = (vc - v) * kv
+    lim = np.where(dv * v >= 0, f32(c.a_acc), f32(c.a_dec)) * dt
+    v += np.clip(dv, -lim, lim)
+    w += np.clip((wc - w) * kw, -f32(c.alpha_max) * dt, f32(c.alpha_max) * dt)
+    wheel = np.abs(v) + np.abs(w) * f32(c.track / 2)
+    scale = np.minimum(f32(1), f32(c.v_wheel_max) / np.maximum(wheel, f32(1e-6)))
+    v *= scale
+    w *= scale
+    arc_step(x, y, psi, v, w, dt)
+
+
+def arc_step(x, y, psi, v, w, dt) -> None:
+    """Exact unicycle arc for constant (v, omega) over dt, in place (chord form, stable at 0)."""
+    dpsi = w * dt
+    chord = v * dt * np.sinc(dpsi / TWO_PI)  # sin(dpsi/2) / (dpsi/2)
+    mid = psi + f32(0.5) * dpsi
+    x += chord * np.cos(mid)
+    y += chord * np.sin(mid)
+    psi += dpsi
+
+
 # ------------------------------------------------------------------------------------------------
 # The batched environment
 
@@ -734,7 +770,7 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         lag = sel(hp["reaction_delay"]) + sel(hp["hand_lag"]) + f32(c.tau_omega)
         gain = np.minimum(f32(2.0), f32(0.7) / lag)
         w_des = np.clip(gain * err, -wmax, wmax)
-        jx = np.where(bumped, f32(0.0), w_des / wmax)
+        jx = w_des / wmax
         jy = v_des / np.where(v_des >= 0, f32(c.v_max), f32(c.v_rev))
         r = np.sqrt(jx * jx + jy * jy)
         s = np.minimum(f32(1), f32(1) / np.maximum(r, f32(1e-6)))
@@ -924,7 +960,7 @@ class WheelchairSCVecEnv(SafeVectorEnv):
     # ----------------------------------------------------------------------------- step
     def _step_batch(self, actions):
         c = self.chair
-        n, S, dt = self.num_envs, c.substeps, f32(c.dt)
+        n, S = self.num_envs, c.substeps
         # 1. the human: intention from the current (true) state, delayed inside the model
         j_int = self.intended_joystick(self.goal)
         joy = self.human.step(j_int)  # (N, S, 2)
@@ -941,9 +977,6 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         x, y, psi, v, w = self.x, self.y, self.psi, self.v, self.omega
         u_sum = np.zeros((n, 2), np.float32)
         uh_sum = np.zeros((n, 2), np.float32)
-        kv = f32(1 - np.exp(-c.dt / c.tau_v))
-        kw = f32(1 - np.exp(-c.dt / c.tau_omega))
-        half_b = f32(c.track / 2)
         for k in range(S):
             vh, wh = self.joystick_to_command(joy[:, k], v)
             if self.action_mode == "blend":
@@ -958,24 +991,7 @@ class WheelchairSCVecEnv(SafeVectorEnv):
             u_sum[:, 1] += wc
             uh_sum[:, 0] += vh
             uh_sum[:, 1] += wh
-            # motor controller: first-order lags with acceleration limits
-            dv = (vc - v) * kv
-            lim = np.where(dv * v >= 0, f32(c.a_acc), f32(c.a_dec)) * dt
-            v += np.clip(dv, -lim, lim)
-            dw = np.clip((wc - w) * kw, -f32(c.alpha_max) * dt, f32(c.alpha_max) * dt)
-            w += dw
-            # wheel-speed limit, preserving curvature
-            wheel = np.abs(v) + np.abs(w) * half_b
-            scale = np.minimum(f32(1), f32(c.v_wheel_max) / np.maximum(wheel, f32(1e-6)))
-            v *= scale
-            w *= scale
-            # exact arc over dt with constant (v, w)
-            dpsi = w * dt
-            chord = v * dt * np.sinc(dpsi / TWO_PI)
-            mid = psi + f32(0.5) * dpsi
-            x += chord * np.cos(mid)
-            y += chord * np.sin(mid)
-            psi += dpsi
+            chair_substep(x, y, psi, v, w, vc, wc, c)
         psi[:] = (psi + np.pi) % TWO_PI - np.pi
         # 3. pedestrians: constant velocity, reflecting off their half-room
         self._move_pedestrians()
@@ -1049,8 +1065,16 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         return reward, success, components, info
 
     def _move_pedestrians(self) -> None:
+        """Constant velocity, reflecting off the half-room walls; a pedestrian about to walk
+        into the chair (centre distance < 1.0 m and closing) turns back instead **[design]**."""
         p, box = self.ped, self.ped_box
         dt = f32(CONTROL_DT)
+        rx = p[:, :, 0] - self.x[:, None]
+        ry = p[:, :, 1] - self.y[:, None]
+        closing = (rx * p[:, :, 2] + ry * p[:, :, 3]) < 0
+        yield_ = closing & (rx * rx + ry * ry < f32(1.0)) & self.ped_on
+        p[:, :, 2] = np.where(yield_, -p[:, :, 2], p[:, :, 2])
+        p[:, :, 3] = np.where(yield_, -p[:, :, 3], p[:, :, 3])
         for ax in (0, 1):
             pos = p[:, :, ax] + p[:, :, 2 + ax] * dt
             lo, hi = box[:, :, ax], box[:, :, 2 + ax]
