@@ -19,8 +19,10 @@ from saferl.algos.math import (
     fisher_vector_product,
     flat_params,
     gaussian_kl,
+    gaussian_mlp_fvp,
     set_flat_params_,
 )
+from saferl.algos.networks import GaussianActor
 
 
 def _random_problem(rng: np.random.Generator, n: int):
@@ -179,6 +181,53 @@ def test_fisher_vector_product_equals_autograd_hessian_of_kl():
     assert hess.abs().max() > 1e-2
 
 
+def _kl_hessian(actor, obs):
+    """Autograd Hessian of the mean KL(pi_old || pi_theta) at theta = theta_old (the oracle)."""
+    params = list(actor.parameters())
+    theta0 = flat_params(params)
+    with torch.no_grad():
+        mu_old, ls_old = actor(obs)
+        ls_old = ls_old.clone()
+
+    def kl_of_flat(theta):
+        chunks, off = {}, 0
+        for name, p in actor.named_parameters():
+            chunks[name] = theta[off : off + p.numel()].view_as(p)
+            off += p.numel()
+        mu, ls = torch.func.functional_call(actor, chunks, (obs,))
+        return gaussian_kl(mu_old, ls_old, mu, ls).mean()
+
+    return torch.autograd.functional.hessian(kl_of_flat, theta0), theta0.numel()
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "elu", "gelu"])
+def test_closed_form_gaussian_mlp_fvp_equals_autograd_hessian(activation):
+    torch.manual_seed(1)
+    actor = GaussianActor(3, 2, hidden_sizes=(5, 4), activation=activation, output_gain=1.0)
+    with torch.no_grad():
+        actor.log_std.copy_(torch.tensor([-0.4, 0.3]))
+    obs = torch.randn(9, 3)
+    hess, n = _kl_hessian(actor, obs)
+    damping = 0.03
+    fvp = gaussian_mlp_fvp(actor.mu, actor.log_std, obs, damping)
+    v = torch.randn(3, n, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    expected = v @ hess.double().T + damping * v
+    # a block of vectors at once, and one vector (float64 in, float64 out)
+    torch.testing.assert_close(fvp(v), expected, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(fvp(v[1]), expected[1], rtol=1e-4, atol=1e-6)
+    assert fvp(v).dtype == torch.float64
+    # and the generic double-backward product agrees with both
+    with torch.no_grad():
+        mu_old, ls_old = actor(obs)
+    mu, ls = actor(obs)
+    generic = fisher_vector_product(
+        gaussian_kl(mu_old, ls_old.detach().clone(), mu, ls).mean(),
+        list(actor.parameters()),
+        damping,
+    )
+    torch.testing.assert_close(generic(v[0].float()).double(), expected[0], rtol=1e-4, atol=1e-5)
+
+
 def test_gaussian_kl_sums_over_action_dims_and_matches_torch_distributions():
     mu0, mu1 = torch.randn(5, 3), torch.randn(5, 3)
     ls0, ls1 = torch.randn(3), torch.randn(3)
@@ -200,6 +249,18 @@ def test_conjugate_gradient_matches_linalg_solve():
     a2 = torch.eye(n, dtype=torch.float64) + 0.1 * (m @ m.T) / n
     x2 = conjugate_gradient(lambda v: a2 @ v, rhs, iters=15, residual_tol=1e-20)
     torch.testing.assert_close(x2, torch.linalg.solve(a2, rhs), rtol=1e-5, atol=1e-7)
+
+
+def test_block_conjugate_gradient_solves_several_systems_in_lockstep():
+    gen = torch.Generator().manual_seed(4)
+    n = 12
+    m = torch.randn(n, n, generator=gen, dtype=torch.float64)
+    a = m @ m.T + torch.eye(n, dtype=torch.float64)
+    rhs = torch.randn(3, n, generator=gen, dtype=torch.float64)
+    rhs[2] = 0.0  # an already-solved system must stay at 0, not produce NaN
+    x = conjugate_gradient(lambda v: v @ a.T, rhs, iters=100, residual_tol=1e-26)
+    torch.testing.assert_close(x, torch.linalg.solve(a, rhs.T).T, rtol=1e-8, atol=1e-10)
+    assert torch.equal(x[2], torch.zeros(n, dtype=torch.float64))
 
 
 def test_line_search_restores_parameters_exactly_when_nothing_is_accepted():

@@ -36,6 +36,7 @@ from saferl.algos.math import (
     flat_grad,
     flat_params,
     gaussian_kl,
+    gaussian_mlp_fvp,
     set_flat_params_,
 )
 from saferl.algos.networks import GaussianActor
@@ -56,6 +57,8 @@ class CPO(ActorCritic):
         seed: seeds network initialisation and the algorithm's generator.
         device: torch device.
         constraint_names: accepted for a uniform constructor; CPO constrains the combined cost.
+        closed_form_fvp: use :func:`~saferl.algos.math.gaussian_mlp_fvp` (exact, faster)
+            instead of the generic double-backward Fisher-vector product.
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class CPO(ActorCritic):
         seed: int = 0,
         device: str | torch.device = "cpu",
         constraint_names: Sequence[str] | None = None,
+        closed_form_fvp: bool = True,
         **_: Any,
     ) -> None:
         super().__init__(
@@ -80,6 +84,8 @@ class CPO(ActorCritic):
             n_cost_heads=1,
         )
         self.constraint_names = tuple(constraint_names or ())
+        # Closed-form Fisher-vector product (exact for this actor); False: double backward.
+        self.closed_form_fvp = bool(closed_form_fvp)
 
     @classmethod
     def from_env(
@@ -156,12 +162,19 @@ class CPO(ActorCritic):
             obs_sub, mean_old_sub = data.obs[idx], mean_old[idx]
         else:
             obs_sub, mean_old_sub = data.obs, mean_old
-        mean_sub, log_std_sub = actor(obs_sub)
-        kl_sub = gaussian_kl(mean_old_sub, log_std_old, mean_sub, log_std_sub).mean()
-        fvp = fisher_vector_product(kl_sub, params, cfg.cg_damping, count=m)
-        hinv_g = conjugate_gradient(fvp, g, cfg.cg_iters)
-        hinv_b = conjugate_gradient(fvp, b, cfg.cg_iters)
-        del kl_sub, fvp
+        if self.closed_form_fvp:
+            # J^T diag(1/sigma^2) J by hand for both right-hand sides at once (NOTES.md: the
+            # conjugate-gradient solves dominate the actor step; this is ~3x cheaper).
+            fvp = gaussian_mlp_fvp(actor.mu, actor.log_std, obs_sub, cfg.cg_damping, count=m)
+            hinv = conjugate_gradient(fvp, torch.stack([g, b]), cfg.cg_iters)
+            hinv_g, hinv_b = hinv[0], hinv[1]
+        else:
+            mean_sub, log_std_sub = actor(obs_sub)
+            kl_sub = gaussian_kl(mean_old_sub, log_std_old, mean_sub, log_std_sub).mean()
+            fvp = fisher_vector_product(kl_sub, params, cfg.cg_damping, count=m)
+            hinv_g = conjugate_gradient(fvp, g, cfg.cg_iters)
+            hinv_b = conjugate_gradient(fvp, b, cfg.cg_iters)
+        del fvp
 
         step = cpo_step(g, b, hinv_g, hinv_b, c, cfg.target_kl)
         x = step.x

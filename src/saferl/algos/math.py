@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
 from saferl.algos.dist import weighted_average_
 
@@ -36,6 +37,7 @@ __all__ = [
     "flat_grad",
     "flat_params",
     "gaussian_kl",
+    "gaussian_mlp_fvp",
     "set_flat_params_",
 ]
 
@@ -138,6 +140,118 @@ def fisher_vector_product(
     return fvp
 
 
+def _activation_derivative(module: nn.Module, pre: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """d act / d pre, elementwise, for the activations the saferl MLPs use."""
+    if isinstance(module, nn.Tanh):
+        return 1.0 - out * out
+    if isinstance(module, nn.ReLU):
+        return (pre > 0).to(pre.dtype)
+    if isinstance(module, nn.ELU) and module.alpha == 1.0:
+        return torch.where(pre > 0, torch.ones_like(pre), out + 1.0)
+    if isinstance(module, nn.GELU) and module.approximate == "none":
+        cdf = 0.5 * (1.0 + torch.erf(pre * (1.0 / math.sqrt(2.0))))
+        pdf = torch.exp(-0.5 * pre * pre) * (1.0 / math.sqrt(2.0 * math.pi))
+        return cdf + pre * pdf
+    raise TypeError(f"no closed-form derivative for {type(module).__name__}")
+
+
+def gaussian_mlp_fvp(
+    mlp: nn.Sequential,
+    log_std: torch.Tensor,
+    obs: torch.Tensor,
+    damping: float,
+    count: int | float | None = None,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Fisher-vector product of a Gaussian policy with an MLP mean and state-independent
+    log-std, in closed form (no double backward).
+
+    For ``pi = N(mu_theta(s), diag(sigma^2))`` the Hessian of the mean KL(pi_old || pi) at
+    ``pi = pi_old`` (KL summed over action dims, averaged over the ``m`` states) is block
+    diagonal: ``J^T diag(1/sigma^2) J / m`` for the mean parameters (``J`` the Jacobian of
+    ``mu`` over the batch) and ``2 I`` for ``log_std``. ``J v`` is propagated forward and
+    ``J^T w`` backward by hand through the Linear/activation layers, for a whole block of
+    vectors at once, so that conjugate gradient can solve for ``g`` and ``b`` together.
+
+    Args:
+        mlp: the mean network (``nn.Linear`` and tanh/relu/elu/gelu layers only).
+        log_std: the ``(A,)`` log-std parameter; the flat parameter order is
+            ``[log_std, *mlp.parameters()]`` (that of ``GaussianActor.parameters()``: a
+            module's own parameters come before its submodules').
+        obs: ``(m, d)`` states (normalised) at which the KL is averaged.
+        damping: added ``damping * v``.
+        count: local number of states for the count-weighted all-reduce (default ``m``).
+
+    Returns:
+        ``v -> (H + damping I) v`` for ``v`` of shape ``(p,)`` or ``(k, p)``, in ``v``'s dtype.
+    """
+    layers = list(mlp)
+    with torch.no_grad():
+        x = obs.detach()
+        saved: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
+        for layer in layers:
+            if isinstance(layer, nn.Linear):
+                y = layer(x)
+            else:
+                y = layer(x)
+                _activation_derivative(layer, x, y)  # fail early on an unsupported layer
+            saved.append((layer, x, y))
+            x = y
+        inv_var = torch.exp(-2.0 * log_std.detach())
+    m = obs.shape[0]
+    count = m if count is None else count
+    shapes = [(p.numel(), p.shape) for p in mlp.parameters()]
+    n_ls = log_std.numel()
+    derivs = {
+        i: _activation_derivative(layer, xin, yout)
+        for i, (layer, xin, yout) in enumerate(saved)
+        if not isinstance(layer, nn.Linear)
+    }
+
+    def fvp(v: torch.Tensor) -> torch.Tensor:
+        single = v.dim() == 1
+        vv = (v.unsqueeze(0) if single else v).to(obs.dtype)
+        k = vv.shape[0]
+        v_ls = vv[:, :n_ls]
+        chunks, off = [], n_ls
+        for n, shp in shapes:
+            chunks.append(vv[:, off : off + n].reshape(k, *shp))
+            off += n
+        # forward: tangent t = J v, (k, m, width)
+        t: torch.Tensor | None = None
+        ci = 0
+        for i, (layer, xin, _) in enumerate(saved):
+            if isinstance(layer, nn.Linear):
+                dw, db = chunks[ci], chunks[ci + 1]
+                ci += 2
+                t_new = torch.matmul(xin, dw.transpose(1, 2)) + db.unsqueeze(1)
+                if t is not None:
+                    t_new = t_new + torch.matmul(t, layer.weight.detach().T)
+                t = t_new
+            else:
+                t = t * derivs[i]
+        if t is None:
+            raise ValueError("the mean network has no Linear layer")
+        # backward: delta = diag(1/sigma^2) J v / m, then J^T delta layer by layer
+        delta = t * (inv_var / m)
+        grads: list[torch.Tensor] = []
+        for i in range(len(saved) - 1, -1, -1):
+            layer, xin, _ = saved[i]
+            if isinstance(layer, nn.Linear):
+                grads.append(delta.sum(1))  # bias
+                grads.append(torch.matmul(delta.transpose(1, 2), xin))  # weight (k, out, in)
+                if i > 0:
+                    delta = torch.matmul(delta, layer.weight.detach())
+            else:
+                delta = delta * derivs[i]
+        grads.reverse()
+        out = torch.cat([2.0 * v_ls] + [gr.reshape(k, -1) for gr in grads], dim=1)
+        weighted_average_(out, count)
+        out = out.to(v.dtype) + damping * (v.unsqueeze(0) if single else v)
+        return out[0] if single else out
+
+    return fvp
+
+
 def conjugate_gradient(
     avp: Callable[[torch.Tensor], torch.Tensor],
     b: torch.Tensor,
@@ -147,29 +261,37 @@ def conjugate_gradient(
     """Approximately solve ``A x = b`` for symmetric positive-definite ``A`` given by ``avp``.
 
     Args:
-        avp: ``v -> A v`` for 1-D tensors.
-        b: right-hand side, 1-D.
-        iters: maximum iterations (exact in exact arithmetic after ``len(b)`` iterations).
-        residual_tol: stop when the squared residual norm falls below this.
+        avp: ``v -> A v``; applied to 1-D vectors, or row-wise to ``(k, n)`` blocks when ``b``
+            is 2-D (several right-hand sides solved in lockstep, one product per iteration).
+        b: right-hand side ``(n,)`` or ``(k, n)``.
+        iters: maximum iterations (exact in exact arithmetic after ``n`` iterations).
+        residual_tol: a system stops (its step size becomes 0) once its squared residual norm
+            falls below this.
     """
-    x = torch.zeros_like(b)
-    r = b.clone()
-    p = b.clone()
-    rr = torch.dot(r, r)
+    single = b.dim() == 1
+    bb = b.unsqueeze(0) if single else b
+    x = torch.zeros_like(bb)
+    r = bb.clone()
+    p = bb.clone()
+    rr = (r * r).sum(1)
     for _ in range(iters):
-        if rr <= residual_tol:
+        active = rr > residual_tol
+        if not bool(active.any()):
             break
-        ap = avp(p)
-        pap = torch.dot(p, ap)
-        if pap <= 0:  # loss of positive-definiteness (numerics): keep what we have
+        ap = avp(p[0]).unsqueeze(0) if single else avp(p)
+        pap = (p * ap).sum(1)
+        # Converged rows and (numerically) non-positive curvature stop moving.
+        ok = active & (pap > 0)
+        if not bool(ok.any()):
             break
-        alpha = rr / pap
-        x += alpha * p
-        r -= alpha * ap
-        rr_new = torch.dot(r, r)
-        p = r + (rr_new / rr) * p
-        rr = rr_new
-    return x
+        alpha = torch.where(ok, rr / torch.where(ok, pap, torch.ones_like(pap)), 0.0)
+        x += alpha.unsqueeze(1) * p
+        r -= alpha.unsqueeze(1) * ap
+        rr_new = (r * r).sum(1)
+        beta = torch.where(ok, rr_new / torch.where(ok, rr, torch.ones_like(rr)), 0.0)
+        p = torch.where(ok.unsqueeze(1), r + beta.unsqueeze(1) * p, p)
+        rr = torch.where(ok, rr_new, torch.zeros_like(rr))
+    return x[0] if single else x
 
 
 # ------------------------------------------------------------------------------------------
