@@ -110,6 +110,10 @@ def test_stochastic_samples_actions_and_randomises_dynamics():
     assert (table["seed"] >= 1_000_000).all()  # kept apart from the standard seeds
     assert P.dynamics_option(make_vec) == "randomize_dynamics"
     assert P.dynamics_option(lambda num_envs: None) is None
+    # a factory taking **options is probed through its env class
+    assert P.dynamics_option(lambda num_envs, **kw: EvalToyVecEnv(num_envs, **kw)) == (
+        "randomize_dynamics"
+    )
 
 
 def test_levels_and_challenges_are_labelled_and_applied():

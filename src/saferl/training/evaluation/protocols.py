@@ -31,6 +31,7 @@ Protocols (:data:`PROTOCOLS`):
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -150,8 +151,12 @@ def run_episodes(
     for start in range(0, seeds.size, int(num_envs)):
         chunk = seeds[start : start + int(num_envs)]
         env = env_factory(int(chunk.size), **options)
+        context = getattr(policy, "rollout_context", contextlib.nullcontext)
         try:
-            parts.append(_run_batch(policy, env, chunk, deterministic, obs_noise, limit, max_steps))
+            with context():
+                parts.append(
+                    _run_batch(policy, env, chunk, deterministic, obs_noise, limit, max_steps)
+                )
         finally:
             close = getattr(env, "close", None)
             if callable(close):
@@ -294,13 +299,35 @@ def standard(
     return _label(table, "standard", "default", options)
 
 
-def dynamics_option(env_factory: EnvFactory) -> str | None:
-    """The factory's keyword for dynamics randomisation (:data:`DYNAMICS_OPTIONS`), or None."""
+def dynamics_option(env_factory: EnvFactory, *, probe: bool = True) -> str | None:
+    """The keyword of :data:`DYNAMICS_OPTIONS` that the env accepts, or None.
+
+    Looks at the factory's signature; a factory taking ``**options`` is probed by building a
+    one-instance env and reading its class's ``__init__`` signature (``probe=True``).
+    """
+    params = _parameters(env_factory)
+    found = next((name for name in DYNAMICS_OPTIONS if name in params), None)
+    if found is not None or not probe or not _has_var_keyword(env_factory):
+        return found
+    env = env_factory(1)
     try:
-        params = inspect.signature(env_factory).parameters
-    except (TypeError, ValueError):
-        return None
+        params = _parameters(type(env).__init__)
+    finally:
+        close = getattr(env, "close", None)
+        if callable(close):
+            close()
     return next((name for name in DYNAMICS_OPTIONS if name in params), None)
+
+
+def _parameters(fn: Any) -> dict[str, inspect.Parameter]:
+    try:
+        return dict(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return {}
+
+
+def _has_var_keyword(fn: Any) -> bool:
+    return any(p.kind is p.VAR_KEYWORD for p in _parameters(fn).values())
 
 
 def stochastic(
