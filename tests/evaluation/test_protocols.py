@@ -132,17 +132,33 @@ def test_levels_and_challenges_are_labelled_and_applied():
     assert (sf["limit"] == 3.0).all()
 
 
-def test_evaluation_never_touches_the_training_env_or_global_rngs():
+def test_evaluation_never_touches_the_training_env_algorithm_or_global_rngs():
+    from saferl.config import AlgoConfig
+    from saferl.registry import ALGORITHMS
+
     train_env = make_vec(8)
     train_env.reset(seed=11)
+    algo = ALGORITHMS.get("cpo")(
+        train_env.single_observation_space,
+        train_env.single_action_space,
+        AlgoConfig(hidden_sizes=[8, 8]),
+        cost_limit=3.0,
+        seed=0,
+    )
     for _ in range(5):
-        train_env.step(np.full((8, 1), 0.3, np.float32))
-    policy = _actor_policy()
+        obs, *_ = train_env.step(np.full((8, 1), 0.3, np.float32))
+        algo.obs_norm.update(torch.as_tensor(obs))
+    policy = ActorPolicy.from_algorithm(algo, name="cpo")
     before_env = train_env.state_dict()
-    before_norm = {k: v.clone() for k, v in policy.normalizer.state_dict().items()}
-    before_actor = {k: v.clone() for k, v in policy.actor.state_dict().items()}
+    before_algo = algo.state_dict()
+    before_algo = {k: before_algo[k] for k in ("actor", "obs_norm", "generator")}
+    before_algo = {
+        k: {n: t.clone() for n, t in v.items()} if isinstance(v, dict) else v.clone()
+        for k, v in before_algo.items()
+    }
     np_state = np.random.get_state()[1].copy()  # noqa: NPY002 (the legacy global)
     torch_state = torch.get_rng_state().clone()
+    threads = torch.get_num_threads()
 
     for proto in P.PROTOCOLS.values():
         proto(policy, make_vec, episodes=4, seed=0, num_envs=4)
@@ -152,12 +168,15 @@ def test_evaluation_never_touches_the_training_env_or_global_rngs():
     for k in ("x", "goal", "gain"):
         np.testing.assert_array_equal(after["env"][k], before_env["env"][k])
     np.testing.assert_array_equal(after["elapsed"], before_env["elapsed"])
-    for k, v in policy.normalizer.state_dict().items():
-        assert torch.equal(v, before_norm[k]), k
-    for k, v in policy.actor.state_dict().items():
-        assert torch.equal(v, before_actor[k]), k
+    now = algo.state_dict()
+    for part in ("actor", "obs_norm"):
+        for k, v in now[part].items():
+            assert torch.equal(v, before_algo[part][k]), (part, k)
+    assert torch.equal(now["generator"], before_algo["generator"])  # its sampling RNG
+    assert algo.actor.training  # not even switched to eval mode
     np.testing.assert_array_equal(np.random.get_state()[1], np_state)  # noqa: NPY002
     assert torch.equal(torch.get_rng_state(), torch_state)
+    assert torch.get_num_threads() == threads
     # and the training env continues as if nothing happened
     twin = make_vec(8)
     twin.load_state_dict(before_env)

@@ -120,7 +120,8 @@ class ActorPolicy:
         normalizer: module with ``normalize(obs) -> obs`` (an ``ObsNormalizer``) or ``None``.
         name: display name.
 
-    The modules are put in eval mode; parameters are read, never written. Observations are
+    Both modules are copied at construction (the caller's are never modified, and later changes
+    to them are not seen); the copies are in eval mode. Observations are
     normalised in float32 exactly as in training; the actor then runs on a float64 copy of its
     weights and the mean is rounded to float32. Why: float32 BLAS kernels round differently for
     different batch sizes (a 1-row product and a 32-row product differ in the last bit), which
@@ -135,11 +136,13 @@ class ActorPolicy:
         import torch
 
         self._torch = torch
-        self.actor = actor.eval()
+        # Snapshots: the caller's modules are neither modified (not even switched to eval mode)
+        # nor followed if they change later.
+        self.actor = actor
         self._actor64 = copy.deepcopy(actor).double().eval()
         for p in self._actor64.parameters():
             p.requires_grad_(False)
-        self.normalizer = normalizer.eval() if normalizer is not None else None
+        self.normalizer = copy.deepcopy(normalizer).eval() if normalizer is not None else None
         self.name = name
         self.obs_scale: np.ndarray | None = None
         if normalizer is not None and getattr(normalizer, "enabled", True):
@@ -147,6 +150,15 @@ class ActorPolicy:
             if var is not None:
                 self.obs_scale = np.sqrt(var.detach().cpu().double().numpy()).astype(np.float32)
         self._param = next(self._actor64.parameters())
+
+    @classmethod
+    def from_algorithm(cls, algo: Any, name: str = "policy") -> ActorPolicy:
+        """Snapshot of an algorithm's current policy (``algo.actor`` and ``algo.obs_norm``, as
+        in :class:`saferl.algos.common.ActorCritic`); training can continue independently."""
+        norm = getattr(algo, "obs_norm", None)
+        if norm is not None and not getattr(norm, "enabled", True):
+            norm = None
+        return cls(algo.actor, norm, name=name)
 
     def reset(self, env: Any) -> None:
         pass

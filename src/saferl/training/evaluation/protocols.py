@@ -285,7 +285,11 @@ def standard(
     limit: float | None = None,
     deterministic: bool = True,
 ) -> EpisodeTable:
-    """Deterministic policy (mean action), fixed evaluation seeds, the run's env options."""
+    """Deterministic policy (mean action), fixed evaluation seeds, the run's env options.
+
+    With ``deterministic=False`` (``eval.deterministic: false``) actions are sampled and the
+    condition is labelled ``sampled``.
+    """
     options = dict(env_options or {})
     table = run_episodes(
         policy,
@@ -296,7 +300,7 @@ def standard(
         deterministic=deterministic,
         limit=limit,
     )
-    return _label(table, "standard", "default", options)
+    return _label(table, "standard", "default" if deterministic else "sampled", options)
 
 
 def dynamics_option(env_factory: EnvFactory, *, probe: bool = True) -> str | None:
