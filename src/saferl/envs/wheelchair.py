@@ -528,18 +528,26 @@ def chair_substep(x, y, psi, v, w, vc, wc, chair: ChairParams) -> None:
     Motor controller: first-order lags towards the command (exact discretisation of
     ``v' = (v_c - v) / tau_v``), rate-limited by ``a_acc`` when speeding up and ``a_dec`` when
     slowing down, and by ``alpha_max`` for the turn rate; drive-wheel speeds ``v -+ omega b/2``
-    are limited to ``v_wheel_max`` by scaling ``(v, omega)`` together (curvature preserved). The
+    are limited to ``v_wheel_max`` by scaling the command ``(v_c, omega_c)`` (curvature
+    preserved) and, during transients, the state ``(v, omega)``. The
     pose then follows the exact unicycle arc for constant ``(v, omega)`` over ``dt``.
     """
     c = chair
     dt = f32(c.dt)
+    half_b = f32(c.track / 2)
+    # the controller scales wheel-speed commands beyond the limit (curvature preserved) ...
+    wheel_c = np.abs(vc) + np.abs(wc) * half_b
+    sc = np.minimum(f32(1), f32(c.v_wheel_max) / np.maximum(wheel_c, f32(1e-6)))
+    vc = vc * sc
+    wc = wc * sc
     kv = f32(1 - np.exp(-c.dt / c.tau_v))
     kw = f32(1 - np.exp(-c.dt / c.tau_omega))
     dv = (vc - v) * kv
     lim = np.where(dv * v >= 0, f32(c.a_acc), f32(c.a_dec)) * dt
     v += np.clip(dv, -lim, lim)
     w += np.clip((wc - w) * kw, -f32(c.alpha_max) * dt, f32(c.alpha_max) * dt)
-    wheel = np.abs(v) + np.abs(w) * f32(c.track / 2)
+    # ... and the wheels never exceed it during the lagged transient either
+    wheel = np.abs(v) + np.abs(w) * half_b
     scale = np.minimum(f32(1), f32(c.v_wheel_max) / np.maximum(wheel, f32(1e-6)))
     v *= scale
     w *= scale
@@ -753,7 +761,7 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         err = (desired - psi + np.pi) % TWO_PI - np.pi
         c = self.chair
         d_clear = sel(self.d_min) + f32(c.disc_radius)
-        v_des = sel(self.v_pref) * np.clip((d_clear - f32(0.25)) / f32(0.8), 0.25, 1.0)
+        v_des = sel(self.v_pref) * np.clip((d_clear - f32(0.3)) / f32(0.8), 0.15, 1.0)
         v_des = np.minimum(v_des, f32(0.6) * d_goal + f32(0.05))
         v_des *= np.maximum(np.cos(err), 0) ** 2
         # reactive recovery: back away from an obstacle touching the front of the footprint
