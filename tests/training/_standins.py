@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 from gymnasium.spaces import Box
 from torch import nn
 
+from saferl.config import Config, load_config
 from saferl.envs.vector import SafeVectorEnv
 from saferl.registry import ALGORITHMS, ENVS
 from saferl.safety import Constraint, ConstraintSet
@@ -32,13 +34,17 @@ class ToyVecEnv(SafeVectorEnv):
     """x' = x + 0.3 a + 0.05 noise; reward -|x - goal|; cost 1 when |x| > 0.6; 16-step episodes.
 
     ``fail_at_step`` (or the env variable ``SAFERL_TOY_FAIL_AT``) raises a RuntimeError once the
-    env has taken that many batched steps (to test env-exception handling).
+    env has taken that many batched steps (to test env-exception handling); ``extra_obs`` appends
+    that many zero columns to the observation (a different shape for transfer tests).
     """
 
-    def __init__(self, num_envs=1, *, instance_offset=0, render_mode=None, fail_at_step=None):
+    def __init__(
+        self, num_envs=1, *, instance_offset=0, render_mode=None, fail_at_step=None, extra_obs=0
+    ):
+        self.extra_obs = int(extra_obs)
         super().__init__(
             num_envs,
-            observation_space=Box(-np.inf, np.inf, (2,), np.float32),
+            observation_space=Box(-np.inf, np.inf, (2 + self.extra_obs,), np.float32),
             action_space=Box(-1.0, 1.0, (1,), np.float32),
             constraints=TOY_CONSTRAINTS,
             max_episode_steps=16,
@@ -72,9 +78,9 @@ class ToyVecEnv(SafeVectorEnv):
         return reward, terminated, comps, {}
 
     def _observe(self, idx=None):
-        if idx is None:
-            return np.stack([self.x, self.goal], axis=1)
-        return np.stack([self.x[idx], self.goal[idx]], axis=1)
+        x, goal = (self.x, self.goal) if idx is None else (self.x[idx], self.goal[idx])
+        cols = [x, goal] + [np.zeros_like(x)] * self.extra_obs
+        return np.stack(cols, axis=1)
 
     def _get_state(self):
         return {"x": self.x, "goal": self.goal, "steps_taken": self.steps_taken}
@@ -95,7 +101,7 @@ class ToyAlgo:
     from the algorithm's own generator. Obeys the algorithm contract of ``saferl.algos`` (``act``,
     ``value``, ``update(RolloutBatch)``, ``state_dict``), so the real ``RolloutCollector`` runs it.
 
-    ``SAFERL_TOY_NAN_AT`` (comma list of update indices) makes those updates produce NaN
+    ``SAFERL_TOY_NAN_AT`` (comma list of 0-based ``update()`` call indices) makes those updates produce NaN
     parameters; ``SAFERL_TOY_SLEEP`` (seconds) slows each update so subprocess tests can kill
     the run mid-way.
     """
@@ -113,6 +119,7 @@ class ToyAlgo:
         self.log_std = torch.full((act_dim,), float(config.init_log_std))
         self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
         self.updates = 0
+        self.calls = 0  # update() calls, not part of the state: a rollback does not rewind it
         env_nan = os.environ.get("SAFERL_TOY_NAN_AT", "")
         self.nan_updates = {int(v) for v in env_nan.split(",") if v.strip()}
         self.sleep = float(os.environ.get("SAFERL_TOY_SLEEP", "0") or 0)
@@ -161,9 +168,10 @@ class ToyAlgo:
         with torch.no_grad():
             for p, g in zip(self.actor.parameters(), grads, strict=True):
                 p.add_(target_kl * g)
-        if self.updates in self.nan_updates:
+        if self.calls in self.nan_updates:
             with torch.no_grad():
                 self.actor.weight.fill_(float("nan"))
+        self.calls += 1
         self.updates += 1
         case = 3 if float(cost.mean()) * 16 <= self.cost_limit else 1
         return {"loss_v": float(np.mean(losses)), "kl": target_kl * 0.5, "case": case}
@@ -191,3 +199,30 @@ def register() -> None:
     """Register the stand-ins as ``Toy-v0`` and ``toy`` (idempotent)."""
     ENVS.register("Toy-v0", make_toy_vec, overwrite=True, source="user")
     ALGORITHMS.register("toy", ToyAlgo, overwrite=True, source="user")
+
+
+HERE = Path(__file__).parent
+
+
+def toy_overrides(**extra: object) -> list[str]:
+    """``--set`` strings for a tiny, fast run of the stand-ins (64 steps per epoch)."""
+    base = {
+        "env.id": "Toy-v0",
+        "algo.name": "toy",
+        "env.num_envs": 4,
+        "train.total_steps": 640,
+        "train.steps_per_epoch": 64,
+        "train.checkpoint_every": 3,
+        "train.plot_every": 1000,
+        "train.progress": False,
+        "algo.critic_minibatch": 32,
+        "algo.critic_epochs": 2,
+    }
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+def toy_config(runs_dir: Path, name: str = "run", **extra: object) -> Config:
+    return load_config(
+        None, [*toy_overrides(**extra), f"train.runs_dir={runs_dir}", f"train.name={name}"]
+    )

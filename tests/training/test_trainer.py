@@ -1,0 +1,420 @@
+"""The trainer end to end: run directory, exact resume, graceful stop, rollback, env errors,
+transfer. Fast cases run the stand-ins (tests/training/_standins.py) through the real loop, the
+real RolloutCollector and the real files; the exactness-after-SIGKILL case runs CPO on
+WheelchairSC-v0 in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from _standins import HERE, toy_config, toy_overrides
+
+from saferl.config import load_config
+from saferl.training.callbacks import Callback
+from saferl.training.checkpoint import RunManifest, load_checkpoint
+from saferl.training.tracking import read_metrics
+from saferl.training.trainer import Trainer, TrainError, run_train
+from saferl.utils import sha256_file
+
+TOY_RUNNER = str(HERE / "_run_toy.py")
+
+
+def deterministic(rows):
+    """Metrics rows without the wall-clock columns (fps, time/*, the algorithm's time_*)."""
+    return [{k: v for k, v in r.items() if not (k == "fps" or k.startswith("time"))} for r in rows]
+
+
+def final_state(run_dir: Path) -> dict:
+    return load_checkpoint(run_dir / "checkpoints" / "last.pt")
+
+
+def assert_same_tree(a, b, path="state"):
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), path
+    elif isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            assert_same_tree(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_tree(x, y, f"{path}[{i}]")
+    elif hasattr(a, "shape"):  # numpy arrays
+        assert (a == b).all(), path
+    elif isinstance(a, float) and math.isnan(a):
+        assert isinstance(b, float) and math.isnan(b), path
+    else:
+        assert a == b, path
+
+
+def assert_same_training_state(run_a: Path, run_b: Path) -> None:
+    a, b = final_state(run_a), final_state(run_b)
+    for key in ("algo", "env", "collector", "counters", "hparams"):
+        if key == "counters":
+            a[key].pop("train_time"), b[key].pop("train_time")
+        assert_same_tree(a[key], b[key], key)
+    assert_same_tree(a["rng"], b["rng"], "rng")
+
+
+def run_toy(runs_dir, name="run", **extra) -> tuple[int, Path]:
+    trainer = Trainer(toy_config(runs_dir, name, **extra), command=["test"])
+    return trainer.train(), trainer.run_dir
+
+
+# --------------------------------------------------------------------------------------------
+# run directory
+# --------------------------------------------------------------------------------------------
+
+
+def test_run_directory_holds_config_manifest_metrics_checkpoints_plots_and_log(tmp_path, capsys):
+    code, run = run_toy(tmp_path, "layout", **{"train.plot_every": 5})
+    assert code == 0
+    assert load_config(run / "config.yaml") == toy_config(
+        tmp_path, "layout", **{"train.plot_every": 5}
+    )
+    manifest = json.loads((run / "manifest.json").read_text())
+    for key in ("command", "seed", "git_commit", "versions", "created", "checkpoints"):
+        assert key in manifest, key
+    assert manifest["status"] == "finished" and manifest["command"] == ["test"]
+    assert "torch" in manifest["versions"]
+    for name, entry in manifest["checkpoints"].items():
+        assert sha256_file(run / "checkpoints" / name) == entry["sha256"]
+    # 640 steps / 64 per epoch = 10 epochs; checkpoint_every=3 and keep_checkpoints=3
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["best.pt", "epoch_10.pt", "epoch_6.pt", "epoch_9.pt", "last.pt"]
+    rows = read_metrics(run / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == list(range(1, 11))
+    assert rows[-1]["env_steps"] == 640
+    for col in ("ep_return", "ep_cost", "ep_len", "cost_limit", "violation_rate", "kl"):
+        assert col in rows[0]
+    assert (run / "metrics.csv").read_text().count("\n") == 11
+    assert {p.name for p in (run / "plots").glob("*.png")} >= {"returns.png", "costs.png"}
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert any("epoch 10" in r["message"] for r in log)
+    out = capsys.readouterr().out
+    assert "final return" in out and "best model" in out and str(run / "plots") in out
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    run_toy(tmp_path, "dup", **{"train.total_steps": 64})
+    with pytest.raises(TrainError, match="--resume"):
+        run_toy(tmp_path, "dup")
+
+
+def test_user_errors_are_one_line_train_errors(tmp_path):
+    with pytest.raises(TrainError, match="no run there"):
+        run_train(None, [], resume=str(tmp_path / "nope"), command=["x"])
+    with pytest.raises(TrainError, match="unknown environment"):
+        run_toy(tmp_path, "bad", **{"env.id": "Nope-v0"})
+
+
+# --------------------------------------------------------------------------------------------
+# resume
+# --------------------------------------------------------------------------------------------
+
+
+def test_finished_run_resumed_with_more_steps_matches_one_long_run(tmp_path):
+    _, ref = run_toy(tmp_path / "ref", "r")
+    code, short = run_toy(tmp_path / "short", "r", **{"train.total_steps": 320})
+    assert code == 0 and len(read_metrics(short / "metrics.jsonl")) == 5
+    trainer = Trainer.resume(short, ["train.total_steps=640"], command=["resume"])
+    assert trainer.epoch == 5
+    assert trainer.train() == 0
+    assert deterministic(read_metrics(short / "metrics.jsonl")) == deterministic(
+        read_metrics(ref / "metrics.jsonl")
+    )
+    assert_same_training_state(ref, short)
+    manifest = RunManifest(short / "manifest.json").data
+    assert manifest["resumes"][0]["epoch"] == 5 and manifest["status"] == "finished"
+
+
+def test_corrupt_last_checkpoint_is_refused_and_resume_uses_the_previous(tmp_path, caplog):
+    _, ref = run_toy(tmp_path / "ref", "r")
+    _, run = run_toy(tmp_path / "b", "r", **{"train.total_steps": 448})  # 7 epochs
+    # Corrupt last.pt and epoch_7.pt (the same bytes): resume must fall back to epoch_6.pt.
+    for name in ("last.pt", "epoch_7.pt"):
+        p = run / "checkpoints" / name
+        data = bytearray(p.read_bytes())
+        data[-100] ^= 0xFF
+        p.write_bytes(bytes(data))
+    with caplog.at_level("WARNING"):
+        trainer = Trainer.resume(run, ["train.total_steps=640"])
+    assert "refusing" in caplog.text and "does not match" in caplog.text
+    assert trainer.epoch == 6
+    assert trainer.train() == 0
+    assert deterministic(read_metrics(run / "metrics.jsonl")) == deterministic(
+        read_metrics(ref / "metrics.jsonl")
+    )
+    assert_same_training_state(ref, run)
+
+
+def _wait_for_rows(path: Path, proc: subprocess.Popen, ok, timeout: float = 90) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        n = len(read_metrics(path))
+        if ok(n):
+            return n
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended early: {proc.communicate()}")
+        time.sleep(0.01)
+    proc.kill()
+    raise AssertionError("timed out waiting for metrics rows")
+
+
+WHEELCHAIR = [
+    "env.num_envs=8",
+    "train.steps_per_epoch=512",
+    "train.total_steps=4096",  # 8 epochs
+    "train.checkpoint_every=3",
+    "train.plot_every=1000",
+    "train.progress=false",
+    "algo.critic_epochs=2",
+    "algo.critic_minibatch=256",
+    "algo.cg_iters=5",
+]
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "saferl", "train", *args]
+
+
+def _sets(overrides):
+    return [a for o in overrides for a in ("--set", o)]
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    """CPO on WheelchairSC-v0 killed with SIGKILL between checkpoints, then resumed."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ref = subprocess.run(
+        _cli("--runs-dir", str(tmp_path), "--name", "ref", *_sets(WHEELCHAIR)),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ref.returncode == 0, ref.stderr
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _cli("--runs-dir", str(tmp_path), "--name", "killed", *_sets(WHEELCHAIR)),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # Kill once a row beyond a checkpoint exists (rows 4 or 5: checkpoint at 3, next at 6).
+    rows = _wait_for_rows(run / "metrics.jsonl", proc, lambda n: n >= 4 and n % 3 != 0)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    saved_epoch = RunManifest(run / "manifest.json").checkpoints["last.pt"]["epoch"]
+    assert saved_epoch < rows  # rows after the checkpoint were written, then lost to the kill
+    res = subprocess.run(
+        _cli("--resume", str(run)), env=env, capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr
+    got, want = (
+        read_metrics(run / "metrics.jsonl"),
+        read_metrics(tmp_path / "ref" / "metrics.jsonl"),
+    )
+    assert [r["epoch"] for r in got] == list(range(1, 9))
+    assert deterministic(got) == deterministic(want)
+    assert_same_training_state(tmp_path / "ref", run)
+
+
+def test_sigterm_finishes_the_update_checkpoints_and_exits_zero(tmp_path):
+    env = {**os.environ, "SAFERL_TOY_SLEEP": "0.2"}
+    run = tmp_path / "term"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            TOY_RUNNER,
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "term",
+            *_sets(toy_overrides()),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for_rows(run / "metrics.jsonl", proc, lambda n: n >= 2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "stopped by SIGTERM" in out and f"saferl train --resume {run}" in out
+    rows = read_metrics(run / "metrics.jsonl")
+    manifest = RunManifest(run / "manifest.json")
+    assert manifest.data["status"] == "stopped"
+    assert manifest.checkpoints["last.pt"]["epoch"] == len(rows) < 10
+    # ... and the stopped run resumes to the same end as an uninterrupted one.
+    _, ref = run_toy(tmp_path / "ref", "r")
+    assert Trainer.resume(run).train() == 0
+    assert deterministic(read_metrics(run / "metrics.jsonl")) == deterministic(
+        read_metrics(ref / "metrics.jsonl")
+    )
+    assert_same_training_state(ref, run)
+
+
+# --------------------------------------------------------------------------------------------
+# failures
+# --------------------------------------------------------------------------------------------
+
+
+class _Spy(Callback):
+    """Records the actor weights before each update and after it."""
+
+    name = "spy"
+
+    def __init__(self):
+        super().__init__()
+        self.before, self.after = [], []
+
+    def on_rollout_end(self, rollout_metrics):
+        self.before.append(self.trainer.algo.actor.weight.detach().clone())
+
+    def on_epoch_end(self, metrics):
+        self.after.append(self.trainer.algo.actor.weight.detach().clone())
+        return True
+
+
+def test_nan_update_is_rolled_back_step_shrunk_and_training_continues(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setenv("SAFERL_TOY_NAN_AT", "2")  # the third update produces NaN weights
+    spy = _Spy()
+    trainer = Trainer(toy_config(tmp_path, "rollback"), extra_callbacks=[spy])
+    with caplog.at_level("WARNING"):
+        assert trainer.train() == 0
+    rows = read_metrics(trainer.run_dir / "metrics.jsonl")
+    assert [r["update_failed"] for r in rows] == [0, 0, 1] + [0] * 7
+    assert torch.equal(spy.after[2], spy.before[2])  # exactly the pre-update weights
+    assert not torch.equal(spy.after[3], spy.before[3])  # later updates proceed
+    assert all(torch.isfinite(w).all() for w in spy.after)
+    assert trainer.algo.config.target_kl == pytest.approx(0.005)  # 0.01 halved once
+    assert trainer.algo.critic_optim.param_groups[0]["lr"] == pytest.approx(5e-4)
+    assert "rolled back" in caplog.text
+    # The shrunk step survives a checkpoint round trip.
+    assert final_state(trainer.run_dir)["hparams"]["target_kl"] == pytest.approx(0.005)
+
+
+def test_repeated_nan_updates_stop_the_run_with_the_last_good_checkpoint(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("SAFERL_TOY_NAN_AT", "3,4,5")
+    trainer = Trainer(toy_config(tmp_path, "nan3", **{"train.max_consecutive_failures": 3}))
+    assert trainer.train() == 1
+    assert trainer.epoch == 6
+    state = final_state(trainer.run_dir)
+    assert state["counters"]["epoch"] == 6
+    for t in state["algo"]["actor"].values():
+        assert torch.isfinite(t).all()
+    assert RunManifest(trainer.run_dir / "manifest.json").data["status"] == "failed"
+    assert "3 non-finite updates in a row" in capsys.readouterr().out
+
+
+def test_env_exception_is_reported_with_env_and_step_and_checkpointed(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setenv("SAFERL_TOY_FAIL_AT", "40")  # batched step 40: during epoch 3
+    trainer = Trainer(toy_config(tmp_path, "boom"))
+    with caplog.at_level("ERROR"):
+        assert trainer.train() == 1
+    assert "environment Toy-v0 raised at env step ~128 (epoch 3)" in caplog.text
+    assert "simulated physics blow-up" in caplog.text
+    assert final_state(trainer.run_dir)["counters"]["epoch"] == 2
+    # The checkpoint is the state at the start of the failed epoch: resuming (without the
+    # fault) ends exactly like a run that never failed.
+    monkeypatch.delenv("SAFERL_TOY_FAIL_AT")
+    _, ref = run_toy(tmp_path / "ref", "r")
+    assert Trainer.resume(trainer.run_dir).train() == 0
+    assert deterministic(read_metrics(trainer.run_dir / "metrics.jsonl")) == deterministic(
+        read_metrics(ref / "metrics.jsonl")
+    )
+    assert_same_training_state(ref, trainer.run_dir)
+
+
+# --------------------------------------------------------------------------------------------
+# callbacks and schedules inside the loop
+# --------------------------------------------------------------------------------------------
+
+
+def test_early_stopping_ends_the_run_at_the_right_epoch(tmp_path, capsys):
+    # 4 envs x 16 steps = exactly 4 finished 16-step episodes per epoch: "episodes" never
+    # improves after epoch 1, so patience 2 stops at epoch 3.
+    code, run = run_toy(
+        tmp_path,
+        "es",
+        **{
+            "train.early_stopping.enabled": "true",
+            "train.early_stopping.metric": "episodes",
+            "train.early_stopping.patience": 2,
+        },
+    )
+    assert code == 0
+    assert [r["epoch"] for r in read_metrics(run / "metrics.jsonl")] == [1, 2, 3]
+    assert final_state(run)["counters"]["epoch"] == 3
+    assert "early stopping" in capsys.readouterr().out
+
+
+def test_critic_lr_schedule_drives_the_algorithms_critic_optimiser(tmp_path):
+    trainer = Trainer(
+        toy_config(
+            tmp_path,
+            "lr",
+            **{"train.schedules": "[{target: critic_lr, kind: linear, start: 0.01, end: 0.001}]"},
+        )
+    )
+    assert trainer.algo.critic_optim.param_groups[0]["lr"] == pytest.approx(0.01)
+    trainer.train()
+    rows = read_metrics(trainer.run_dir / "metrics.jsonl")
+    # value for the next epoch after epoch e: 0.01 + (0.001 - 0.01) * e / 10
+    assert [r["sched/critic_lr"] for r in rows] == pytest.approx(
+        [0.01 - 0.0009 * e for e in range(1, 11)]
+    )
+    assert trainer.algo.critic_optim.param_groups[0]["lr"] == pytest.approx(0.001)
+
+
+def test_cpo_critic_optimiser_is_found_by_lr_schedules():
+    from saferl.algos.cpo import CPO
+    from saferl.config import AlgoConfig, ScheduleConfig
+    from saferl.envs.wheelchair import make_vec
+    from saferl.training.schedulers import build_schedules
+
+    env = make_vec(2)
+    algo = CPO.from_env(env, AlgoConfig(), seed=0)
+    scheds = build_schedules(
+        [ScheduleConfig(target="critic_lr", kind="exponential", gamma=0.5)],
+        algo=algo,
+        env=env,
+        total_epochs=3,
+    )
+    algo.critic_optim.step()
+    scheds.step({})
+    assert algo.critic_optim.param_groups[0]["lr"] == pytest.approx(0.5e-3)
+
+
+# --------------------------------------------------------------------------------------------
+# transfer
+# --------------------------------------------------------------------------------------------
+
+
+def test_init_from_copies_weights_with_fresh_optimiser_and_rejects_other_shapes(tmp_path):
+    _, src = run_toy(tmp_path, "src")
+    ckpt = src / "checkpoints" / "last.pt"
+    trained = load_checkpoint(ckpt)["algo"]
+    new = Trainer(toy_config(tmp_path, "dst", **{"train.seed": 5}), init_from=ckpt)
+    assert torch.equal(new.algo.actor.weight, trained["actor"]["weight"])
+    assert new.algo.critic_optim.state_dict()["state"] == {}  # new optimiser state
+    assert new.algo.updates == 0
+    with pytest.raises(TrainError, match=r"shape mismatch at 'actor.weight'.*\(1, 2\).*\(1, 5\)"):
+        Trainer(toy_config(tmp_path, "other", **{"env.options": "{extra_obs: 3}"}), init_from=ckpt)
