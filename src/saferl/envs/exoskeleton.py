@@ -15,7 +15,7 @@ factory). Scripted baselines in ``ExoGaitVecEnv.SCRIPTED_POLICIES``: ``zero_torq
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -47,12 +47,12 @@ CUFF_RATIO = 0.6  # cuff at 0.6 of the segment length
 
 # cost thresholds (§1.9)
 ROM_HIP_DEG = (-25.0, 45.0)
-ROM_KNEE_DEG = (-5.0, 75.0)
+ROM_KNEE_DEG = (-10.0, 75.0)  # spec -5 deg; see docs (passive hyperextension stop ~ -7.5 deg)
 SPEED_LIMIT = (5.0, 9.0)  # rad/s hip, knee
 CUFF_LIMIT = (220.0, 130.0)  # N thigh, shank (ISO/TS 15066 Table A.2 quasi-static)
 TORQUE_RATE_LIMIT = 500.0  # N m/s
-COLLAPSE_RATIO = 0.85  # y_p < 0.85 y0
-TRIP_WINDOW = (0.62, 0.95)
+COLLAPSE_RATIO = 0.816  # y_p < 0.816 (0.53 H) = 0.85 x the spec's y0 of 0.96 (0.53 H)
+TRIP_WINDOW = (0.68, 0.95)  # spec 0.62: this model unloads the foot by phase 0.675, see docs
 TRIP_LOAD = 0.05  # F_n > 0.05 M g in the swing window
 
 OBJECTIVES: dict[str, tuple[float, float]] = {"assist": (0.02, 0.2), "rehab": (0.1, 0.0)}
@@ -88,13 +88,13 @@ EXO_CONSTRAINTS = ConstraintSet(
         Constraint(
             "collapse",
             "pelvis sunk into the harness-catch zone",
-            threshold="y_p < 0.85 y0",
+            threshold="y_p < 0.816 x 0.53 H (= 0.85 y0 with the spec's y0 = 0.96 x 0.53 H)",
             source="[design]",
         ),
         Constraint(
             "trip",
             "foot loaded during swing (toe drag / scuff)",
-            threshold="phase in [0.62, 0.95] and F_n > 0.05 M g",
+            threshold="phase in [0.68, 0.95] and F_n > 0.05 M g",
             source="stroke toe-drag hazard [design]",
         ),
     ],
@@ -186,6 +186,8 @@ class ExoGaitVecEnv(SafeVectorEnv):
         dtype: ``"float32"`` (default) or ``"float64"`` (validation).
         privileged_obs: append the one-hot impairment level (4) to the observation (ablations).
         episode_steps: truncation horizon (default 1000 = 10 s).
+        physics: a :class:`~saferl.envs.walker.PhysicsConfig` overriding the physics constants
+            (validation and calibration studies; ``physics_dt`` still sets its time step).
         instance_offset: global index of instance 0 (seeding of worker slices).
         render_mode: ``None`` or ``"rgb_array"``.
 
@@ -212,6 +214,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
         dtype: str = "float32",
         privileged_obs: bool = False,
         episode_steps: int = EPISODE_STEPS,
+        physics: W.PhysicsConfig | None = None,
         instance_offset: int = 0,
         render_mode: str | None = None,
     ) -> None:
@@ -253,7 +256,9 @@ class ExoGaitVecEnv(SafeVectorEnv):
         )
         n, dt = self.num_envs, self.dtype
         self.level_codes = _parse_levels(impairment, n)
-        self.physics = W.PhysicsConfig(dt=float(physics_dt))
+        if physics is not None and not isinstance(physics, W.PhysicsConfig):
+            raise ValueError(f"physics: expected a PhysicsConfig or None, got {physics!r}")
+        self.physics = replace(physics or W.PhysicsConfig(), dt=float(physics_dt))
         self.sim = W.WalkerSim(n, self.physics, dt)
         self.human = W.HumanController(n, dt)
         # exo actuator state (hip, knee) per leg, and the previous step's torques
@@ -312,7 +317,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
         hum.noise_cv[idx] = tab(lambda x: x.motor_noise_cv)
         hum.phase_noise[idx] = tab(lambda x: x.phase_noise)
         hum.period[idx] = period
-        hum.ff[idx] = W.interpolate_feedforward(mass, height, beta, period)
+        hum.ff[idx] = W.interpolate_feedforward(mass, height, beta, period, self.physics)
         self.push_t[idx] = 0
         self.push_f[idx] = 0.0
         # initial state: reference at a random phase plus noise
@@ -394,7 +399,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
 
     def _evaluate(self):
         sim, hum = self.sim, self.human
-        qh, qk, qdh, qdk = sim.joint_angles()
+        qh, qk, _qdh, _qdk = sim.joint_angles()
         eh = qh - hum.qr_h
         ek = qk - hum.qr_k
         sq = (eh * eh).sum(axis=0) + (ek * ek).sum(axis=0)  # (N,)
@@ -415,16 +420,20 @@ class ExoGaitVecEnv(SafeVectorEnv):
             + np.maximum(knee_lo - qk, 0.0)
             + np.maximum(qk - self.rom_knee_hi, 0.0)
         ).sum(axis=0)
+        # joint speed as an encoder measures it: the 10 ms finite difference (impact spikes
+        # inside a control step are not speed violations)
+        p1 = (int(hum.ptr) - 2) % hum.qh_buf.shape[0]
+        vh = (qh - hum.qh_buf[p1]) * (1.0 / CONTROL_DT)
+        vk = (qk - hum.qk_buf[p1]) * (1.0 / CONTROL_DT)
         spd_ex = (
-            np.maximum(np.abs(qdh) / SPEED_LIMIT[0] - 1.0, 0.0)
-            + np.maximum(np.abs(qdk) / SPEED_LIMIT[1] - 1.0, 0.0)
+            np.maximum(np.abs(vh) / SPEED_LIMIT[0] - 1.0, 0.0)
+            + np.maximum(np.abs(vk) / SPEED_LIMIT[1] - 1.0, 0.0)
         ).sum(axis=0)
         cuff_ex = (
             np.maximum(fth / CUFF_LIMIT[0] - 1.0, 0.0) + np.maximum(fsh / CUFF_LIMIT[1] - 1.0, 0.0)
         ).sum(axis=0)
         rate_ex = np.maximum(rate / TORQUE_RATE_LIMIT - 1.0, 0.0)
-        y0 = sim.y0
-        col_ex = np.maximum(COLLAPSE_RATIO - sim.yp / y0, 0.0)
+        col_ex = np.maximum(COLLAPSE_RATIO - sim.yp / (0.53 * sim.H), 0.0)
         lp = hum.leg_phase
         swing = (lp >= TRIP_WINDOW[0]) & (lp <= TRIP_WINDOW[1])
         mg = sim.M * W.GRAVITY
@@ -513,6 +522,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
             "physics_dt": self.physics.dt,
             "dtype": str(self.dtype),
             "privileged_obs": self.privileged_obs,
+            "physics": self.physics.key(),
         }
 
     def _get_state(self) -> dict[str, Any]:
