@@ -247,7 +247,9 @@ def plot_cost_vs_limit(
     high = np.array([_num(r[1].get("high")) for r in rows])
     cv = np.array([_num(r[2].get("estimate")) for r in rows])
     err = np.vstack([np.maximum(mean - low, 0), np.maximum(high - mean, 0)])
-    ax.bar(x, mean, color=_COLORS[0], alpha=0.8, label="mean cost (95 % CI)")
+    conf = rows[0][1].get("confidence") if rows else None
+    ci_label = f"{100 * conf:g} % CI" if conf else "CI"
+    ax.bar(x, mean, color=_COLORS[0], alpha=0.8, label=f"mean cost ({ci_label})")
     ax.errorbar(x, mean, yerr=np.nan_to_num(err), fmt="none", ecolor="k", capsize=3)
     ax.scatter(x, cv, marker="v", color=_COLORS[1], zorder=3, label="CVaR(90 %)")
     if limit is not None:
