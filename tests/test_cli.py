@@ -70,3 +70,32 @@ def test_version_prints_package_version():
     res = run_cli("version")
     assert res.returncode == 0
     assert f"saferl {__version__}" in res.stdout
+
+
+def test_evaluate_run_without_checkpoints_exit_2(tmp_path):
+    run = tmp_path / "runs" / "empty"
+    run.mkdir(parents=True)
+    res = run_cli("evaluate", str(run), cwd=tmp_path)
+    assert res.returncode == 2
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_evaluate_unknown_protocol_exit_2(tmp_path):
+    res = run_cli(
+        "compare",
+        "baselines:human_only",
+        "baselines:autopilot",
+        "--protocols",
+        "standardd",
+        cwd=tmp_path,
+    )
+    assert res.returncode == 2
+    assert "standardd" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_compare_unknown_baseline_lists_available(tmp_path):
+    res = run_cli("compare", "baselines:human_only", "baselines:nope", cwd=tmp_path)
+    assert res.returncode == 2
+    assert "baselines:nope" in res.stderr and "baselines:human_only" in res.stderr

@@ -139,18 +139,80 @@ def train(
 
 @app.command()
 def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory to evaluate.")],
+    run_dir: Annotated[Path, typer.Argument(help="Run directory to evaluate (runs/NAME).")],
+    checkpoint: Annotated[
+        str,
+        typer.Option(help="best (falls back to last), last, or a checkpoint file path."),
+    ] = "best",
+    protocols: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma list of standard, stochastic, safety, human_factors, or all "
+            "(default: eval.protocols of the run's config)."
+        ),
+    ] = None,
+    episodes: Annotated[
+        int | None,
+        typer.Option(min=1, help="Episodes per protocol condition (default: eval.episodes)."),
+    ] = None,
+    report: Annotated[
+        bool, typer.Option("--report/--no-report", help="Write Markdown and HTML reports.")
+    ] = True,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help="Override eval.* or env.* fields (repeatable)."),
+    ] = None,
 ) -> None:
-    """Evaluate a trained policy under evaluation protocols (not available yet)."""
-    _not_available("evaluate")
+    """Evaluate a trained policy: results.json, per-episode CSV and reports in RUN_DIR/eval/."""
+    from saferl.training.evaluation import run_evaluate
+
+    try:
+        code = run_evaluate(
+            str(run_dir),
+            checkpoint=checkpoint,
+            protocols=_split(protocols),
+            episodes=episodes,
+            report=report,
+            overrides=list(set_ or []),
+        )
+    except (ValueError, RegistryError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    raise typer.Exit(int(code or 0))
 
 
 @app.command()
 def compare(
-    runs: Annotated[list[str], typer.Argument(help="Run directories or baselines:NAME.")],
+    models: Annotated[
+        list[str],
+        typer.Argument(help="Run directories and/or scripted baselines as baselines:NAME."),
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory (default: runs/compare-<time>).")
+    ] = None,
+    protocols: Annotated[str | None, typer.Option(help="Comma list of protocols, or all.")] = None,
+    episodes: Annotated[
+        int | None, typer.Option(min=1, help="Episodes per model and condition.")
+    ] = None,
 ) -> None:
-    """Compare trained policies and baselines with statistics (not available yet)."""
-    _not_available("compare")
+    """Compare trained policies and baselines: tests, effect sizes and a feasibility-first ranking."""
+    from saferl.training.evaluation import run_compare
+
+    try:
+        code = run_compare(
+            list(models),
+            out=str(out) if out is not None else None,
+            protocols=_split(protocols),
+            episodes=episodes,
+        )
+    except (ValueError, RegistryError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    raise typer.Exit(int(code or 0))
+
+
+def _split(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [p.strip() for p in text.split(",") if p.strip()]
 
 
 @app.command()
