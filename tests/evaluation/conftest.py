@@ -22,7 +22,9 @@ def _register_toy():
     yield
 
 
-def write_fake_run(run_dir: Path, *, seed: int = 0, best: bool = True) -> Path:
+def write_fake_run(
+    run_dir: Path, *, seed: int = 0, best: bool = True, env_id: str = TOY_ID
+) -> Path:
     """A run directory as the trainer writes it: config.yaml, manifest, checkpoints with a
     Gaussian actor and an observation normaliser fitted to the toy env's observations."""
     import numpy as np
@@ -35,7 +37,7 @@ def write_fake_run(run_dir: Path, *, seed: int = 0, best: bool = True) -> Path:
     cfg = load_config(
         None,
         [
-            f"env.id={TOY_ID}",
+            f"env.id={env_id}",
             "eval.episodes=20",
             "eval.num_envs=8",
             "eval.bootstrap_samples=200",
@@ -47,13 +49,14 @@ def write_fake_run(run_dir: Path, *, seed: int = 0, best: bool = True) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, run_dir / "config.yaml")
     torch.manual_seed(seed)
-    actor = GaussianActor(2, 1, [8, 8], "tanh", -0.5, output_gain=1.0)
-    norm = ObsNormalizer(2)
-    env = make_vec(64)
+    env = ENVS.get(env_id)(num_envs=64)
     obs, _ = env.reset(seed=123)
+    obs_dim, act_dim = obs.shape[1], env.single_action_space.shape[0]
+    actor = GaussianActor(obs_dim, act_dim, [8, 8], "tanh", -0.5, output_gain=1.0)
+    norm = ObsNormalizer(obs_dim)
     norm.update(torch.as_tensor(np.asarray(obs)))
     state = {
-        "meta": {"env": TOY_ID, "algo": "cpo", "num_envs": 64},
+        "meta": {"env": env_id, "algo": "cpo", "num_envs": 64},
         "counters": {"epoch": 3, "env_steps": 3000},
         "cost_limit": 3.0,
         "algo": {"actor": actor.state_dict(), "obs_norm": norm.state_dict()},
