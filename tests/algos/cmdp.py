@@ -7,6 +7,8 @@ Its constrained optimum over deterministic policies is ``max sum(a) s.t. sum(a^2
 deviation ``sigma`` pays ``k sigma^2`` extra cost, so its constrained optimum is
 ``mu = sqrt((d - k sigma^2) / k)`` per dimension, tending to ``a*`` as ``sigma`` shrinks.
 Unconstrained, the return grows with ``mu`` until the action box: the cost goes to ``4k``.
+With ``component_limits`` each dimension's ``a_k^2`` is a separate constraint with its own limit
+``d_k`` (optimum ``a_k = sqrt(d_k)``, multiplier ``1 / (2 sqrt(d_k))``).
 
 :class:`ChainEnv` has deterministic dynamics and a fixed horizon, for collector tests.
 """
@@ -26,18 +28,27 @@ from saferl.safety import Constraint, ConstraintSet
 class GaussianBanditCMDP(gym.vector.VectorEnv):
     metadata: ClassVar[dict] = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(self, num_envs: int = 64, act_dim: int = 2, limit: float = 1.0) -> None:
+    def __init__(
+        self,
+        num_envs: int = 64,
+        act_dim: int = 2,
+        limit: float = 1.0,
+        component_limits: list[float] | None = None,
+    ) -> None:
         self.num_envs = num_envs
         self.single_observation_space = Box(-np.inf, np.inf, (2,), np.float32)
         self.single_action_space = Box(-2.0, 2.0, (act_dim,), np.float32)
         self.observation_space = Box(-np.inf, np.inf, (num_envs, 2), np.float32)
         self.action_space = Box(-2.0, 2.0, (num_envs, act_dim), np.float32)
-        self.constraints = ConstraintSet(
-            [Constraint("energy", "squared action", unit="a^2")],
-            limit=limit,
-            combine_mode="sum",
-            episode_length=1,
-        )
+        if component_limits is None:
+            comps = [Constraint("energy", "squared action", unit="a^2")]
+        else:  # one component per action dimension, a_k^2, with its own limit
+            comps = [
+                Constraint(f"a{k}", f"squared action {k}", unit="a^2", limit=lim)
+                for k, lim in enumerate(component_limits)
+            ]
+        self.split = component_limits is not None
+        self.constraints = ConstraintSet(comps, limit=limit, combine_mode="sum", episode_length=1)
         self.max_episode_steps = 1
         self._obs = np.ones((num_envs, 2), np.float32)
 
@@ -55,7 +66,11 @@ class GaussianBanditCMDP(gym.vector.VectorEnv):
             final[i] = self._obs[i].copy()
         info = {
             "cost": cost,
-            "cost_components": {"energy": cost},
+            "cost_components": (
+                {f"a{k}": a[:, k] * a[:, k] for k in range(a.shape[1])}
+                if self.split
+                else {"energy": cost}
+            ),
             "final_obs": final,
             "_final_obs": np.ones(self.num_envs, bool),
         }

@@ -163,3 +163,37 @@ def test_ppo_lagrangian_multiplier_finds_the_dual_optimum_of_the_bandit():
     mu, _ = _policy(algo)
     assert np.all(np.abs(mu - math.sqrt(0.5)) < 0.05), mu
     assert abs(np.mean([h["multiplier"] for h in hist[-10:]]) - math.sqrt(0.5)) < 0.15
+
+
+def test_per_constraint_multipliers_rise_only_for_the_violated_constraint():
+    # a0^2 <= 0.05 is violated by the initial policy (E[a0^2] = sigma^2 = 0.37), a1^2 <= 3 is not.
+    env = GaussianBanditCMDP(64, 2, limit=10.0, component_limits=[0.05, 3.0])
+    cfg = AlgoConfig(**FAST, per_constraint=True, lagrangian_lr=0.5)
+    algo = PPOLagrangian.from_env(env, cfg, seed=0)
+    assert algo.constraint_names == ("a0", "a1")
+    np.testing.assert_allclose(algo.limits, [0.05, 3.0])
+    hist = learn(env, algo, total_steps=64 * 16 * 3, steps_per_epoch=64 * 16)
+    assert algo.multipliers[0] > 0.1 and algo.multipliers[1] == 0.0
+    assert hist[-1]["multiplier/a0"] == algo.multipliers[0]
+    # J_c per constraint is the per-component episode cost, not the combined one
+    assert hist[0]["J_c/a0"] == pytest.approx(0.37, abs=0.06)
+    assert hist[0]["J_c/a1"] == pytest.approx(0.37, abs=0.06)
+
+
+@pytest.mark.slow
+def test_per_constraint_ppo_lagrangian_reaches_each_component_optimum():
+    # optimum: a0 = sqrt(0.25) = 0.5, a1 = sqrt(1) = 1; multipliers 1.0 and 0.5. The early
+    # overshoot winds up the integral of multiplier 0, which unwinds slowly: 250 updates.
+    env = GaussianBanditCMDP(64, 2, limit=10.0, component_limits=[0.25, 1.0])
+    cfg = AlgoConfig(
+        **FAST, per_constraint=True, actor_lr=3e-3, actor_minibatch=256, lagrangian_lr=0.05
+    )
+    algo = PPOLagrangian.from_env(env, cfg, seed=0)
+    hist = learn(env, algo, total_steps=64 * 16 * 250, steps_per_epoch=64 * 16)
+    mu, sd = _policy(algo)
+    # the Gaussian's own constrained optimum at its current sigma: mu_k^2 + sigma_k^2 = d_k
+    np.testing.assert_allclose(mu, np.sqrt(np.array([0.25, 1.0]) - sd**2), atol=0.06)
+    # and the multipliers approach the dual optimum 1 / (2 sqrt(d_k)) = (1.0, 0.5)
+    last = hist[-10:]
+    assert abs(np.mean([h["multiplier/a1"] for h in last]) - 0.5) < 0.05
+    assert abs(np.mean([h["multiplier/a0"] for h in last]) - 1.0) < 0.15

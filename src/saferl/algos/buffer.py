@@ -143,16 +143,23 @@ class RolloutBatch:
         return int(self.rewards.numel())
 
     def episode_stats(self) -> dict[str, float]:
-        """Mean return, cost and length of the finished episodes (NaN if none) and their count."""
+        """Mean return, cost and length of the finished episodes (NaN if none), their count,
+        and the mean episode cost per component (``ep_cost/<name>``) when collected."""
         n = len(self.ep_returns)
         if n == 0:
-            return {"ep_return": np.nan, "ep_cost": np.nan, "ep_len": np.nan, "episodes": 0}
-        return {
-            "ep_return": float(np.mean(self.ep_returns)),
-            "ep_cost": float(np.mean(self.ep_costs)),
-            "ep_len": float(np.mean(self.ep_lengths)),
-            "episodes": n,
-        }
+            out = {"ep_return": np.nan, "ep_cost": np.nan, "ep_len": np.nan, "episodes": 0}
+        else:
+            out = {
+                "ep_return": float(np.mean(self.ep_returns)),
+                "ep_cost": float(np.mean(self.ep_costs)),
+                "ep_len": float(np.mean(self.ep_lengths)),
+                "episodes": n,
+            }
+        if self.ep_component_costs is not None:
+            for k, name in enumerate(self.component_names):
+                col = self.ep_component_costs[:, k]
+                out[f"ep_cost/{name}"] = float(np.mean(col)) if n else np.nan
+        return out
 
 
 def _as_index_array(info: Mapping[str, Any], key: str, n: int) -> np.ndarray:

@@ -1,0 +1,412 @@
+"""Learning curves and end-to-end throughput of CPO / PPO-Lagrangian (issue 5).
+
+    python benchmarks/learn.py --env WheelchairSC-v0 --algo cpo --steps 2e6 --seeds 0 1 2
+    python benchmarks/learn.py --env WheelchairSC-v0 --algo ppo_lagrangian --steps 2e6 --seeds 0 1 2
+    python benchmarks/learn.py --env WheelchairSC-v0 --throughput --num-envs 1024 --epochs 6
+    python benchmarks/learn.py --env WheelchairSC-v0 --baselines-only
+
+Writes under ``--out`` (default ``benchmarks/out/<env>_<algo>/``, git-ignored):
+
+* ``curves.csv`` — one row per (seed, epoch): env_steps, ep_return, ep_cost, cost_limit and every
+  scalar diagnostic of the update (CPO: case, lambda, nu, q, r, s, c, backtrack_k, kl, ...);
+* ``curves.png`` — mean (and per-seed) return and cost against env steps, with the limit and the
+  best scripted baseline that satisfies the limit;
+* ``cases.png`` (CPO) — histogram of the optimisation cases overall and per 10 % of training;
+* ``summary.json`` — per seed and pooled: last-10-epoch mean cost and return, whether the cost is
+  within +-20 % / <= +10 % of the limit, case counts (all epochs and once the cost first came
+  within 20 % of the limit), steps/s; plus the scripted baselines.
+
+Throughput (``--throughput``): env steps/s of collect + update at the default algorithm
+settings (``--set`` to change), after one warm-up epoch; pin the cores with ``taskset -c 0,1``
+to measure "2 cores". Timings on a shared machine are noisy: report the machine and its load.
+
+Environments: a registered saferl env name (``saferl.registry.ENVS``: factory(num_envs, **opts)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ALGOS = {
+    "cpo": "saferl.algos.cpo:CPO",
+    "ppo_lagrangian": "saferl.algos.ppo_lagrangian:PPOLagrangian",
+}
+
+
+def _parse_value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if text.startswith("["):
+        return json.loads(text)
+    return text
+
+
+def _overrides(items: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        out[key.removeprefix("algo.")] = _parse_value(value)
+    return out
+
+
+def make_env(name: str, num_envs: int, options: dict[str, Any]) -> Any:
+    from saferl.registry import ENVS
+
+    return ENVS.get(name)(num_envs, **options)
+
+
+def make_algo(algo: str, env: Any, overrides: dict[str, Any], seed: int, cost_limit: float | None):
+    import importlib
+
+    from saferl.config import AlgoConfig
+
+    module, _, cls = ALGOS[algo].partition(":")
+    algo_cls = getattr(importlib.import_module(module), cls)
+    cfg = AlgoConfig(**overrides)
+    return algo_cls.from_env(env, cfg, seed=seed, cost_limit=cost_limit)
+
+
+def _scalar_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if isinstance(v, (int, float, str, bool)) or v is None}
+
+
+def run_seed(args: dict[str, Any], seed: int) -> list[dict[str, Any]]:
+    """Train one seed; returns its rows (also appended to a per-seed JSONL as it goes)."""
+    import torch
+
+    if args["threads"]:
+        torch.set_num_threads(args["threads"])
+    from saferl.algos.learn import learn
+
+    env = make_env(args["env"], args["num_envs"], args["env_options"])
+    algo = make_algo(args["algo"], env, args["overrides"], seed, args["cost_limit"])
+    out = Path(args["out"])
+    log = (out / f"seed{seed}.jsonl").open("w")
+    t0 = time.perf_counter()
+
+    def callback(row: dict[str, Any]) -> bool:
+        row = _scalar_row({"seed": seed, **row})
+        log.write(json.dumps(row) + "\n")
+        log.flush()
+        if args["verbose"]:
+            print(
+                f"seed {seed} epoch {row['epoch']:4d} steps {row['env_steps']:9d} "
+                f"ret {row.get('ep_return', math.nan):8.2f} cost {row.get('ep_cost', math.nan):7.2f}"
+                f" (d={row['cost_limit']:.1f}) {row.get('case', '')} k={row.get('backtrack_k', '')}"
+                f" kl={row.get('kl', math.nan):.4f} {row['steps_per_s']:.0f} steps/s "
+                f"[{time.perf_counter() - t0:.0f}s]",
+                flush=True,
+            )
+        return True
+
+    rows = learn(env, algo, args["steps"], args["steps_per_epoch"], callback=callback, seed=seed)
+    log.close()
+    torch.save(algo.state_dict(), out / f"seed{seed}_final.pt")
+    return [_scalar_row({"seed": seed, **r}) for r in rows]
+
+
+def evaluate_baselines(env_name: str, options: dict[str, Any], episodes: int, seed: int):
+    """Mean episode return and cost of the env module's scripted baselines."""
+    import importlib
+
+    import numpy as np
+
+    from saferl.envs.vector import ScriptedPolicy
+
+    n = min(episodes, 256)
+    env = make_env(env_name, n, options)
+    module = importlib.import_module(type(env).__module__)
+    found = {}
+    for attr, obj in vars(module).items():
+        if isinstance(obj, type) and not attr.startswith("_") and obj.__module__ == module.__name__:
+            try:
+                inst = obj()
+            except TypeError:
+                continue
+            if isinstance(inst, ScriptedPolicy) and hasattr(inst, "act"):
+                found[getattr(inst, "name", attr)] = inst
+    results = {}
+    for name, policy in found.items():
+        obs, _ = env.reset(seed=seed)
+        policy.reset(env)
+        rets, costs = [], []
+        for _ in range(100_000):
+            obs, _, _, _, info = env.step(policy.act(obs, env))
+            if "_final_info" in info:
+                mask = np.asarray(info["_final_info"], bool)
+                rets.extend(np.asarray(info["final_info"]["episode_return"])[mask].tolist())
+                costs.extend(np.asarray(info["final_info"]["episode_cost"])[mask].tolist())
+            if len(rets) >= episodes:
+                break
+        results[name] = {
+            "episodes": len(rets),
+            "ep_return": float(np.mean(rets)),
+            "ep_cost": float(np.mean(costs)),
+        }
+    return results
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    keys: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in keys:
+                keys.append(k)
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def summarise(rows: list[dict[str, Any]], limit: float) -> dict[str, Any]:
+    import numpy as np
+
+    seeds = sorted({r["seed"] for r in rows})
+    per_seed = {}
+    for s in seeds:
+        rs = [r for r in rows if r["seed"] == s]
+        last = rs[-10:]
+        cost = float(np.nanmean([r["ep_cost"] for r in last]))
+        ret = float(np.nanmean([r["ep_return"] for r in last]))
+        info = {
+            "epochs": len(rs),
+            "env_steps": rs[-1]["env_steps"],
+            "last10_ep_cost": cost,
+            "last10_ep_return": ret,
+            "cost_over_limit": cost / limit if limit > 0 else math.nan,
+            "within_20pct_of_limit": abs(cost - limit) <= 0.2 * limit,
+            "at_most_10pct_over_limit": cost <= 1.1 * limit,
+            "median_steps_per_s": float(np.median([r["steps_per_s"] for r in rs[1:] or rs])),
+        }
+        if "case" in rs[0]:
+            info["cases_all"] = dict(Counter(r["case"] for r in rs))
+            near = next(
+                (i for i, r in enumerate(rs) if abs(r["ep_cost"] - limit) <= 0.2 * limit), None
+            )
+            if near is not None:
+                info["cases_after_first_near_limit"] = dict(Counter(r["case"] for r in rs[near:]))
+                info["first_near_limit_epoch"] = near + 1
+            info["line_search_failures"] = sum(1 for r in rs if not r.get("accepted", True))
+        per_seed[str(s)] = info
+    pooled = {
+        "last10_ep_cost_mean": float(np.mean([v["last10_ep_cost"] for v in per_seed.values()])),
+        "last10_ep_return_mean": float(np.mean([v["last10_ep_return"] for v in per_seed.values()])),
+    }
+    return {"cost_limit": limit, "per_seed": per_seed, "pooled": pooled}
+
+
+def plot(
+    rows: list[dict[str, Any]], limit: float, baselines: dict[str, Any], out: Path, title: str
+):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    seeds = sorted({r["seed"] for r in rows})
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for key, ax in zip(("ep_return", "ep_cost"), axes, strict=True):
+        curves = []
+        for s in seeds:
+            rs = [r for r in rows if r["seed"] == s]
+            x = np.array([r["env_steps"] for r in rs])
+            y = np.array([r[key] for r in rs], float)
+            ax.plot(x, y, lw=0.8, alpha=0.4)
+            curves.append((x, y))
+        n = min(len(c[0]) for c in curves)
+        mean = np.nanmean(np.stack([c[1][:n] for c in curves]), axis=0)
+        ax.plot(curves[0][0][:n], mean, color="k", lw=2, label=f"mean of {len(seeds)} seeds")
+        if key == "ep_cost":
+            ax.axhline(limit, color="r", ls="--", label=f"limit d={limit:g}")
+            ax.axhspan(0.8 * limit, 1.2 * limit, color="r", alpha=0.08, label="±20 %")
+        feasible = {k: v for k, v in baselines.items() if v["ep_cost"] <= limit}
+        if feasible:
+            name, best = max(feasible.items(), key=lambda kv: kv[1]["ep_return"])
+            ax.axhline(best[key], color="g", ls=":", label=f"best feasible baseline ({name})")
+        ax.set_xlabel("env steps")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=120)
+    plt.close(fig)
+
+    if "case" in rows[0]:
+        from saferl.algos.math import CASES
+
+        names = list(CASES)
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+        counts = Counter(r["case"] for r in rows)
+        axes[0].bar(names, [counts.get(n, 0) for n in names])
+        axes[0].set_title("CPO optimisation cases (all seeds, all epochs)")
+        n_epochs = max(r["epoch"] for r in rows)
+        bins = np.linspace(0, n_epochs, 11)
+        bottom = np.zeros(10)
+        for name in names:
+            h, _ = np.histogram([r["epoch"] for r in rows if r["case"] == name], bins=bins)
+            axes[1].bar(np.arange(10), h, bottom=bottom, label=name)
+            bottom += h
+        axes[1].set_xlabel("tenth of training")
+        axes[1].set_title("cases over training")
+        axes[1].legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "cases.png", dpi=120)
+        plt.close(fig)
+
+
+def throughput(args: argparse.Namespace, overrides: dict[str, Any], env_options) -> dict:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from saferl.algos.buffer import RolloutCollector
+
+    env = make_env(args.env, args.num_envs, env_options)
+    algo = make_algo(args.algo, env, overrides, 0, args.cost_limit)
+    col = RolloutCollector(env, algo, max(1, args.steps_per_epoch // env.num_envs), seed=0)
+    times = []
+    for epoch in range(args.epochs + 1):
+        t0 = time.perf_counter()
+        batch = col.collect()
+        t1 = time.perf_counter()
+        d = algo.update(batch)
+        t2 = time.perf_counter()
+        if epoch > 0:  # the first epoch warms up (map library, allocator, threads)
+            times.append(
+                (batch.num_steps, t1 - t0, t2 - t1, d.get("time_actor"), d.get("time_critic"))
+            )
+        print(
+            f"epoch {epoch}: {batch.num_steps} steps collect {t1 - t0:.3f}s update {t2 - t1:.3f}s "
+            f"(actor {d.get('time_actor', 0):.3f} critic {d.get('time_critic', 0):.3f}) "
+            f"-> {batch.num_steps / (t2 - t0):.0f} steps/s",
+            flush=True,
+        )
+    steps = sum(t[0] for t in times)
+    wall = sum(t[1] + t[2] for t in times)
+    res = {
+        "env": args.env,
+        "algo": args.algo,
+        "num_envs": args.num_envs,
+        "steps_per_epoch": args.steps_per_epoch,
+        "torch_threads": torch.get_num_threads(),
+        "overrides": overrides,
+        "steps_per_s": steps / wall,
+        "collect_s_per_epoch": sum(t[1] for t in times) / len(times),
+        "update_s_per_epoch": sum(t[2] for t in times) / len(times),
+        "actor_s_per_epoch": sum(t[3] or 0 for t in times) / len(times),
+        "critic_s_per_epoch": sum(t[4] or 0 for t in times) / len(times),
+        "cpu_affinity": sorted(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else None,
+        "loadavg": os.getloadavg(),
+    }
+    print(json.dumps(res, indent=1))
+    return res
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--env", default="WheelchairSC-v0")
+    p.add_argument("--algo", choices=sorted(ALGOS), default="cpo")
+    p.add_argument("--steps", type=float, default=2e6, help="env steps per seed")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--num-envs", type=int, default=64)
+    p.add_argument("--steps-per-epoch", type=int, default=20_000)
+    p.add_argument("--cost-limit", type=float, default=None, help="default: the env's limit")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="AlgoConfig field=value (repeatable), e.g. --set critic_epochs=5",
+    )
+    p.add_argument("--env-option", action="append", default=[], help="env option key=value")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")
+    p.add_argument("--out", default=None)
+    p.add_argument("--baseline-episodes", type=int, default=256)
+    p.add_argument("--no-baselines", action="store_true")
+    p.add_argument("--baselines-only", action="store_true")
+    p.add_argument("--throughput", action="store_true")
+    p.add_argument("--epochs", type=int, default=5, help="timed epochs for --throughput")
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+
+    overrides = _overrides(args.overrides)
+    env_options = _overrides(args.env_option)
+    if args.throughput:
+        res = throughput(args, overrides, env_options)
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "throughput.json").write_text(json.dumps(res, indent=1))
+        return
+
+    out = Path(args.out or f"benchmarks/out/{args.env}_{args.algo}")
+    out.mkdir(parents=True, exist_ok=True)
+    env = make_env(args.env, 1, env_options)
+    limit = args.cost_limit if args.cost_limit is not None else env.constraints.get_limit()
+    baselines = {}
+    if not args.no_baselines:
+        baselines = evaluate_baselines(args.env, env_options, args.baseline_episodes, 10_000)
+        (out / "baselines.json").write_text(json.dumps(baselines, indent=1))
+        print("scripted baselines:", json.dumps(baselines))
+    if args.baselines_only:
+        return
+    run_args = {
+        "env": args.env,
+        "algo": args.algo,
+        "num_envs": args.num_envs,
+        "steps": int(args.steps),
+        "steps_per_epoch": args.steps_per_epoch,
+        "cost_limit": args.cost_limit,
+        "overrides": overrides,
+        "env_options": env_options,
+        "threads": args.threads,
+        "out": str(out),
+        "verbose": not args.quiet,
+    }
+    rows: list[dict[str, Any]] = []
+    if args.jobs > 1:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as ex:
+            for r in ex.map(run_seed, [run_args] * len(args.seeds), args.seeds):
+                rows.extend(r)
+    else:
+        for s in args.seeds:
+            rows.extend(run_seed(run_args, s))
+    write_csv(rows, out / "curves.csv")
+    summary = summarise(rows, limit)
+    summary.update(
+        {
+            "command": " ".join([sys.executable, *sys.argv]),
+            "overrides": overrides,
+            "num_envs": args.num_envs,
+            "steps_per_epoch": args.steps_per_epoch,
+            "baselines": baselines,
+        }
+    )
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    plot(rows, limit, baselines, out, f"{args.algo} on {args.env} ({len(args.seeds)} seeds)")
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
