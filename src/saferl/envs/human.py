@@ -307,39 +307,50 @@ class JoystickOperator:
         np.clip(self.tremor_drift, -self.freq_drift_max, self.freq_drift_max, self.tremor_drift)
         omega = f32(2 * np.pi) * (p["tremor_frequency"] + self.tremor_drift)
         amp = p["tremor_amplitude"]
-        hand_a = np.exp(-f32(self.dt) / p["hand_lag"])[:, None]
+        # 3. the hand over the S substeps, in closed form (the decision is constant within a
+        # control step): first-order lag, tremor sines, OU tremor noise
+        dt = f32(self.dt)
+        ks = np.arange(1, S + 1, dtype=f32)
+        hand_a = np.exp(-dt / p["hand_lag"])
+        apow = hand_a[:, None] ** ks[None, :]  # (n, S)
+        hand = self.target[:, None, :] + (self.hand - self.target)[:, None, :] * apow[:, :, None]
+        phase = self.tremor_phase[:, None, :] + (omega * dt)[:, None, None] * ks[None, :, None]
         noise_a = f32(np.exp(-self.dt / 0.1))
         noise_b = f32(np.sqrt(1 - noise_a * noise_a)) * self.tremor_noise_ratio * amp
-        onset_p = p["spasm_rate"] * f32(self.dt)
-        ang = f32(2 * np.pi) * u_sdir
-        sdx, sdy = np.cos(ang), np.sin(ang)
-
-        out = np.empty((n, S, 2), f32)
-        for k in range(S):
-            # 3. hand: first-order lag towards the decision (exact discretisation)
-            self.hand *= hand_a
-            self.hand += (f32(1) - hand_a) * self.target
-            self.tremor_phase += (omega * f32(self.dt))[:, None]
-            self.tremor_noise *= noise_a
-            self.tremor_noise[:, 0] += noise_b * zx[:, k]
-            self.tremor_noise[:, 1] += noise_b * zy[:, k]
-            jx = self.hand[:, 0] + amp * np.sin(self.tremor_phase[:, 0]) + self.tremor_noise[:, 0]
-            jy = self.hand[:, 1] + amp * np.sin(self.tremor_phase[:, 1]) + self.tremor_noise[:, 1]
-            # spasm bursts override the hand
-            start = (u_spasm[:, k] < onset_p) & (self.spasm_timer <= 0)
-            if start.any():
-                self.spasm_timer[start] = self.spasm_duration
-                self.spasm_dir[start, 0] = sdx[start]
-                self.spasm_dir[start, 1] = sdy[start]
-            active = self.spasm_timer > 0
-            if active.any():
-                jx = np.where(active, self.spasm_magnitude * self.spasm_dir[:, 0], jx)
-                jy = np.where(active, self.spasm_magnitude * self.spasm_dir[:, 1], jy)
-                self.spasm_timer -= np.where(active, f32(self.dt), f32(0))
-            r = np.sqrt(jx * jx + jy * jy)
-            sc = np.minimum(f32(1), f32(1) / np.maximum(r, f32(1e-6)))
-            out[:, k, 0] = jx * sc
-            out[:, k, 1] = jy * sc
+        npow = noise_a**ks
+        jj = np.arange(S)
+        conv = np.where(jj[:, None] <= jj[None, :], noise_a ** (jj[None, :] - jj[:, None]), 0)
+        conv = conv.astype(f32)  # conv[j, k] = a^(k - j) for j <= k
+        noise = np.empty((n, S, 2), f32)
+        noise[:, :, 0] = self.tremor_noise[:, :1] * npow + noise_b[:, None] * (zx @ conv)
+        noise[:, :, 1] = self.tremor_noise[:, 1:] * npow + noise_b[:, None] * (zy @ conv)
+        out = hand + amp[:, None, None] * np.sin(phase) + noise
+        self.hand[:] = hand[:, -1]
+        self.tremor_phase[:] = phase[:, -1] % f32(2 * np.pi)
+        self.tremor_noise[:] = noise[:, -1]
+        # spasm bursts override the hand (rare: loop over substeps only for the instances with
+        # a burst running or starting in this control step)
+        onset = u_spasm < (p["spasm_rate"] * dt)[:, None]
+        rows = np.flatnonzero(onset.any(axis=1) | (self.spasm_timer > 0))
+        if rows.size:
+            ang = f32(2 * np.pi) * u_sdir[rows]
+            sdx, sdy = np.cos(ang), np.sin(ang)
+            timer = self.spasm_timer[rows]
+            sdir = self.spasm_dir[rows]
+            for k in range(S):
+                start = onset[rows, k] & (timer <= 0)
+                timer[start] = self.spasm_duration
+                sdir[start, 0] = sdx[start]
+                sdir[start, 1] = sdy[start]
+                active = timer > 0
+                sub = rows[active]
+                out[sub, k, :] = self.spasm_magnitude * sdir[active]
+                timer[active] -= dt
+            self.spasm_timer[rows] = timer
+            self.spasm_dir[rows] = sdir
+        # clip to the unit disk
+        r = np.sqrt((out * out).sum(axis=2, keepdims=True))
+        out *= np.minimum(f32(1), f32(1) / np.maximum(r, f32(1e-6)))
         self.joystick[:] = out[:, -1]
         self.time += f32(self.control_dt)
         return out

@@ -648,7 +648,10 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         self.goal = np.zeros(n, np.int64)
         self.goal_xy = z(N_GOALS, 2)
         self.walls = z(N_WALLS, 4)
-        self.discs = z(self.maps.discs.shape[1], 3)
+        # only as many disc slots as the library's most furnished map uses (fewer obstacle
+        # slots per step; the padding slots are far away with r = 0)
+        self._disc_slots = max(1, int((self.maps.discs[:, :, 2] > 0).sum(axis=1).max()))
+        self.discs = z(self._disc_slots, 3)
         self.ped = z(MAX_PEDS, 4)  # x, y, vx, vy
         self.ped_on = np.zeros((n, MAX_PEDS), bool)
         self.ped_box = z(MAX_PEDS, 4)
@@ -795,7 +798,7 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         self.goal[idx] = g
         self.goal_xy[idx] = lib.goals[m]
         self.walls[idx] = lib.walls[m]
-        self.discs[idx] = lib.discs[m]
+        self.discs[idx] = lib.discs[m, : self._disc_slots]
         start = lib.starts[m, g, s]
         # jitter within the start cell so starts are not on a lattice
         cell = f32(lib.params.cell)
