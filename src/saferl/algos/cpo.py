@@ -72,7 +72,6 @@ class CPO(ActorCritic):
         device: str | torch.device = "cpu",
         constraint_names: Sequence[str] | None = None,
         closed_form_fvp: bool = True,
-        **_: Any,
     ) -> None:
         super().__init__(
             observation_space,

@@ -74,7 +74,6 @@ class PPOLagrangian(ActorCritic):
         constraints: ConstraintSet | None = None,
         lagrangian: bool = True,
         kl_stop_factor: float | None = 1.5,
-        **_: Any,
     ) -> None:
         config = config if config is not None else AlgoConfig()
         if constraints is not None:
@@ -92,10 +91,10 @@ class PPOLagrangian(ActorCritic):
             lims = list(constraint_limits) if constraint_limits is not None else [None] * len(names)
             if len(lims) != len(names):
                 raise ValueError(f"{len(names)} constraint names but {len(lims)} limits")
-            limits = [float(cost_limit) if v is None else float(v) for v in lims]
+            own_limits = [None if v is None else float(v) for v in lims]
         else:
             names = ("cost",)
-            limits = [float(cost_limit)]
+            own_limits = [None]
         super().__init__(
             observation_space,
             action_space,
@@ -106,7 +105,8 @@ class PPOLagrangian(ActorCritic):
             n_cost_heads=len(names),
         )
         self.constraint_names = names
-        self.limits = np.asarray(limits, np.float64)
+        # None: follow self.cost_limit (which a schedule may change between updates)
+        self._own_limits = own_limits
         self.lagrangian = bool(lagrangian)
         self.kl_stop_factor = kl_stop_factor
         self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
@@ -130,6 +130,13 @@ class PPOLagrangian(ActorCritic):
             kwargs.setdefault("constraints", constraints)
         return cls(
             env.single_observation_space, env.single_action_space, config, seed=seed, **kwargs
+        )
+
+    @property
+    def limits(self) -> np.ndarray:
+        """Per-multiplier limits: a constraint's own limit, else the current ``cost_limit``."""
+        return np.asarray(
+            [self.cost_limit if v is None else v for v in self._own_limits], np.float64
         )
 
     # ---------------------------------------------------------------------------------------
