@@ -403,6 +403,12 @@ def _load_models(specs: Sequence[str]) -> list[Model]:
         raise EvaluationError(
             f"cannot compare models of different environments: {', '.join(sorted(env_ids))}"
         )
+    trained = [m for m in models if m.run_dir is not None]
+    if any(m.env_options != trained[0].env_options for m in trained[1:]):
+        logger.warning(
+            "the runs use different env options (%s); each model is evaluated under its own",
+            "; ".join(f"{m.name}: {m.env_options}" for m in trained),
+        )
     seen: dict[str, int] = {}
     for m in models:  # unique display names (two runs called the same in different folders)
         k = seen.get(m.name, 0)
