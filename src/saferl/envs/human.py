@@ -317,13 +317,15 @@ class JoystickOperator:
         phase = self.tremor_phase[:, None, :] + (omega * dt)[:, None, None] * ks[None, :, None]
         noise_a = f32(np.exp(-self.dt / 0.1))
         noise_b = f32(np.sqrt(1 - noise_a * noise_a)) * self.tremor_noise_ratio * amp
-        npow = noise_a**ks
-        jj = np.arange(S)
-        conv = np.where(jj[:, None] <= jj[None, :], noise_a ** (jj[None, :] - jj[:, None]), 0)
-        conv = conv.astype(f32)  # conv[j, k] = a^(k - j) for j <= k
+        # (a recursion, not a matmul: BLAS kernels depend on the batch size and would break
+        # the batch-size invariance of per-instance results)
         noise = np.empty((n, S, 2), f32)
-        noise[:, :, 0] = self.tremor_noise[:, :1] * npow + noise_b[:, None] * (zx @ conv)
-        noise[:, :, 1] = self.tremor_noise[:, 1:] * npow + noise_b[:, None] * (zy @ conv)
+        acc = self.tremor_noise.copy()
+        for k in range(S):
+            acc *= noise_a
+            acc[:, 0] += noise_b * zx[:, k]
+            acc[:, 1] += noise_b * zy[:, k]
+            noise[:, k] = acc
         out = hand + amp[:, None, None] * np.sin(phase) + noise
         self.hand[:] = hand[:, -1]
         self.tremor_phase[:] = phase[:, -1] % f32(2 * np.pi)
