@@ -847,67 +847,89 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         self.geo_prev[idx] = self._geodesic(self.x[idx], self.y[idx], g, m)
 
     # ----------------------------------------------------------------------------- geometry
-    def _distances(self, px, py, sel):
-        """Distance from points (n,) to every obstacle surface: (K, n) d, nx, ny (outward)."""
+    def _distances(self, px, py, gidx, normals: bool = True):
+        """Distance from points (n,) to every obstacle surface: (K, n) d (and nx, ny outward).
+
+        ``gidx``: the instances the points belong to (``None``: all, in order)."""
         room = f32(self.maps.params.room)
-        walls, discs, ped, on = sel(self.walls), sel(self.discs), sel(self.ped), sel(self.ped_on)
+        if gidx is None:
+            walls, discs, ped, on = self.walls, self.discs, self.ped, self.ped_on
+        else:
+            walls, discs, ped, on = (
+                self.walls[gidx],
+                self.discs[gidx],
+                self.ped[gidx],
+                self.ped_on[gidx],
+            )
         nw, nd = walls.shape[1], discs.shape[1]
         K = 4 + nw + nd + MAX_PEDS
         n = px.shape[0]
         D = np.empty((K, n), np.float32)
-        NX = np.zeros((K, n), np.float32)
-        NY = np.zeros((K, n), np.float32)
+        if normals:
+            NX = np.zeros((K, n), np.float32)
+            NY = np.zeros((K, n), np.float32)
+            NX[0], NX[1], NY[2], NY[3] = 1, -1, 1, -1
         # outer walls (half-planes)
         D[0], D[1], D[2], D[3] = px, room - px, py, room - py
-        NX[0], NX[1], NY[2], NY[3] = 1, -1, 1, -1
         for k in range(nw):
             b = walls[:, k]
             cx = np.maximum(np.maximum(b[:, 0] - px, px - b[:, 2]), 0)
             cy = np.maximum(np.maximum(b[:, 1] - py, py - b[:, 3]), 0)
             d = np.sqrt(cx * cx + cy * cy)
-            inv = f32(1) / np.maximum(d, f32(1e-6))
             D[4 + k] = d
-            NX[4 + k] = np.copysign(cx * inv, px - b[:, 0])
-            NY[4 + k] = np.copysign(cy * inv, py - b[:, 1])
+            if normals:
+                inv = f32(1) / np.maximum(d, f32(1e-6))
+                NX[4 + k] = np.copysign(cx * inv, px - b[:, 0])
+                NY[4 + k] = np.copysign(cy * inv, py - b[:, 1])
         j = 4 + nw
         rx = px[None, :] - discs[:, :, 0].T
         ry = py[None, :] - discs[:, :, 1].T
         r = np.sqrt(rx * rx + ry * ry)
-        inv = f32(1) / np.maximum(r, f32(1e-6))
         D[j : j + nd] = r - discs[:, :, 2].T
-        NX[j : j + nd] = rx * inv
-        NY[j : j + nd] = ry * inv
+        if normals:
+            inv = f32(1) / np.maximum(r, f32(1e-6))
+            NX[j : j + nd] = rx * inv
+            NY[j : j + nd] = ry * inv
         j += nd
         rx = px[None, :] - ped[:, :, 0].T
         ry = py[None, :] - ped[:, :, 1].T
         r = np.sqrt(rx * rx + ry * ry)
-        inv = f32(1) / np.maximum(r, f32(1e-6))
         D[j:] = np.where(on.T, r - f32(PED_RADIUS), f32(1e3))
+        if not normals:
+            return D
+        inv = f32(1) / np.maximum(r, f32(1e-6))
         NX[j:] = rx * inv
         NY[j:] = ry * inv
         return D, NX, NY
 
-    def _contact_pass(self, x, y, hx, hy, sel):
-        """Footprint distances at pose (x, y, heading h): per-object d (K, n) of both discs."""
-        off = f32(self.chair.disc_offset)
-        dF, nxF, nyF = self._distances(x + off * hx, y + off * hy, sel)
-        dR, nxR, nyR = self._distances(x - off * hx, y - off * hy, sel)
-        return dF, nxF, nyF, dR, nxR, nyR
+    def _project(self, x, y, hx, hy, gidx):
+        """One projection pass for the instances ``gidx`` (``None``: all) at poses (x, y, h).
 
-    def _project(self, x, y, hx, hy, sel):
-        """One projection pass; returns (x, y, penetration per instance, front hit, d_min)."""
-        r_c = f32(self.chair.disc_radius)
-        dF, nxF, nyF, dR, nxR, nyR = self._contact_pass(x, y, hx, hy, sel)
-        penF = np.maximum(r_c - dF, 0)
-        penR = np.maximum(r_c - dR, 0)
-        front = penF >= penR
-        pen = np.where(front, penF, penR)
-        d_min = np.minimum(dF.min(axis=0), dR.min(axis=0)) - r_c
-        pmax = pen.max(axis=0)
-        front_hit = penF.max(axis=0) >= penR.max(axis=0)
-        if pmax.any():
-            x = x + (pen * np.where(front, nxF, nxR)).sum(axis=0)
-            y = y + (pen * np.where(front, nyF, nyR)).sum(axis=0)
+        Returns (x, y, penetration (n,), front-disc hit (n,), d_min (n,) before the move).
+        Distances are computed for everyone; normals only for the instances in contact."""
+        r_c, off = f32(self.chair.disc_radius), f32(self.chair.disc_offset)
+        fx, fy = x + off * hx, y + off * hy
+        rx, ry = x - off * hx, y - off * hy
+        mF = self._distances(fx, fy, gidx, normals=False).min(axis=0)
+        mR = self._distances(rx, ry, gidx, normals=False).min(axis=0)
+        d_min = np.minimum(mF, mR) - r_c
+        pF = np.maximum(r_c - mF, 0)
+        pR = np.maximum(r_c - mR, 0)
+        pmax = np.maximum(pF, pR)
+        front_hit = pF >= pR
+        hit = np.flatnonzero(pmax > 0)
+        if hit.size:
+            g = hit if gidx is None else gidx[hit]
+            dF, nxF, nyF = self._distances(fx[hit], fy[hit], g)
+            dR, nxR, nyR = self._distances(rx[hit], ry[hit], g)
+            penF = np.maximum(r_c - dF, 0)
+            penR = np.maximum(r_c - dR, 0)
+            front = penF >= penR
+            pen = np.where(front, penF, penR)
+            x = x.copy()
+            y = y.copy()
+            x[hit] += (pen * np.where(front, nxF, nxR)).sum(axis=0)
+            y[hit] += (pen * np.where(front, nyF, nyR)).sum(axis=0)
         return x, y, pmax, front_hit, d_min
 
     def _geometry(self, idx: np.ndarray | None = None) -> np.ndarray:
@@ -921,7 +943,7 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         r_c, off = f32(c.disc_radius), f32(c.disc_offset)
         x, y, psi = sel(self.x), sel(self.y), sel(self.psi)
         hx, hy = np.cos(psi), np.sin(psi)
-        x, y, pen_total, front_hit, d_min = self._project(x, y, hx, hy, sel)
+        x, y, pen_total, front_hit, d_min = self._project(x, y, hx, hy, idx)
         if idx is None:
             self.bump_front[:] = front_hit
         else:
@@ -929,14 +951,11 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         sub = np.flatnonzero(pen_total > 0)
         if sub.size:
             gidx = sub if idx is None else idx[sub]
-            ssel = lambda a: a[gidx]  # noqa: E731
-            xs, ys, pen2, _, dm = self._project(x[sub], y[sub], hx[sub], hy[sub], ssel)
+            xs, ys, pen2, _, dm = self._project(x[sub], y[sub], hx[sub], hy[sub], gidx)
             again = pen2 > 0
             if again.any():
                 a = np.flatnonzero(again)
-                ga = gidx[a]
-                asel = lambda arr: arr[ga]  # noqa: E731
-                xa, ya, _, _, dma = self._project(xs[a], ys[a], hx[sub][a], hy[sub][a], asel)
+                xa, ya, _, _, dma = self._project(xs[a], ys[a], hx[sub][a], hy[sub][a], gidx[a])
                 xs[a], ys[a] = xa, ya
                 dm[a] = dma
             x[sub], y[sub] = xs, ys
@@ -944,7 +963,7 @@ class WheelchairSCVecEnv(SafeVectorEnv):
             # residual of a corner that needed a third pass)
             d_min[sub] = np.maximum(dm, 0)
         # proximity sectors, measured from the chair centre to each obstacle's nearest point
-        dC, nxC, nyC = self._distances(x, y, sel)
+        dC, nxC, nyC = self._distances(x, y, idx)
         bearing = np.arctan2(-nyC, -nxC) - psi[None, :]
         sec = (np.floor(bearing * f32(N_SECTORS / (2 * np.pi))).astype(np.int64)) % N_SECTORS
         # footprint clearance in that direction: the two discs extend r_c + off |cos(bearing)|
