@@ -164,7 +164,7 @@ def evaluate(
     ] = None,
 ) -> None:
     """Evaluate a trained policy: results.json, per-episode CSV and reports in RUN_DIR/eval/."""
-    from saferl.training.evaluation import run_evaluate
+    from saferl.training.evaluation import EvaluationError, run_evaluate
 
     try:
         code = run_evaluate(
@@ -175,7 +175,7 @@ def evaluate(
             report=report,
             overrides=list(set_ or []),
         )
-    except (ValueError, RegistryError, FileNotFoundError) as exc:
+    except (EvaluationError, ConfigError, RegistryError) as exc:
         _fail(str(exc))
     raise typer.Exit(int(code or 0))
 
@@ -187,7 +187,11 @@ def compare(
         typer.Argument(help="Run directories and/or scripted baselines as baselines:NAME."),
     ],
     out: Annotated[
-        Path | None, typer.Option(help="Output directory (default: runs/compare-<time>).")
+        Path | None,
+        typer.Option(
+            help="Output directory (default: compare-<time> beside the first run, "
+            "or runs/compare-<time> for baselines only)."
+        ),
     ] = None,
     protocols: Annotated[str | None, typer.Option(help="Comma list of protocols, or all.")] = None,
     episodes: Annotated[
@@ -195,7 +199,7 @@ def compare(
     ] = None,
 ) -> None:
     """Compare trained policies and baselines: tests, effect sizes and a feasibility-first ranking."""
-    from saferl.training.evaluation import run_compare
+    from saferl.training.evaluation import EvaluationError, run_compare
 
     try:
         code = run_compare(
@@ -204,7 +208,7 @@ def compare(
             protocols=_split(protocols),
             episodes=episodes,
         )
-    except (ValueError, RegistryError, FileNotFoundError) as exc:
+    except (EvaluationError, ConfigError, RegistryError) as exc:
         _fail(str(exc))
     raise typer.Exit(int(code or 0))
 

@@ -267,8 +267,8 @@ class EvalConfig(_Section):
     """Episodes per protocol and condition."""
     seed: int = Field(10_000, ge=0, lt=2**32)
     """First evaluation seed (kept apart from training seeds)."""
-    num_envs: int = Field(100, ge=1)
-    """Instances stepped in parallel during evaluation."""
+    num_envs: int = Field(1000, ge=1)
+    """Instances stepped in parallel during evaluation (each runs one episode)."""
     deterministic: bool = True
     """Use the mean action under the standard protocol."""
     confidence: float = Field(0.95, gt=0, lt=1)

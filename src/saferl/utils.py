@@ -22,6 +22,8 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        # mkstemp creates 0600; give the file the permissions a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -45,6 +47,12 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     finally:
         os.close(dir_fd)
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
