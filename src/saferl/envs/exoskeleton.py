@@ -463,8 +463,6 @@ class ExoGaitVecEnv(SafeVectorEnv):
             - self.w_hum * 0.25 * hum_e
             - REWARD_W_RATE * rate_e
         ).astype(np.float32)
-        # cache observation pieces
-        self._cuff_obs = (fth.max(axis=0) / CUFF_LIMIT[0], fsh.max(axis=0) / CUFF_LIMIT[1])
         terminated = np.zeros(self.num_envs, bool)
         extra = {
             "cost_magnitude": magnitude,
@@ -556,7 +554,7 @@ def _instance_axis(name: str) -> int:
 
 
 def _gather(src: Any, dst: Any, idx: np.ndarray, cls: type) -> None:
-    for name in (*cls.STATE, *cls.PARAMS):
+    for name in (*cls.STATE, *cls.PARAMS, *cls.OUTPUTS):
         arr = getattr(src, name)
         if name == "ptr":
             dst.ptr[...] = arr
@@ -565,7 +563,7 @@ def _gather(src: Any, dst: Any, idx: np.ndarray, cls: type) -> None:
 
 
 def _scatter(src: Any, dst: Any, idx: np.ndarray, cls: type) -> None:
-    for name in (*cls.STATE, *cls.PARAMS):
+    for name in (*cls.STATE, *cls.PARAMS, *cls.OUTPUTS):
         if name == "ptr":
             continue
         arr = getattr(dst, name)

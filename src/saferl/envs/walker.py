@@ -246,6 +246,8 @@ class WalkerSim:
     """
 
     STATE = ("xp", "yp", "vx", "vy", "a1", "a2", "w1", "w2", "anchor", "contact")
+    #: per-substep outputs (foot forces, passive moments)
+    OUTPUTS = ("fn", "ft", "tau_pass_h", "tau_pass_k")
     # ``anchor``: stretch (m) of the tangential stick spring, 0 while airborne
     PARAMS = (
         "M", "H", "L1", "Lleg", "L2", "Rf", "lr", "m1", "m2", "c1", "c2", "I1", "I2",
@@ -286,10 +288,10 @@ class WalkerSim:
                 getattr(self, k)[idx] = v
 
     def get_state(self) -> dict[str, np.ndarray]:
-        return {k: getattr(self, k).copy() for k in (*self.STATE, *self.PARAMS)}
+        return {k: getattr(self, k).copy() for k in (*self.STATE, *self.PARAMS, *self.OUTPUTS)}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        for k in (*self.STATE, *self.PARAMS):
+        for k in (*self.STATE, *self.PARAMS, *self.OUTPUTS):
             getattr(self, k)[...] = state[k]
 
     # ---------------------------------------------------------------------------------------
@@ -491,6 +493,11 @@ class HumanController:
         "strength", "tau_max", "spas_gain", "spas_vth", "noise_cv", "phase_noise", "period",
         "ff",
     )  # fmt: skip
+    #: per-step outputs (recomputed every control step; copied with sub-batches)
+    OUTPUTS = (
+        "qr_h", "qr_k", "qdr_h", "qdr_k", "slow_h", "slow_k", "gain_h", "gain_k", "lim_h",
+        "lim_k", "tau_spas", "leg_phase", "fb_h", "fb_k", "act_h", "act_k", "ff_h", "ff_k",
+    )  # fmt: skip
 
     def __init__(self, num: int, dtype: Any = np.float32) -> None:
         self.num = n = int(num)
@@ -512,18 +519,16 @@ class HumanController:
         self.noise_t = np.zeros(n, np.int64)
         self.ptr = np.zeros((), np.int64)
         # control-step outputs
-        for name in (
-            "qr_h", "qr_k", "qdr_h", "qdr_k", "slow_h", "slow_k", "gain_h", "gain_k", "lim_h",
-            "lim_k", "tau_spas", "leg_phase", "fb_h", "fb_k", "act_h", "act_k", "ff_h", "ff_k",
-        ):  # fmt: skip
+        for name in self.OUTPUTS:
             setattr(self, name, np.zeros((2, n), dt))
         self._inst = np.arange(n)[None, :] * FF_BINS
 
     def get_state(self) -> dict[str, np.ndarray]:
-        return {k: np.array(getattr(self, k), copy=True) for k in (*self.STATE, *self.PARAMS)}
+        keys = (*self.STATE, *self.PARAMS, *self.OUTPUTS)
+        return {k: np.array(getattr(self, k), copy=True) for k in keys}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        for k in (*self.STATE, *self.PARAMS):
+        for k in (*self.STATE, *self.PARAMS, *self.OUTPUTS):
             getattr(self, k)[...] = state[k]
 
     # ---------------------------------------------------------------------------------------
