@@ -515,6 +515,7 @@ def get_map_library(p: MapParams, use_cache: bool = True) -> MapLibrary:
                     np.savez(fh, **{k: getattr(lib, k) for k in _ARRAYS})
                     fh.flush()
                     os.fsync(fh.fileno())
+                os.chmod(tmp, 0o644)
                 os.replace(tmp, path)
             except OSError:
                 pass
