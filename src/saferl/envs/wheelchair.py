@@ -33,11 +33,12 @@ import numpy as np
 from gymnasium.spaces import Box
 
 from saferl.envs.human import IMPAIRMENT_LEVELS, JoystickOperator, parse_levels
-from saferl.envs.vector import InstanceRNG, SafeVectorEnv, ScriptedPolicy, SingleEnv
+from saferl.envs.vector import SafeVectorEnv, ScriptedPolicy, SingleEnv
 from saferl.safety import Constraint, ConstraintSet
 
 __all__ = [
     "CHALLENGES",
+    "IMPAIRMENT_LEVELS",
     "WHEELCHAIR_CONSTRAINTS",
     "ChairParams",
     "MapLibrary",
@@ -1330,7 +1331,3 @@ WheelchairSCVecEnv.SCRIPTED_POLICIES = {
     "fixed_blend": FixedBlend,
     "safety_filter": SafetyFilter,
 }
-
-# Levels for documentation/tests
-IMPAIRMENTS = IMPAIRMENT_LEVELS
-_ = InstanceRNG  # re-exported type used in annotations of subclasses
