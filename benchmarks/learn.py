@@ -347,6 +347,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--throughput", action="store_true")
     p.add_argument("--epochs", type=int, default=5, help="timed epochs for --throughput")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--summarize-only",
+        action="store_true",
+        help="rebuild curves.csv/png and summary.json from the seed*.jsonl already in --out",
+    )
     args = p.parse_args(argv)
 
     overrides = _overrides(args.overrides)
@@ -383,7 +388,12 @@ def main(argv: list[str] | None = None) -> None:
         "verbose": not args.quiet,
     }
     rows: list[dict[str, Any]] = []
-    if args.jobs > 1:
+    if args.summarize_only:
+        for path in sorted(out.glob("seed*.jsonl")):
+            rows.extend(json.loads(line) for line in path.read_text().splitlines() if line)
+        if (out / "baselines.json").exists() and not baselines:
+            baselines = json.loads((out / "baselines.json").read_text())
+    elif args.jobs > 1:
         import multiprocessing as mp
 
         with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as ex:
