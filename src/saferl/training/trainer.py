@@ -535,6 +535,7 @@ class Trainer:
         old_handlers = self._install_signal_handlers()
         self._last_saved_epoch = self.epoch if self.resuming else -1
         exit_code = EXIT_OK
+        completed = False
         self.manifest.update(status="running")
         logger.info(
             "training %s with %s on %s: %d/%d env steps done, run directory %s",
@@ -547,10 +548,11 @@ class Trainer:
         )
         try:
             self.callbacks.on_train_start()
-            while self.env_steps < tc.total_steps:
+            while self.env_steps < tc.total_steps and self.epoch < self.total_epochs:
                 t_start = time.perf_counter()
                 # Snapshot of the state at the start of the epoch: what an env failure saves.
                 epoch_start_state = to_plain(self.state_dict())
+                t_collect0 = time.perf_counter()
 
                 # 1. collect
                 try:
@@ -582,7 +584,7 @@ class Trainer:
                 # 2. update (rolled back if anything comes out non-finite)
                 pre_update = to_plain(self.algo.state_dict())
                 diagnostics, failed = self._update(batch, pre_update)
-                t_update = time.perf_counter()
+                t_update = self._algo_update_time
                 self.env_steps += int(roll["steps"])
                 self.epoch += 1
 
@@ -602,9 +604,12 @@ class Trainer:
 
                 # 4. trackers, 5. checkpoint
                 t_end = time.perf_counter()
-                metrics["time/collect"] = t_collect - t_start
-                metrics["time/update"] = t_update - t_collect
-                metrics["time/overhead"] = t_end - t_update  # callbacks (+ plots, best.pt)
+                # Pure collection and update time; everything else in the epoch is the
+                # trainer's overhead (snapshots, finiteness checks, callbacks, plots, best.pt;
+                # the periodic checkpoint comes after this row and is not included here).
+                metrics["time/collect"] = t_collect - t_collect0
+                metrics["time/update"] = t_update
+                metrics["time/overhead"] = (t_end - t_start) - (t_collect - t_collect0) - t_update
                 metrics["fps"] = roll["steps"] / max(t_end - t_start, 1e-9)
                 self.tracker.log_metrics(metrics, self.env_steps)
                 self.last_metrics = metrics
@@ -621,13 +626,19 @@ class Trainer:
                     break
             if self._last_saved_epoch != self.epoch:
                 self.save_checkpoint()
+            completed = True
         finally:
             self._restore_signal_handlers(old_handlers)
             self.callbacks.on_train_end()
             for path in sorted((self.run_dir / "plots").glob("*.png")):
                 self.tracker.log_artifact(path)
             self.tracker.close()
-            status = "failed" if exit_code else ("stopped" if self.stop_reason else "finished")
+            if not completed:
+                status = "crashed"  # an unexpected exception or a second Ctrl-C
+            elif exit_code:
+                status = "failed"
+            else:
+                status = "stopped" if self.stop_reason else "finished"
             self.manifest.update(
                 status=status,
                 stop_reason=self.stop_reason,
@@ -642,10 +653,15 @@ class Trainer:
         """``algorithm.update`` with rollback; returns (diagnostics, failed)."""
         reason = None
         diagnostics: dict[str, Any] = {}
+        t0 = time.perf_counter()
         try:
             diagnostics = dict(self.algo.update(batch) or {})
-        except FloatingPointError as exc:
-            reason = f"FloatingPointError: {exc}"
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # e.g. a linear-algebra error on NaN input: roll back too
+            logger.debug("update raised", exc_info=True)
+            reason = f"update raised {exc.__class__.__name__}: {exc}"
+        self._algo_update_time = time.perf_counter() - t0
         if reason is None:
             bad = [
                 k
