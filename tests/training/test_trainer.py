@@ -418,3 +418,40 @@ def test_init_from_copies_weights_with_fresh_optimiser_and_rejects_other_shapes(
     assert new.algo.updates == 0
     with pytest.raises(TrainError, match=r"shape mismatch at 'actor.weight'.*\(1, 2\).*\(1, 5\)"):
         Trainer(toy_config(tmp_path, "other", **{"env.options": "{extra_obs: 3}"}), init_from=ckpt)
+
+
+class _FlakyTracker:
+    def __init__(self, run_dir, tracking_config):
+        self.rows = 0
+
+    def log_params(self, params):
+        pass
+
+    def log_metrics(self, metrics, step):
+        self.rows += 1
+        raise ConnectionError("tracking server unreachable")
+
+    def log_artifact(self, path):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_a_failing_tracker_backend_never_stops_training_or_loses_rows(tmp_path, caplog):
+    from saferl.registry import TRACKERS
+
+    TRACKERS.register("flaky", _FlakyTracker, overwrite=True)
+    TRACKERS.register("missing", "no_such_module:Tracker", overwrite=True)
+    with caplog.at_level("WARNING"):
+        code, run = run_toy(tmp_path, "trk", **{"tracking.backends": "[flaky, missing]"})
+    assert code == 0
+    assert len(read_metrics(run / "metrics.jsonl")) == 10
+    assert caplog.text.count("tracker 'flaky' failed") == 1
+    assert "tracker 'missing' unavailable" in caplog.text
+
+
+def test_resume_refuses_a_different_number_of_envs(tmp_path):
+    _, run = run_toy(tmp_path, "n", **{"train.total_steps": 128})
+    with pytest.raises(TrainError, match=r"env\.num_envs"):
+        Trainer.resume(run, ["env.num_envs=8"])
