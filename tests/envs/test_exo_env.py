@@ -448,3 +448,25 @@ def test_rgb_array_render_shows_the_walker_and_cost_lamps():
     lit = env.render()
     assert not np.array_equal(frame, lit)
     assert (lit != 245).any(axis=2).mean() > 0.01  # something drawn
+
+
+# ------------------------------------------------------------------------------------------
+# larger-sample versions of the §4 statistics (run with -m slow)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_unimpaired_statistics_over_many_instances(seed):
+    env = ExoGaitVecEnv(64, impairment="none")
+    res = rollout(env, steps=999, seed=seed)  # 999: stay inside the episode (no autoreset)
+    assert np.all(res["cost"] == 0)
+    assert np.mean(res["rmse"] < 5.0) >= 0.95 and res["rmse"].max() < 6.0
+    y = res["height"][500:] * (0.53 * env.sim.H)
+    excursion = y.max(0) - y.min(0)  # pelvis vertical excursion (prototype ~5 cm)
+    assert np.all((excursion > 0.02) & (excursion < 0.07))
+
+
+@pytest.mark.slow
+def test_monotone_degradation_over_many_instances():
+    rmse = [rollout(ExoGaitVecEnv(64, impairment=lvl), seed=7)["rmse"].mean() for lvl in LEVELS]
+    assert all(a < b for a, b in itertools.pairwise(rmse)), rmse
