@@ -372,6 +372,7 @@ class ProgressBar(Callback):
             TimeRemainingColumn,
         )
 
+        redirect = self.stream is sys.__stderr__ or self.stream is sys.stderr
         self._progress = Progress(
             TextColumn("[bold]train"),
             BarColumn(),
@@ -384,7 +385,8 @@ class ProgressBar(Callback):
             console=Console(file=self.stream),
             transient=False,
             redirect_stdout=False,
-            redirect_stderr=False,
+            redirect_stderr=redirect,
+            refresh_per_second=2,
         )
         done = int(getattr(self.trainer, "env_steps", 0)) if self.trainer is not None else 0
         self._t0, self._s0 = time.perf_counter(), done
@@ -392,6 +394,12 @@ class ProgressBar(Callback):
             "train", total=self.total_steps, completed=done, rate="-", status=""
         )
         self._progress.start()
+        # Log lines go above the bar: point saferl's console handler at rich's stderr proxy.
+        self._handlers = []
+        if redirect:
+            for h in logging.getLogger("saferl").handlers:
+                if getattr(h, "_saferl_console", False) and isinstance(h, logging.StreamHandler):
+                    self._handlers.append((h, h.setStream(sys.stderr)))
 
     def on_epoch_end(self, metrics: dict[str, Any]) -> bool:
         if self._progress is None:
@@ -412,8 +420,20 @@ class ProgressBar(Callback):
 
     def on_train_end(self) -> None:
         if self._progress is not None:
+            for h, stream in getattr(self, "_handlers", []):
+                h.setStream(stream)
+            self._handlers = []
             self._progress.stop()
             self._progress = None
+
+
+def _figure() -> Any:
+    # A fixed layout: matplotlib's layout engines double the drawing time.
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.5))
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.14, top=0.9)
+    return fig
 
 
 class PlotCallback(Callback):
@@ -446,13 +466,13 @@ class PlotCallback(Callback):
         return True
 
     def on_train_end(self) -> None:
-        if self.history["epoch"]:
+        epochs = self.history["epoch"]
+        if epochs and int(epochs[-1]) % self.every != 0:  # not already drawn for this epoch
             self.plot()
 
     def plot(self) -> list[Path]:
         """Draw every figure now; returns the files written."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
 
         h = self.history
         x = h["env_steps"]
@@ -466,14 +486,14 @@ class PlotCallback(Callback):
             atomic_write_bytes(path, buf.getvalue())
             out.append(path)
 
-        fig = Figure(figsize=(6, 3.5), layout="constrained")
+        fig = _figure()
         ax = fig.add_subplot()
         ax.plot(x, h["ep_return"], color="tab:blue")
         ax.set(xlabel="environment steps", ylabel="episode return", title="Return")
         ax.grid(alpha=0.3)
         save(fig, "returns.png")
 
-        fig = Figure(figsize=(6, 3.5), layout="constrained")
+        fig = _figure()
         ax = fig.add_subplot()
         ax.plot(x, h["ep_cost"], color="tab:red", label="episode cost")
         ax.plot(x, h["cost_limit"], color="k", linestyle="--", label="limit d")
@@ -482,7 +502,7 @@ class PlotCallback(Callback):
         ax.grid(alpha=0.3)
         save(fig, "costs.png")
 
-        fig = Figure(figsize=(6, 3.5), layout="constrained")
+        fig = _figure()
         ax = fig.add_subplot()
         ax.plot(x, h["kl"], color="tab:green")
         ax.set(xlabel="environment steps", ylabel="mean KL", title="KL per update")
@@ -492,7 +512,7 @@ class PlotCallback(Callback):
         if self.cases:
             counts = Counter(self.cases)
             labels = sorted(counts)
-            fig = Figure(figsize=(6, 3.5), layout="constrained")
+            fig = _figure()
             ax = fig.add_subplot()
             ax.bar(labels, [counts[k] for k in labels], color="tab:purple")
             ax.set(xlabel="optimisation case", ylabel="updates", title="CPO case histogram")

@@ -743,7 +743,7 @@ class Trainer:
             if k not in row and k != "steps":
                 s = _scalar(v)
                 if s is not None:
-                    row[f"rollout/{k}"] = s
+                    row[k] = s  # e.g. per-constraint episode costs "ep_cost/<name>"
         for k, v in diagnostics.items():
             s = _scalar(v)
             if s is not None and k not in row:
