@@ -1,0 +1,98 @@
+"""Two gloo ranks, each with half of a batch, take the same CPO actor step as one process with
+the whole batch: every reduction (g, b, Fisher-vector products, advantage statistics, J_c,
+line-search statistics, normaliser moments) goes through saferl.algos.dist."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from saferl.algos.buffer import RolloutBatch, RolloutCollector
+from saferl.algos.cpo import CPO
+from saferl.config import AlgoConfig
+
+CFG = {"fvp_fraction": 1.0, "critic_epochs": 1, "critic_minibatch": 64}
+
+
+def _collect_batch() -> RolloutBatch:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from cmdp import GaussianBanditCMDP
+
+    env = GaussianBanditCMDP(8, 2, limit=0.3)
+    algo = CPO.from_env(env, AlgoConfig(**CFG), seed=0)
+    return RolloutCollector(env, algo, steps_per_env=16, seed=0).collect()
+
+
+def _half(batch: RolloutBatch, rank: int) -> RolloutBatch:
+    n = batch.rewards.shape[1] // 2
+    cols = slice(rank * n, (rank + 1) * n)
+    fields = {}
+    for name in batch.__dataclass_fields__:
+        value = getattr(batch, name)
+        if isinstance(value, torch.Tensor) and name in (
+            "last_values_r",
+            "last_values_c",
+            "start_obs",
+        ):
+            fields[name] = value[cols]
+        elif isinstance(value, torch.Tensor):
+            fields[name] = value[:, cols]
+        else:
+            fields[name] = value
+    # one-step episodes: every step is an episode; give each rank its columns' episodes
+    fields["ep_costs"] = batch.costs[:, cols].reshape(-1).double().numpy()
+    fields["ep_returns"] = batch.rewards[:, cols].reshape(-1).double().numpy()
+    fields["ep_lengths"] = fields["ep_costs"] * 0 + 1
+    fields["current_lengths"] = batch.current_lengths[cols]
+    return RolloutBatch(**fields)
+
+
+def _worker(rank: int, init_file: str, batch: RolloutBatch, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    torch.set_num_threads(1)
+    try:
+        algo = CPO(_space(2), _space(2, 2.0), AlgoConfig(**CFG), cost_limit=0.3, seed=0)
+        diag = algo.update(_half(batch, rank))
+        if rank == 0:
+            scalars = {k: v for k, v in diag.items() if isinstance(v, (int, float, str))}
+            state = {"actor": algo.actor.state_dict(), "norm": algo.obs_norm.state_dict()}
+            torch.save({**state, "diag": scalars}, out)
+    finally:
+        dist.destroy_process_group()
+
+
+def _space(dim: int, bound: float = float("inf")):
+    from gymnasium.spaces import Box
+
+    return Box(-bound, bound, (dim,), "float32")
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed unavailable")
+def test_two_gloo_ranks_take_the_same_cpo_step_as_one_process():
+    batch = _collect_batch()
+    # one process, whole batch (episodes = every step, as the halves see them)
+    whole = dict(batch.__dict__)
+    whole["ep_costs"] = batch.costs.reshape(-1).double().numpy()
+    whole["ep_returns"] = batch.rewards.reshape(-1).double().numpy()
+    whole["ep_lengths"] = whole["ep_costs"] * 0 + 1
+    single = CPO(_space(2), _space(2, 2.0), AlgoConfig(**CFG), cost_limit=0.3, seed=0)
+    diag = single.update(RolloutBatch(**whole))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "rank0.pt")
+        mp.spawn(_worker, args=(os.path.join(tmp, "init"), batch, out), nprocs=2, join=True)
+        res = torch.load(out, weights_only=True)
+    assert res["diag"]["case"] == diag["case"]
+    assert res["diag"]["J_c"] == pytest.approx(diag["J_c"], rel=1e-9)
+    for key in ("q", "r", "s", "c", "kl"):
+        assert res["diag"][key] == pytest.approx(diag[key], rel=1e-4, abs=1e-8), key
+    for name, value in single.actor.state_dict().items():
+        torch.testing.assert_close(res["actor"][name], value, rtol=1e-5, atol=1e-6)
+    for name, value in single.obs_norm.state_dict().items():
+        torch.testing.assert_close(res["norm"][name], value, rtol=1e-9, atol=1e-9)
