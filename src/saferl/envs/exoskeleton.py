@@ -688,7 +688,7 @@ def _render(env: ExoGaitVecEnv, i: int, size: tuple[int, int] = (400, 400)) -> n
     hgt, wid = size
     img = np.full((hgt, wid, 3), 245, np.uint8)
     sim = env.sim
-    scale = 0.8 * hgt / (0.53 * float(sim.H[i]) + 0.1)
+    scale = 0.75 * hgt / (0.53 * float(sim.H[i]) + 0.35)
     ox, oy = wid // 2, int(0.85 * hgt)
 
     def px(x: float, y: float) -> tuple[float, float]:
@@ -702,7 +702,7 @@ def _render(env: ExoGaitVecEnv, i: int, size: tuple[int, int] = (400, 400)) -> n
         foot = px(float(xc[leg, i]), float(yc[leg, i]) - float(sim.Rf[i]))
         _draw_line(img, hip, knee, col, 4)
         _draw_line(img, knee, foot, col, 4)
-    _draw_line(img, hip, px(float(sim.xp[i]), float(sim.yp[i]) + 0.5), (60, 60, 60), 5)  # trunk
+    _draw_line(img, hip, px(float(sim.xp[i]), float(sim.yp[i]) + 0.3), (60, 60, 60), 5)  # trunk
     # torque bars
     taus = [env.exo_h[0, i], env.exo_k[0, i], env.exo_h[1, i], env.exo_k[1, i]]
     for j, tau in enumerate(taus):
