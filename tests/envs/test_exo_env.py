@@ -378,6 +378,7 @@ def test_make_vec_factory_and_scripted_policies():
     env = make_vec(num_envs=3, impairment="mild")
     assert isinstance(env, ExoGaitVecEnv) and env.num_envs == 3
     assert env.constraints is EXO_CONSTRAINTS
+    assert ExoGaitVecEnv.constraints is EXO_CONSTRAINTS  # readable without an instance
     assert set(ExoGaitVecEnv.SCRIPTED_POLICIES) == {"zero_torque", "pd_guidance", "spline_pulse"}
     obs, _ = env.reset(seed=0)
     for name, factory in ExoGaitVecEnv.SCRIPTED_POLICIES.items():

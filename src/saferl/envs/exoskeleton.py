@@ -203,6 +203,9 @@ class ExoGaitVecEnv(SafeVectorEnv):
     """
 
     SCRIPTED_POLICIES: ClassVar[dict[str, Callable[[], ScriptedPolicy]]] = {}
+    #: the env's constraints (readable from the class; instances with a non-default
+    #: ``episode_steps`` carry limits scaled to their horizon)
+    constraints: ConstraintSet = EXO_CONSTRAINTS
     OBS_DIM = 30
 
     def __init__(
