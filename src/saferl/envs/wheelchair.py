@@ -598,6 +598,8 @@ class WheelchairSCVecEnv(SafeVectorEnv):
     """
 
     SCRIPTED_POLICIES: ClassVar[dict[str, Callable[[], ScriptedPolicy]]] = {}
+    #: readable from the class (``saferl envs`` lists it without building the map library)
+    constraints: ConstraintSet = WHEELCHAIR_CONSTRAINTS
     OBS_DIM = 44
 
     def __init__(
