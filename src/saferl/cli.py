@@ -257,19 +257,26 @@ def envs_list(ctx: typer.Context) -> None:
             console.print(f"[bold]{env_id}[/bold] ({ENVS.source(env_id)}): unavailable: {exc}")
             continue
         console.print(f"[bold]{env_id}[/bold] ({ENVS.source(env_id)})")
-        doc = (getattr(ENVS.get(env_id), "__doc__", None) or "").strip().splitlines()
-        if doc:
-            console.print(f"  {doc[0]}")
         if constraints is None:
-            console.print("  constraints: not declared")
+            console.print("  constraints: not declared\n")
             continue
         table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-        cols = ("name", "threshold", "limit", "strict_limit", "description")
-        for col in cols:
-            table.add_column(col)
-        for row in constraints.describe():
-            table.add_row(*(row[c] for c in cols))
+        table.add_column("constraint", no_wrap=True)
+        table.add_column("violation when")
+        table.add_column("what")
+        for c in constraints:
+            table.add_row(c.name, c.threshold, c.description)
         console.print(table)
+        combine = "union (max)" if constraints.combine_mode == "max" else "sum"
+        per = (
+            f" per {constraints.episode_length}-step episode" if constraints.episode_length else ""
+        )
+        strict = (
+            "" if constraints.strict_limit is None else f", strict {constraints.strict_limit:g}"
+        )
+        console.print(
+            f"  cost = {combine} of the components; limit {constraints.limit:g}{per}{strict}"
+        )
         console.print()
 
 
