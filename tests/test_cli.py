@@ -99,3 +99,44 @@ def test_compare_unknown_baseline_lists_available(tmp_path):
     res = run_cli("compare", "baselines:human_only", "baselines:nope", cwd=tmp_path)
     assert res.returncode == 2
     assert "baselines:nope" in res.stderr and "baselines:human_only" in res.stderr
+
+
+def test_envs_lists_builtin_envs_with_limits():
+    res = run_cli("envs")
+    assert res.returncode == 0, res.stderr
+    assert "WheelchairSC-v0 (builtin)" in res.stdout and "ExoGait-v0 (builtin)" in res.stdout
+    assert "limit 15 per 600-step episode, strict 6" in res.stdout
+    assert "limit 25 per 1000-step episode, strict 10" in res.stdout
+    for name in ("collision", "near_miss", "comfort", "tip_risk", "social", "cuff_force", "trip"):
+        assert name in res.stdout
+
+
+def test_envs_render_writes_an_animated_gif(tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "ep.gif"
+    res = run_cli(
+        "envs",
+        "render",
+        "WheelchairSC-v0",
+        "--out",
+        str(out),
+        "--policy",
+        "human_only",
+        "--max-steps",
+        "12",
+    )
+    assert res.returncode == 0, res.stderr
+    with Image.open(out) as im:
+        assert im.n_frames >= 12
+        first = im.convert("RGB").tobytes()
+        im.seek(im.n_frames - 1)
+        assert im.convert("RGB").tobytes() != first  # the chair moved
+
+
+def test_envs_render_unknown_policy_exit_2(tmp_path):
+    res = run_cli(
+        "envs", "render", "ExoGait-v0", "--out", str(tmp_path / "x.gif"), "--policy", "nope"
+    )
+    assert res.returncode == 2
+    assert "nope" in res.stderr and "pd_guidance" in res.stderr
