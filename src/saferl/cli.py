@@ -275,7 +275,8 @@ def envs_list(ctx: typer.Context) -> None:
             "" if constraints.strict_limit is None else f", strict {constraints.strict_limit:g}"
         )
         console.print(
-            f"  cost = {combine} of the components; limit {constraints.limit:g}{per}{strict}"
+            f"  cost = {combine} of the components; limit {constraints.limit:g}{per}{strict}",
+            soft_wrap=True,
         )
         console.print()
 
