@@ -115,6 +115,7 @@ def test_user_errors_are_one_line_train_errors(tmp_path):
         run_train(None, [], resume=str(tmp_path / "nope"), command=["x"])
     with pytest.raises(TrainError, match="unknown environment"):
         run_toy(tmp_path, "bad", **{"env.id": "Nope-v0"})
+    assert not (tmp_path / "bad").exists()  # no half-made run directory
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,27 +204,39 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     )
     assert ref.returncode == 0, ref.stderr
     run = tmp_path / "killed"
+    # Each update sleeps 1 s first: the kill lands in that sleep, well after the row of the
+    # previous epoch and well before the next checkpoint.
     proc = subprocess.Popen(
-        _cli("--runs-dir", str(tmp_path), "--name", "killed", *_sets(WHEELCHAIR)),
-        env=env,
+        [
+            sys.executable,
+            str(HERE / "_run_slow_cli.py"),
+            "train",
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "killed",
+            *_sets(WHEELCHAIR),
+        ],
+        env={**env, "SAFERL_SLOW_UPDATE": "1.0"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    # Kill once a row beyond a checkpoint exists (rows 4 or 5: checkpoint at 3, next at 6).
-    rows = _wait_for_rows(run / "metrics.jsonl", proc, lambda n: n >= 4 and n % 3 != 0)
+    # Rows 4 or 5 exist: checkpoint at epoch 3, the next one would be at epoch 6.
+    _wait_for_rows(run / "metrics.jsonl", proc, lambda n: n >= 4 and n % 3 != 0)
+    time.sleep(0.3)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+    rows = len(read_metrics(run / "metrics.jsonl"))
     saved_epoch = RunManifest(run / "manifest.json").checkpoints["last.pt"]["epoch"]
-    assert saved_epoch < rows  # rows after the checkpoint were written, then lost to the kill
+    # Rows after the checkpoint were written, then lost to the kill.
+    assert saved_epoch == 3 < rows, (saved_epoch, rows)
     res = subprocess.run(
         _cli("--resume", str(run)), env=env, capture_output=True, text=True, timeout=300
     )
     assert res.returncode == 0, res.stderr
-    got, want = (
-        read_metrics(run / "metrics.jsonl"),
-        read_metrics(tmp_path / "ref" / "metrics.jsonl"),
-    )
+    got = read_metrics(run / "metrics.jsonl")
+    want = read_metrics(tmp_path / "ref" / "metrics.jsonl")
     assert [r["epoch"] for r in got] == list(range(1, 9))
     assert deterministic(got) == deterministic(want)
     assert_same_training_state(tmp_path / "ref", run)

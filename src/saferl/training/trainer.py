@@ -227,7 +227,6 @@ class Trainer:
                 f"run directory {self.run_dir} already holds a run; continue it with "
                 f"--resume {self.run_dir} or choose another --name"
             )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
 
         # -- determinism: every RNG derives from train.seed ------------------------------------
         if tc.torch_threads:
@@ -282,7 +281,8 @@ class Trainer:
         self.stop_reason: str | None = None
         self._stop_signal: int | None = None
 
-        # -- run directory ----------------------------------------------------------------------
+        # -- run directory (created only once env and algorithm were built) -------------------------
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.manifest = RunManifest(manifest_path)
         self.checkpoints = CheckpointManager(
             self.run_dir / "checkpoints", self.manifest, keep=tc.keep_checkpoints
@@ -302,9 +302,11 @@ class Trainer:
                     "from": str(resume_from) if resume_from else None,
                     "epoch": self.epoch,
                     "env_steps": self.env_steps,
+                    "git_commit": _git_commit(),
+                    "versions": _versions(),
                 }
             )
-            self.manifest.update(resumes=resumes, status="running", git_commit=_git_commit())
+            self.manifest.update(resumes=resumes, status="running")
         else:
             self.manifest.update(
                 command=self.command,
