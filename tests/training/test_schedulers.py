@@ -111,7 +111,13 @@ class _Algo:
 
 
 class _Env:
-    challenge = "standard"
+    """An environment with the curriculum hook ``set_options``."""
+
+    def __init__(self):
+        self.options = {}
+
+    def set_options(self, **options):
+        self.options.update(options)
 
 
 def test_build_schedules_wires_lr_to_the_critic_optimiser_and_values_to_the_algorithm():
@@ -128,7 +134,7 @@ def test_build_schedules_wires_lr_to_the_critic_optimiser_and_values_to_the_algo
         total_epochs=4,
     )
     assert find_optimizers(algo, "critic") == [algo.critic_optimizer]
-    assert algo.cost_limit == 30 and env.challenge == "easy"
+    assert algo.cost_limit == 30 and env.options["challenge"] == "easy"
     for _ in range(4):
         algo.critic_optimizer.step()
         scheds.step({"ep_return": 0.0})
@@ -136,7 +142,7 @@ def test_build_schedules_wires_lr_to_the_critic_optimiser_and_values_to_the_algo
     assert algo.actor_optimizer.param_groups[0]["lr"] == 3e-4  # untouched
     assert algo.target_kl == pytest.approx(0.01 / 16)
     assert algo.cost_limit == pytest.approx(15)
-    assert env.challenge == "hard"
+    assert env.options["challenge"] == "hard"
     assert scheds.values()["sched/critic_lr"] == pytest.approx(1e-4)
 
 
@@ -166,16 +172,22 @@ def test_schedules_state_dict_restores_every_item():
 
 
 @pytest.mark.parametrize(
-    ("target", "match"),
-    [("algo.no_such_field", "no_such_field"), ("bogus", "must be critic_lr"), ("actor_lr", None)],
+    ("target", "env", "match"),
+    [
+        ("algo.no_such_field", _Env(), "no_such_field"),
+        ("bogus", _Env(), "must be critic_lr"),
+        ("actor_lr", _Env(), "no optimiser"),
+        ("env.challenge", object(), "set_options"),
+        ("env.friction", _Env(), "explicit start"),
+    ],
 )
-def test_bad_targets_are_config_errors(target, match):
+def test_bad_targets_are_config_errors(target, env, match):
     class NoActor:
         def __init__(self):
             self.critic_optimizer = _opt()
 
-    with pytest.raises(ConfigError, match=match or "no optimiser"):
-        build_schedules([ScheduleConfig(target=target)], algo=NoActor(), env=_Env(), total_epochs=3)
+    with pytest.raises(ConfigError, match=match):
+        build_schedules([ScheduleConfig(target=target)], algo=NoActor(), env=env, total_epochs=3)
 
 
 def test_empty_schedules_step_is_noop():

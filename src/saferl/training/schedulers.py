@@ -24,10 +24,11 @@ Shapes (``t`` = epochs since the schedule proper began, ``T`` = its length in ep
 Learning-rate targets (``critic_lr``, ``actor_lr``, or ``algo.critic_lr``/``algo.actor_lr``) are
 wired to the algorithm's optimisers of that name (see :func:`find_optimizers`). Other targets are
 dotted config fields: ``algo.X`` is set on the algorithm (``set_hyperparameter(X, v)`` if it has
-one, else its attribute ``X``); ``env.cost_limit`` sets the algorithm's ``cost_limit`` (what the
-constraint is optimised against); other ``env.X`` fields are set on the environment
-(``set_options(X=v)`` if it has one, else its attribute ``X``). ``env.impairment`` and
-``env.challenge`` are categorical: the scheduled number indexes the level list (floor, clipped).
+one, else its attribute ``X``, else its ``config.X``); ``env.cost_limit`` sets the algorithm's
+``cost_limit`` (what the constraint is optimised against); other ``env.X`` fields are passed to
+the environment's ``set_options(X=v)`` (an environment without it cannot be scheduled; such a
+target needs an explicit ``start``). ``env.impairment`` and ``env.challenge`` are categorical: the
+scheduled number indexes the level list (floor, clipped), starting from 0 unless ``start`` says.
 
 A resumed run restores each schedule's state, including its horizon: a finished run continued
 with a larger ``train.total_steps`` keeps every schedule at its final value.
@@ -349,7 +350,9 @@ class Schedules:
 # --------------------------------------------------------------------------------------------
 
 
-def _setter(target: str, algo: Any, env: Any) -> tuple[Callable[[float], None], float]:
+def _setter(
+    target: str, cfg: ScheduleConfig, algo: Any, env: Any
+) -> tuple[Callable[[float], None], float]:
     """(apply function, configured default) for a non-LR dotted target."""
     section, _, field = target.partition(".")
     if section not in ("algo", "env") or not field:
@@ -357,32 +360,31 @@ def _setter(target: str, algo: Any, env: Any) -> tuple[Callable[[float], None], 
             f"train.schedules: target '{target}' must be critic_lr, actor_lr, algo.<field> "
             "or env.<field>"
         )
+    if target == "env.cost_limit" or section == "algo":
+        name = "cost_limit" if target == "env.cost_limit" else field
+        current = _get_from(algo, name)
+        if not isinstance(current, (int, float)) or isinstance(current, bool):
+            raise ConfigError(
+                f"train.schedules: target '{target}' is not a numeric value of the algorithm "
+                f"({type(algo).__name__} has no '{name}')"
+            )
+        return (lambda v: _set_on(algo, name, v, target)), float(current)
+    # Other env fields change the running environment: it must offer set_options(**kw).
+    if not callable(getattr(env, "set_options", None)):
+        raise ConfigError(
+            f"train.schedules: target '{target}': the environment ({type(env).__name__}) has no "
+            "set_options() to change it during training"
+        )
     if target in LEVELS:
         levels = LEVELS[target]
 
-        def to_level(v: float) -> str:
-            return levels[min(max(math.floor(v), 0), len(levels) - 1)]
-
         def apply_level(v: float) -> None:
-            _set_on(env, field, to_level(v), target)
+            env.set_options(**{field: levels[min(max(math.floor(v), 0), len(levels) - 1)]})
 
-        current = getattr(env, field, None)
-        default = float(levels.index(current)) if current in levels else 0.0
-        return apply_level, default
-    if target == "env.cost_limit":
-        obj, name = algo, "cost_limit"
-    elif section == "algo":
-        obj, name = algo, field
-    else:
-        obj, name = env, field
-    current = _get_from(obj, name)
-    if current is None:
-        raise ConfigError(
-            f"train.schedules: target '{target}' is not a scheduled-capable value of the "
-            f"{'algorithm' if obj is algo else 'environment'} ({type(obj).__name__} has no "
-            f"'{name}')"
-        )
-    return (lambda v: _set_on(obj, name, v, target)), float(current)
+        return apply_level, 0.0
+    if cfg.start is None:
+        raise ConfigError(f"train.schedules: target '{target}' needs an explicit start value")
+    return (lambda v: env.set_options(**{field: v})), float(cfg.start)
 
 
 def _get_from(obj: Any, name: str) -> Any:
@@ -393,10 +395,10 @@ def _get_from(obj: Any, name: str) -> Any:
 
 
 def _set_on(obj: Any, name: str, value: Any, target: str) -> None:
+    """Set an algorithm value: ``set_hyperparameter`` if offered, else the attribute, else the
+    field of its ``config``."""
     if hasattr(obj, "set_hyperparameter"):
         obj.set_hyperparameter(name, value)
-    elif hasattr(obj, "set_options") and not hasattr(obj, name):
-        obj.set_options(**{name: value})
     elif hasattr(obj, name):
         setattr(obj, name, value)
     else:
@@ -420,6 +422,6 @@ def build_schedules(
         if lr_key in LR_TARGETS:
             items[target] = LRSchedule(cfg, find_optimizers(algo, LR_TARGETS[lr_key]), total_epochs)
         else:
-            apply, default = _setter(target, algo, env)
+            apply, default = _setter(target, cfg, algo, env)
             items[target] = ParamSchedule(cfg, default, total_epochs, apply)
     return Schedules(items)
