@@ -471,3 +471,25 @@ def test_resume_refuses_a_different_number_of_envs(tmp_path):
     _, run = run_toy(tmp_path, "n", **{"train.total_steps": 128})
     with pytest.raises(TrainError, match=r"env\.num_envs"):
         Trainer.resume(run, ["env.num_envs=8"])
+
+
+@pytest.mark.slow
+def test_default_main_job_runs_to_the_end_with_a_summary(tmp_path):
+    """`saferl train` with no arguments: CPO on WheelchairSC-v0 with the default budget."""
+    start = time.monotonic()
+    res = subprocess.run(
+        [sys.executable, "-m", "saferl", "train"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    elapsed = time.monotonic() - start
+    assert res.returncode == 0, res.stderr[-2000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.startswith("WheelchairSC-v0_cpo_")
+    for line in ("final return", "final cost", "best model", "plots"):
+        assert line in res.stdout
+    rows = read_metrics(run / "metrics.jsonl")
+    assert rows[-1]["env_steps"] >= load_config(None).train.total_steps - 20_000
+    print(f"default main job: {elapsed:.0f} s wall, {len(rows)} epochs")
