@@ -140,7 +140,12 @@ def test_map_library_is_cached_on_disk_and_reloaded_identically(tmp_path, monkey
 # ---------------------------------------------------------------------------- calibration (§4.3)
 
 
-def _human_only(level, n=96, seed=1, challenge="standard"):
+LEVELS = ("none", "mild", "moderate", "severe")
+
+
+def _human_only(level, n=256, seed=1, challenge="standard"):
+    """One 600-step episode per instance of the unassisted user (alpha = 1): success flags and
+    collision-steps per episode (the ``collision`` component summed over the episode)."""
     env = WheelchairSCVecEnv(n, impairment=level, challenge=challenge)
     obs, _ = env.reset(seed=seed)
     policy = env.SCRIPTED_POLICIES["human_only"]()
@@ -154,29 +159,94 @@ def _human_only(level, n=96, seed=1, challenge="standard"):
         success |= term & ~done
         done |= term | trunc
     assert done.all()
-    return success.mean(), collisions
+    return success, collisions
+
+
+def _z_success(a, b):
+    """One-sided two-proportion z statistic for success rate a > b (pooled variance)."""
+    p = np.concatenate([a, b]).mean()
+    se = np.sqrt(max(p * (1 - p), 1e-12) * (1 / len(a) + 1 / len(b)))
+    return (a.mean() - b.mean()) / se
+
+
+def _z_mean(a, b):
+    """Welch z statistic for mean(a) > mean(b)."""
+    se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)) + 1e-12
+    return (a.mean() - b.mean()) / se
+
+
+def _assert_calibration_table(cal):
+    """ENVIRONMENTS.md §2.4: success >= 95/90/70/40 %, collision-steps per episode ~0 (< 0.3) /
+    < 1 / 2-5 / > 5, both ordered by level; see docs/envs/wheelchair.md."""
+    succ = {k: v[0] for k, v in cal.items()}
+    coll = {k: v[1] for k, v in cal.items()}
+    rate = {k: v.mean() for k, v in succ.items()}
+    mean = {k: v.mean() for k, v in coll.items()}
+    assert rate["none"] >= 0.95 and rate["mild"] >= 0.90, rate
+    assert rate["moderate"] >= 0.70 and rate["severe"] >= 0.40, rate
+    # the table's shape: moderate users fail sometimes, severe users often
+    assert 0.80 <= rate["moderate"] <= 0.95 and 0.45 <= rate["severe"] <= 0.75, rate
+    # ordered: the unimpaired and the mildly impaired user both (almost) always arrive, so
+    # between them only >= is asserted; the next steps are significant (one-sided z > 2.5)
+    assert rate["none"] >= rate["mild"] - 0.01, rate
+    assert _z_success(succ["mild"], succ["moderate"]) > 2.5, rate
+    assert _z_success(succ["moderate"], succ["severe"]) > 2.5, rate
+    assert mean["none"] < 0.3 and mean["mild"] < 1.0, mean
+    assert 2.0 <= mean["moderate"] <= 5.0 and mean["severe"] > 5.0, mean
+    assert mean["none"] < mean["mild"] < mean["moderate"] < mean["severe"], mean
+    assert _z_mean(coll["moderate"], coll["mild"]) > 2.5, mean
+    assert _z_mean(coll["severe"], coll["moderate"]) > 2.5, mean
+    assert np.median(coll["none"]) == 0 and np.median(coll["mild"]) == 0
 
 
 @pytest.fixture(scope="module")
 def calibration():
-    return {lvl: _human_only(lvl) for lvl in ("none", "mild", "moderate", "severe")}
+    return {lvl: _human_only(lvl) for lvl in LEVELS}
 
 
-def test_human_only_success_meets_the_calibration_table(calibration):
-    succ = {k: v[0] for k, v in calibration.items()}
-    assert succ["none"] >= 0.95
-    assert succ["mild"] >= 0.90
-    assert succ["moderate"] >= 0.70
-    assert succ["severe"] >= 0.40
-    assert succ["none"] >= succ["severe"] + 0.08
+def test_human_only_meets_the_calibration_table(calibration):
+    _assert_calibration_table(calibration)
 
 
-def test_human_only_collisions_grow_with_impairment(calibration):
-    coll = {k: v[1] for k, v in calibration.items()}
-    means = [coll[k].mean() for k in ("none", "mild", "moderate", "severe")]
-    assert means == sorted(means) and means[0] < means[-1] / 3
-    assert np.median(coll["none"]) == 0  # most unimpaired episodes are collision-free
-    assert coll["severe"].mean() > 5
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [7, 13])
+def test_human_only_meets_the_calibration_table_on_more_episodes(seed):
+    _assert_calibration_table({lvl: _human_only(lvl, n=1024, seed=seed) for lvl in LEVELS})
+
+
+def _at_a_doorway(psi_off_deg, e, n=2):
+    """Instances on a map with a doorway, the chair 0.7 m before its plane (on the side away
+    from the goal), lateral offset ``e`` and heading ``psi_off_deg`` off the door axis, moving."""
+    env = WheelchairSCVecEnv(n, impairment="none")
+    env.reset(seed=0)
+    T = env._door_table[env.map_id, env.goal]  # (n, 2, 5): the first door exists on every map
+    cx, cy, nx, ny = T[:, 0, 0], T[:, 0, 1], T[:, 0, 2], T[:, 0, 3]
+    env.x[:] = cx - 0.7 * nx - e * ny
+    env.y[:] = cy - 0.7 * ny + e * nx
+    env.psi[:] = np.arctan2(ny, nx) + np.deg2rad(psi_off_deg)
+    env.v[:] = 0.2
+    env.bump_timer[:] = 0
+    env.ped_on[:] = False
+    env._geometry()
+    return env
+
+
+def test_simulated_user_backs_up_to_line_up_with_a_doorway():
+    lined_up = _at_a_doorway(0.0, 0.0)
+    frame = lined_up._door_frame(lined_up.x, lined_up.y, lined_up.goal, lined_up.map_id)
+    assert frame[0].all() and np.allclose(frame[1], -0.7, atol=1e-4)
+    lined_up._door_check(frame)
+    assert (lined_up.retry_timer == 0).all()
+    assert (lined_up.intended_joystick(lined_up.goal)[:, 1] > 0).all()  # drives in
+    skewed = _at_a_doorway(25.0, 0.08)
+    skewed._door_check(skewed._door_frame(skewed.x, skewed.y, skewed.goal, skewed.map_id))
+    assert (skewed.retry_timer > 0).all() and (skewed.door_tries == 1).all()
+    assert (skewed.intended_joystick(skewed.goal)[:, 1] < 0).all()  # backs up
+    # after two failed checks at this doorway the user drives in regardless
+    skewed.retry_timer[:] = 0
+    skewed.door_tries[:] = 2
+    skewed._door_check(skewed._door_frame(skewed.x, skewed.y, skewed.goal, skewed.map_id))
+    assert (skewed.retry_timer == 0).all()
 
 
 # ---------------------------------------------------------------------------- baselines (§4.4)

@@ -72,7 +72,7 @@ class ChairParams:
     alpha_max: float = 3.0  # rad/s^2
     track: float = 0.55  # m (wheel base b)
     v_wheel_max: float = 1.6  # m/s per drive wheel
-    disc_radius: float = 0.35  # m, footprint = two discs ...
+    disc_radius: float = 0.32  # m, footprint = two discs (0.64 m wide, 1.04 m long) ...
     disc_offset: float = 0.20  # ... at +-0.20 m along the heading
     cg_height: float = 0.55  # m
     dt: float = 0.02  # s physics
@@ -93,7 +93,7 @@ class MapParams:
     turn_clearance: float = 0.7625  # half the 1.525 m ADA turning circle
     n_starts: int = 48  # start candidates stored per map and goal
     min_start_goal: float = 2.5  # m geodesic
-    chair_radius: float = 0.35  # obstacle inflation for the distance fields
+    chair_radius: float = 0.32  # obstacle inflation for the distance fields (= disc_radius)
     comfort_clearance: float = 0.65  # cells closer than this cost ``near_cost`` x
     near_cost: float = 10.0
     inflated_cost: float = 40.0  # cells closer than the chair radius
@@ -132,6 +132,21 @@ WALL_THICKNESS = 0.1
 GOAL_RADIUS = 0.3
 SUCCESS_SPEED = 0.2
 JERK_LIMIT = 5.0  # m/s^3 over 0.1 s; ENVIRONMENTS.md says 2.0, see docs/envs/wheelchair.md
+# the simulated user's doorway manoeuvre **[design]** (WheelchairSCVecEnv._door_frame,
+# _door_check, intended_joystick; docs/envs/wheelchair.md "Human" and "Calibration")
+DOOR_APPROACH = 1.5  # m before the door plane: start lining up with the door's centre line
+DOOR_LATERAL = 1.5  # m either side of the centre line
+DOOR_STAGE = 0.9  # m before the door plane: the line-up point
+DOOR_ALIGN_E = 0.3  # m: lateral offset below which the carrot moves on towards the door
+DOOR_EXIT = 0.65  # m past the door plane: keep straight until the rear disc is out
+DOOR_CARROT = 0.5  # m: pure-pursuit distance along the centre line
+DOOR_SPEED = 0.3  # m/s in the doorway zone
+DOOR_GATE = 0.75  # m before the door plane: the go/no-go check before the front enters
+DOOR_SPARE = -0.04  # m: check passes if |e| + 0.5 |sin θ| <= gap each side - DOOR_SPARE
+DOOR_BACK = 0.35  # m: back up this far behind the check line ...
+DOOR_RETRY = 4.0  # s (at most) ...
+DOOR_MAX_TRIES = 2  # failed line-ups before the user drives in regardless
+DOOR_RETRY_SPEED = 0.2  # m/s ... at this speed
 A_TIP = 9.81 * (0.55 / 2) / 0.55  # g (b/2)/h ~ 4.9 m/s^2
 
 WHEELCHAIR_CONSTRAINTS = ConstraintSet(
@@ -570,6 +585,22 @@ def arc_step(x, y, psi, v, w, dt) -> None:
 # The batched environment
 
 
+def _door_table(lib: MapLibrary) -> np.ndarray:
+    """(M, 3, 2, 5) float32 per map, goal and doorway: centre (x, y), the partition normal
+    pointing to the goal's side (nx, ny) and the half width (0 for an absent second door)."""
+    room = lib.params.room
+    axis0 = lib.halves[:, 0, 2] < room - 1e-3  # vertical partition x = c (else horizontal)
+    nrm = np.where(axis0[:, None], [1.0, 0.0], [0.0, 1.0])  # (M, 2)
+    c = lib.doors[:, 0, :2]  # a point on the partition
+    side = np.sign(((lib.goals - c[:, None, :]) * nrm[:, None, :]).sum(axis=2))  # (M, 3)
+    side[side == 0] = 1.0
+    T = np.zeros((lib.goals.shape[0], N_GOALS, 2, 5), np.float32)
+    T[..., 0:2] = lib.doors[:, None, :, 0:2]
+    T[..., 2:4] = (side[:, :, None] * nrm[:, None, :])[:, :, None, :]
+    T[..., 4] = lib.doors[:, None, :, 2] * 0.5
+    return T
+
+
 def _parse_choice(value: Any, choices, argname: str) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{argname}: unknown value {value!r}; expected one of {list(choices)}")
@@ -670,11 +701,14 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         self.geo_prev = z()
         self.bump_timer = z()  # s: the user backs off after feeling a bump
         self.bump_front = np.zeros(n, bool)  # the last bump was at the front of the footprint
+        self.retry_timer = z()  # s: the user backs up to line up with a doorway again
+        self.door_tries = z()  # failed line-ups at the current doorway
         self._u_max = np.array([c.v_max, c.omega_max0], np.float32)
         centres = (np.arange(N_SECTORS) + 0.5) * (2 * np.pi / N_SECTORS)
         centres = (centres + np.pi) % (2 * np.pi) - np.pi
         self._sector_cos = np.cos(centres).astype(np.float32)
         self._sector_sin = np.sin(centres).astype(np.float32)
+        self._door_table = _door_table(self.maps)
 
     # -------------------------------------------------------------------------------- helpers
     def _geodesic(self, x, y, goal_idx, map_id, grad: bool = False, nav: bool = False):
@@ -721,6 +755,64 @@ class WheelchairSCVecEnv(SafeVectorEnv):
             ty += wgt * ((t // G).astype(np.float32) + f32(0.5)) * h
         return tx, ty
 
+    def _door_frame(self, x, y, goal_idx, map_id):
+        """The doorway the user is lining up with or leaving, in its frame.
+
+        Returns (in_zone, s, e, nx, ny, half_width): ``s`` the signed distance of the chair centre along the
+        door normal ``(nx, ny)`` (pointing to the goal's side), ``e`` the lateral offset from the
+        door's centre line. ``in_zone``: ``-DOOR_APPROACH < s < 0`` and ``|e| < DOOR_LATERAL``
+        (approaching a doorway that leads to the goal's side), or ``0 <= s < DOOR_EXIT`` and
+        within the door's width (the rear of the footprint is still in the doorway)."""
+        T = self._door_table[map_id, goal_idx]  # (n, 2, 5)
+        nx, ny, hw = T[:, :, 2], T[:, :, 3], T[:, :, 4]
+        rx = x[:, None] - T[:, :, 0]
+        ry = y[:, None] - T[:, :, 1]
+        s = rx * nx + ry * ny
+        e = ry * nx - rx * ny
+        ae = np.abs(e)
+        app = (s > f32(-DOOR_APPROACH)) & (s < 0) & (ae < f32(DOOR_LATERAL))
+        ext = (s >= 0) & (s < f32(DOOR_EXIT)) & (ae < hw + f32(0.1))
+        m = (app | ext) & (hw > 0)
+        # the zones of two doors (>= 1.5 m apart) hardly overlap: take the first one
+        k = (~m[:, 0]).astype(np.int64)
+        rows = np.arange(x.shape[0])
+        zone = m[rows, k]
+        return zone, s[rows, k], e[rows, k], nx[rows, k], ny[rows, k], hw[rows, k]
+
+    def _door_check(self, frame) -> None:
+        """The user's go/no-go check at a doorway's entry (updates ``retry_timer``).
+
+        About to put the front of the footprint into the doorway (``s`` within 0.2 m after
+        ``-DOOR_GATE``, moving forward) and the footprint would not clear the jambs if driven
+        straight on (``|e| + 0.5 |sin θ|`` above the gap each side minus ``DOOR_SPARE``) -> back
+        up to ``DOOR_GATE + DOOR_BACK`` before the door plane (at most ``DOOR_RETRY`` s, or until
+        the rear sectors read < 0.1 m) and line up again; after ``DOOR_MAX_TRIES`` failed checks
+        at the same doorway (counted until the chair leaves its zone) the user drives in."""
+        door, s, e, nx, ny, hw = frame
+        t = self.retry_timer
+        t -= f32(CONTROL_DT)
+        # stop backing up at the line-up distance, or when the rear is getting close
+        t[~door | (s < f32(-DOOR_GATE - DOOR_BACK))] = 0.0
+        np.maximum(t, 0, out=t)
+        busy = np.flatnonzero(t > 0)
+        if busy.size:
+            rear = self.sectors[busy, 6:10].min(axis=1)
+            t[busy[rear < f32(0.1)]] = 0.0
+        self.door_tries[~door] = 0.0
+        entry = np.flatnonzero(
+            door & (s > f32(-DOOR_GATE)) & (s < f32(-DOOR_GATE + 0.2)) & (self.v > 0.02) & (t <= 0)
+        )
+        if not entry.size:
+            return
+        psi = self.psi[entry]
+        sin_t = nx[entry] * np.sin(psi) - ny[entry] * np.cos(psi)
+        tol = hw[entry] - f32(self.chair.disc_radius) - f32(DOOR_SPARE)
+        bad = np.abs(e[entry]) + f32(0.5) * np.abs(sin_t) > tol
+        # after DOOR_MAX_TRIES failed line-ups at this doorway the user drives in anyway
+        retry = entry[bad & (self.door_tries[entry] < f32(DOOR_MAX_TRIES))]
+        t[retry] = f32(DOOR_RETRY)
+        self.door_tries[retry] += f32(1)
+
     def joystick_to_command(self, j: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Joystick (..., 2) = (turn, forward) -> (v_c, omega_c) with the PWC's mapping."""
         c = self.chair
@@ -730,7 +822,15 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         return vc.astype(np.float32), (wmax * jx).astype(np.float32)
 
     def intended_joystick(self, goal_idx: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
-        """The joystick a perfect-perception user would push now towards ``goal_idx`` (N, 2)."""
+        """The joystick a perfect-perception user would push now towards ``goal_idx`` (N, 2).
+
+        Pure pursuit along the preferred route, the doorway line-up (a carrot on the centre line
+        of a doorway to the goal's side), social and obstacle repulsion, speed slowing with
+        clearance. The user's reactive states (bump back-off, doorway back-up, set by the step
+        from the true goal) are read, not changed, so this can be evaluated for other goals."""
+        return self._intended_joystick(goal_idx, idx)
+
+    def _intended_joystick(self, goal_idx, idx=None, door_frame=None) -> np.ndarray:
         sel = (lambda a: a) if idx is None else (lambda a: a[idx])
         x, y, psi, v = sel(self.x), sel(self.y), sel(self.psi), sel(self.v)
         # pure pursuit: head for the point ~0.8-1.1 m further along the preferred route
@@ -743,6 +843,19 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         near_goal = d_goal < f32(0.6)
         tx = np.where(near_goal, gsel[:, 0], tx)
         ty = np.where(near_goal, gsel[:, 1], ty)
+        # doorway line-up: in the approach zone of a doorway to the goal's side, and until the
+        # rear of the footprint has left it, pursue a carrot on the door's centre line
+        if door_frame is None:
+            door_frame = self._door_frame(x, y, goal_idx, mid)
+        door, s_door, e_door, nx_d, ny_d, _ = door_frame
+        door = door & ~near_goal
+        # the carrot stays at the staging line (DOOR_STAGE before the door) until the chair is
+        # on the centre line: line up first, then drive in
+        ok = np.clip(f32(1) - np.abs(e_door) / f32(DOOR_ALIGN_E), 0, 1)
+        s_c = np.minimum(s_door + f32(DOOR_CARROT), f32(-DOOR_STAGE) * (f32(1) - ok) + f32(1) * ok)
+        adv = s_c - s_door
+        tx = np.where(door, x + nx_d * adv + e_door * ny_d, tx)
+        ty = np.where(door, y + ny_d * adv - e_door * nx_d, ty)
         dx, dy = tx - x, ty - y
         norm = np.sqrt(dx * dx + dy * dy) + f32(1e-6)
         dx /= norm
@@ -770,6 +883,7 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         d_clear = sel(self.d_min) + f32(c.disc_radius)
         v_des = sel(self.v_pref) * np.clip((d_clear - f32(0.3)) / f32(0.8), 0.15, 1.0)
         v_des = np.minimum(v_des, f32(0.6) * d_goal + f32(0.05))
+        v_des = np.where(door, np.minimum(v_des, f32(DOOR_SPEED)), v_des)
         v_des *= np.maximum(np.cos(err), 0) ** 2
         # reactive recovery: back away from an obstacle touching the front of the footprint
         front = np.minimum(sect[:, 0], sect[:, 15])
@@ -779,6 +893,12 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         bumped = sel(self.bump_timer) > 0
         back_off = np.where(sel(self.bump_front), f32(-0.3), f32(0.2))
         v_des = np.where(bumped, back_off, v_des)
+        # not lined up at the doorway's entry: back up slowly, turning to the door's axis
+        retry = np.flatnonzero(door & (sel(self.retry_timer) > 0) & ~bumped)
+        if retry.size:
+            v_des[retry] = f32(-DOOR_RETRY_SPEED)
+            axis = np.arctan2(ny_d[retry], nx_d[retry])
+            err[retry] = (axis - psi[retry] + np.pi) % TWO_PI - np.pi
         wmax = f32(c.omega_max0) * (f32(1) - f32(0.5 / c.v_max) * np.abs(v))
         # crossover-model gain: the user lowers the steering gain as their loop delay grows
         hp = self.human.params
@@ -845,6 +965,8 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         self.prev_alpha[idx] = 1.0
         self.bump_timer[idx] = 0.0
         self.bump_front[idx] = False
+        self.retry_timer[idx] = 0.0
+        self.door_tries[idx] = 0.0
         self.joy[idx] = 0.0
         self.human.reset(idx, self.level_codes[idx])
         self._geometry(idx)
@@ -948,10 +1070,11 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         x, y, psi = sel(self.x), sel(self.y), sel(self.psi)
         hx, hy = np.cos(psi), np.sin(psi)
         x, y, pen_total, front_hit, d_min = self._project(x, y, hx, hy, idx)
+        # which end of the footprint the last contact was at (kept until the next contact)
         if idx is None:
-            self.bump_front[:] = front_hit
+            np.copyto(self.bump_front, front_hit, where=pen_total > 0)
         else:
-            self.bump_front[idx] = front_hit
+            self.bump_front[idx] = np.where(pen_total > 0, front_hit, self.bump_front[idx])
         sub = np.flatnonzero(pen_total > 0)
         if sub.size:
             gidx = sub if idx is None else idx[sub]
@@ -996,7 +1119,9 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         c = self.chair
         n, S = self.num_envs, c.substeps
         # 1. the human: intention from the current (true) state, delayed inside the model
-        j_int = self.intended_joystick(self.goal)
+        frame = self._door_frame(self.x, self.y, self.goal, self.map_id)
+        self._door_check(frame)
+        j_int = self._intended_joystick(self.goal, None, frame)
         joy = self.human.step(j_int)  # (N, S, 2)
         # 2. shared control
         if self.action_mode == "blend":
@@ -1186,6 +1311,8 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         "geo_prev",
         "bump_timer",
         "bump_front",
+        "retry_timer",
+        "door_tries",
         "level_codes",
     )
 
