@@ -122,6 +122,54 @@ def test_pd_guidance_restores_severe_gait_at_a_measurable_cost(by_level):
     assert guided["components"]["rom"].sum() > 0
 
 
+# ------------------------------------------------------------------------------------------
+# §1.12 foot loading of the unimpaired walker with zero exo torque (docs/envs/exoskeleton.md,
+# "Peak vertical foot force: diagnosis")
+PEAK_TARGET = 1.2  # ENVIRONMENTS.md §1.12: p99 of the peak vertical foot force / ((1 - beta) M g)
+
+
+@pytest.fixture(scope="module")
+def foot_loads():
+    """64 seeded unimpaired walkers, one episode without autoreset, the first second dropped:
+    per-step peak foot force / ((1 - beta) M g) and whether both insoles read > 0.02 M g."""
+    n = 64
+    env = ExoGaitVecEnv(n, impairment="none")
+    obs, _ = env.reset(seed=0)
+    unsupported = (1.0 - env.sim.beta) * env.sim.M * W.GRAVITY  # fixed for the episode
+    peak, double = [], []
+    for _ in range(999):
+        obs, _, _, _, info = env.step(np.zeros((n, 4), np.float32))
+        peak.append(info["peak_foot_force"] / unsupported)
+        double.append((obs[:, 18:20] > 0.02).all(axis=1))
+    return np.array(peak[100:]), np.array(double[100:])
+
+
+def test_unimpaired_gait_has_double_support(foot_loads):
+    # the reference's stance is 60-62 % of the stride, i.e. ~20-24 % double support; the model
+    # measures 23 % (17-32 % per instance): the load is shared at each take-over
+    _, double = foot_loads
+    assert 0.15 < double.mean() < 0.32, double.mean()
+    assert double.mean(axis=0).min() > 0.10
+
+
+def test_peak_vertical_foot_force_stays_at_its_calibrated_level(foot_loads):
+    # regression guard: p99 = 1.44-1.55 over seeds 0-3 (1.55 at seed 0), from 2.21 with the
+    # spec's contact and harness values
+    peak, _ = foot_loads
+    assert np.percentile(peak, 99) < 1.65
+    assert peak.max() < 2.0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open §1.12 item: p99 = 1.55; the hump is the pelvis vault over the locked-ankle "
+    "stance leg (docs/envs/exoskeleton.md), no calibration met 1.2 without breaking gait",
+)
+def test_peak_vertical_foot_force_meets_the_spec_target(foot_loads):
+    peak, _ = foot_loads
+    assert np.percentile(peak, 99) <= PEAK_TARGET
+
+
 def test_spline_pulse_applies_hip_flexion_torque_in_late_stance_and_swing():
     env = ExoGaitVecEnv(4, impairment="none")
     obs, _ = env.reset(seed=3)
