@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+import saferl.envs  # noqa: F401  (registers the saferl/ ids with Gymnasium; simulators load lazily)
 from saferl.config import Config, ConfigError, dump_config, load_config
 from saferl.registry import ALGORITHMS, ENVS, TRACKERS, Registry, RegistryError
 

@@ -1,0 +1,52 @@
+"""The public API in saferl/__init__ (what the CLI, examples and users call)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+
+
+def test_import_saferl_registers_gymnasium_ids_in_a_fresh_process():
+    code = (
+        "import gymnasium as gym, saferl, numpy as np\n"
+        "env = gym.make('saferl/WheelchairSC-v0', impairment='severe', challenge='hard')\n"
+        "obs, info = env.reset(seed=0)\n"
+        "obs, r, term, trunc, info = env.step(env.action_space.sample())\n"
+        "assert np.isfinite(info['cost']) and set(info['cost_components']) == "
+        "{'collision', 'near_miss', 'comfort', 'tip_risk', 'social'}\n"
+        "print('ok')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "ok"
+
+
+def test_make_env_returns_the_native_batched_env():
+    import saferl
+
+    env = saferl.make_env("ExoGait-v0", num_envs=3)
+    obs, _ = env.reset(seed=1)
+    assert obs.shape == (3, 30) and obs.dtype == np.float32
+    _, _, _, _, info = env.step(np.zeros((3, 4), np.float32))
+    assert info["cost"].shape == (3,)
+    env.close()
+
+
+def test_lazy_names_resolve():
+    import saferl
+
+    for name in (
+        "CPO",
+        "PPOLagrangian",
+        "Trainer",
+        "run_train",
+        "check_safe_env",
+        "ConstraintSet",
+        "evaluate_model",
+        "run_evaluate",
+        "run_compare",
+        "load_model",
+    ):
+        assert callable(getattr(saferl, name)), name
