@@ -7,13 +7,20 @@ directory, is flushed and fsynced, then renamed over the target with :func:`os.r
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "sha256_file"]
+__all__ = [
+    "accepts_kwarg",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "sha256_file",
+]
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
@@ -72,3 +79,15 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def accepts_kwarg(fn: Any, name: str) -> bool:
+    """Whether ``fn`` can be called with keyword ``name`` (named or through ``**kwargs``).
+
+    Callables whose signature cannot be inspected are assumed to accept it.
+    """
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_fake_run
+from _evalhelpers import write_fake_run
 
 
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:

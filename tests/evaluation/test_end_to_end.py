@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import TOY_ID
+from _evalhelpers import TOY_ID
 from test_report import _check_plots_embedded
 
 from saferl.config import load_config

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import write_fake_run
+from _evalhelpers import write_fake_run
 
 from saferl.training.evaluation import EvaluationError, run_compare, run_evaluate
 

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from conftest import write_fake_run
+from _evalhelpers import write_fake_run
 
 from saferl.training.evaluation import run_compare, run_evaluate
 from saferl.training.evaluation.table import EpisodeTable

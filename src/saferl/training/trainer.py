@@ -71,6 +71,7 @@ from saferl.training.checkpoint import (
 )
 from saferl.training.schedulers import _get_from, _set_on, build_schedules, find_optimizers
 from saferl.training.tracking import LocalTracker, MultiTracker, Tracker
+from saferl.utils import accepts_kwarg
 
 logger = logging.getLogger(__name__)
 
@@ -141,14 +142,6 @@ def _scalar(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return None
-
-
-def _accepts(fn: Any, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return True
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def _names_param(fn: Any, name: str) -> bool:
@@ -334,11 +327,11 @@ class Trainer:
         # Pass the level options only where the factory names them (or they differ from the
         # default): environments without challenge/impairment levels keep working.
         if _names_param(factory, "challenge") or cfg.challenge != "standard":
-            if not _accepts(factory, "challenge"):
+            if not accepts_kwarg(factory, "challenge"):
                 raise TrainError(f"env.challenge: environment '{cfg.id}' has no challenge levels")
             options.setdefault("challenge", cfg.challenge)
         if cfg.impairment is not None:
-            if not _accepts(factory, "impairment"):
+            if not accepts_kwarg(factory, "impairment"):
                 raise TrainError(f"env.impairment: environment '{cfg.id}' has no impairment levels")
             options.setdefault("impairment", cfg.impairment)
         return factory(num_envs=cfg.num_envs, **options)
@@ -353,10 +346,10 @@ class Trainer:
         obs_space = getattr(env, "single_observation_space", env.observation_space)
         act_space = getattr(env, "single_action_space", env.action_space)
         kwargs: dict[str, Any] = {"cost_limit": self.cost_limit, "seed": cfg.train.seed}
-        if _accepts(factory, "device"):
+        if accepts_kwarg(factory, "device"):
             kwargs["device"] = cfg.train.device
         constraints = getattr(env, "constraints", None)
-        if constraints is not None and _accepts(factory, "constraint_names"):
+        if constraints is not None and accepts_kwarg(factory, "constraint_names"):
             kwargs["constraint_names"] = tuple(constraints.names)
         # A private copy: schedules and step shrinking change it, the run's config stays as given.
         return factory(obs_space, act_space, cfg.algo.model_copy(deep=True), **kwargs)

@@ -14,7 +14,6 @@ the cost limit the run was trained against, and the run's :class:`~saferl.config
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from saferl.config import Config, ConfigError, load_config
 from saferl.registry import ENVS, RegistryError
 from saferl.training.evaluation.errors import EvaluationError
 from saferl.training.evaluation.policies import ActorPolicy, EvalPolicy, ScriptedAdapter
+from saferl.utils import accepts_kwarg
 
 logger = logging.getLogger(__name__)
 
@@ -88,14 +88,6 @@ class Model:
         }
 
 
-def _accepts(fn: Any, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return True
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
 def _env_factory(env_id: str) -> Callable[..., Any]:
     try:
         return ENVS.get(env_id)
@@ -106,9 +98,9 @@ def _env_factory(env_id: str) -> Callable[..., Any]:
 def env_options_from_config(cfg: Config, factory: Callable[..., Any]) -> dict[str, Any]:
     """The env options the trainer uses (``env.options`` + challenge + impairment if set)."""
     options = dict(cfg.env.options)
-    if _accepts(factory, "challenge"):
+    if accepts_kwarg(factory, "challenge"):
         options.setdefault("challenge", cfg.env.challenge)
-    if cfg.env.impairment is not None and _accepts(factory, "impairment"):
+    if cfg.env.impairment is not None and accepts_kwarg(factory, "impairment"):
         options.setdefault("impairment", cfg.env.impairment)
     return options
 

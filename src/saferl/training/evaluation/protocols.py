@@ -373,6 +373,37 @@ def stochastic(
     return _label(table, "stochastic", condition, options)
 
 
+def _per_level(
+    protocol: str,
+    option: str,
+    levels: Sequence[str],
+    policy: EvalPolicy,
+    env_factory: EnvFactory,
+    *,
+    episodes: int,
+    seed: int,
+    num_envs: int,
+    env_options: Mapping[str, Any] | None,
+    limit: float | None,
+    deterministic: bool,
+) -> EpisodeTable:
+    """``episodes`` episodes for each value of the env option ``option`` (same seeds per level)."""
+    tables = []
+    for level in levels:
+        options = {**dict(env_options or {}), option: level}
+        table = run_episodes(
+            policy,
+            env_factory,
+            _seeds(seed, episodes),
+            num_envs=num_envs,
+            env_options=options,
+            deterministic=deterministic,
+            limit=limit,
+        )
+        tables.append(_label(table, protocol, level, options))
+    return EpisodeTable.concat(tables)
+
+
 def safety(
     policy: EvalPolicy,
     env_factory: EnvFactory,
@@ -390,20 +421,10 @@ def safety(
     The limit is the one the run was trained against (``limit``) or, when ``None``, the limit the
     env declares at that level.
     """
-    tables = []
-    for level in levels:
-        options = {**dict(env_options or {}), "challenge": level}
-        table = run_episodes(
-            policy,
-            env_factory,
-            _seeds(seed, episodes),
-            num_envs=num_envs,
-            env_options=options,
-            deterministic=deterministic,
-            limit=limit,
-        )
-        tables.append(_label(table, "safety", level, options))
-    return EpisodeTable.concat(tables)
+    return _per_level(
+        "safety", "challenge", levels, policy, env_factory, episodes=episodes, seed=seed,
+        num_envs=num_envs, env_options=env_options, limit=limit, deterministic=deterministic,
+    )  # fmt: skip
 
 
 def human_factors(
@@ -419,20 +440,10 @@ def human_factors(
     deterministic: bool = True,
 ) -> EpisodeTable:
     """Each impairment level (``impairment=`` env option), ``episodes`` episodes per level."""
-    tables = []
-    for level in levels:
-        options = {**dict(env_options or {}), "impairment": level}
-        table = run_episodes(
-            policy,
-            env_factory,
-            _seeds(seed, episodes),
-            num_envs=num_envs,
-            env_options=options,
-            deterministic=deterministic,
-            limit=limit,
-        )
-        tables.append(_label(table, "human_factors", level, options))
-    return EpisodeTable.concat(tables)
+    return _per_level(
+        "human_factors", "impairment", levels, policy, env_factory, episodes=episodes, seed=seed,
+        num_envs=num_envs, env_options=env_options, limit=limit, deterministic=deterministic,
+    )  # fmt: skip
 
 
 PROTOCOLS: dict[str, Callable[..., EpisodeTable]] = {
