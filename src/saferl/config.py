@@ -202,6 +202,10 @@ class ScheduleConfig(_Section):
     """Multiplicative factor (exponential, step, plateau)."""
     step_size: int = Field(10, ge=1)
     """Epochs between decays (step); patience (plateau)."""
+    metric: str = "ep_return"
+    """Epoch metric a plateau schedule watches (a column of metrics.csv)."""
+    mode: Literal["max", "min"] = "max"
+    """Whether the plateau metric should rise (max) or fall (min)."""
     warmup_epochs: int = Field(0, ge=0)
     """Linear warm-up from 0.1x before the schedule proper."""
 

@@ -194,3 +194,28 @@ def test_empty_schedules_step_is_noop():
     s = Schedules()
     assert s.step({"ep_return": math.nan}) == {}
     assert s.state_dict() == {}
+
+
+@pytest.mark.parametrize("lr", [False, True], ids=["param", "torch-lr"])
+def test_plateau_watches_its_own_metric_and_mode(lr):
+    """A plateau on ep_cost with mode=min decays only while the cost stops falling."""
+    cfg = ScheduleConfig(
+        target="critic_lr" if lr else "algo.target_kl",
+        kind="plateau", start=0.01, gamma=0.5, step_size=1, metric="ep_cost", mode="min",
+    )  # fmt: skip
+
+    class Algo:
+        target_kl = 0.01
+
+        def __init__(self):
+            self.critic_optimizer = _opt(0.01)
+
+    algo = Algo()
+    schedules = build_schedules([cfg], algo=algo, env=None, total_epochs=20)
+    costs = [50, 40, 30, 20, 25, 26, 27, 28]  # falls (improves) for 4 epochs, then rises
+    values = [
+        schedules.step({"ep_cost": c, "ep_return": 100.0 - c})[f"sched/{cfg.target}"] for c in costs
+    ]
+    assert values[:5] == [0.01] * 5  # improving, then one bad epoch within patience
+    assert values[5] == pytest.approx(0.005)  # second bad epoch: decayed once
+    assert values[7] == pytest.approx(0.0025)

@@ -17,7 +17,8 @@ Shapes (``t`` = epochs since the schedule proper began, ``T`` = its length in ep
 * ``exponential``: ``start * gamma**t``;
 * ``cosine``: ``end + (start - end) * (1 + cos(pi * min(t, T) / T)) / 2``;
 * ``step``: ``start * gamma**(t // step_size)``;
-* ``plateau``: multiplied by ``gamma`` when ``ep_return`` has not improved for ``step_size`` epochs;
+* ``plateau``: multiplied by ``gamma`` when ``metric`` (default ``ep_return``; ``mode`` max or min)
+  has not improved for more than ``step_size`` epochs;
 * ``warmup_epochs > 0``: a linear ramp from ``0.1 * start`` first (torch: ``LinearLR`` chained by
   ``SequentialLR``).
 
@@ -298,6 +299,14 @@ class LRSchedule:
                 g["lr"] = lr
 
 
+def _plateau_signal(metrics: Mapping[str, Any] | None, cfg: ScheduleConfig) -> float | None:
+    """The schedule's metric oriented so that larger is better (``mode="min"`` flips it)."""
+    value = None if metrics is None else metrics.get(cfg.metric)
+    if value is None:
+        return None
+    return float(value) if cfg.mode == "max" else -float(value)
+
+
 def _finite(metric: float | None) -> float:
     if metric is None or not math.isfinite(metric):
         return -math.inf  # counts as "no improvement" in mode="max"
@@ -308,26 +317,20 @@ class Schedules:
     """Coordinates several schedules: one :meth:`step` per epoch, one ``state_dict``.
 
     Args:
-        items: target name -> :class:`LRSchedule` or :class:`ParamSchedule`.
-        metric: the metrics key that plateau schedules watch (larger is better).
+        items: target name -> :class:`LRSchedule` or :class:`ParamSchedule`. A plateau schedule
+            watches its own ``cfg.metric`` (``cfg.mode``: whether it should rise or fall).
     """
 
-    def __init__(
-        self,
-        items: Mapping[str, LRSchedule | ParamSchedule] | None = None,
-        metric: str = "ep_return",
-    ) -> None:
+    def __init__(self, items: Mapping[str, LRSchedule | ParamSchedule] | None = None) -> None:
         self.items: dict[str, LRSchedule | ParamSchedule] = dict(items or {})
-        self.metric = metric
 
     def __len__(self) -> int:
         return len(self.items)
 
     def step(self, metrics: Mapping[str, Any] | None = None) -> dict[str, float]:
         """Advance every schedule by one epoch; returns the new values."""
-        value = None if metrics is None else metrics.get(self.metric)
         for item in self.items.values():
-            item.step(None if value is None else float(value))
+            item.step(_plateau_signal(metrics, item.cfg))
         return self.values()
 
     def values(self) -> dict[str, float]:
