@@ -493,3 +493,27 @@ def test_default_main_job_runs_to_the_end_with_a_summary(tmp_path):
     rows = read_metrics(run / "metrics.jsonl")
     assert rows[-1]["env_steps"] >= load_config(None).train.total_steps - 20_000
     print(f"default main job: {elapsed:.0f} s wall, {len(rows)} epochs")
+
+
+def test_a_run_directory_is_owned_by_one_process_at_a_time(tmp_path):
+    _, run = run_toy(tmp_path, "locked", **{"train.total_steps": 128})
+    holder = Trainer.resume(run, ["train.total_steps=256"], command=["first"])
+    code = (
+        "import sys; from saferl.training.trainer import Trainer, TrainError\n"
+        "try:\n"
+        f"    Trainer.resume({str(run)!r}, ['train.total_steps=256'])\n"
+        "except TrainError as exc:\n"
+        "    print(exc); sys.exit(3)\n"
+    )
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", "import _standins\n_standins.register()\n" + code],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert res.returncode == 3, res.stderr
+    assert f"in use by another process (pid {os.getpid()})" in res.stdout
+    assert holder.train() == 0  # the owner is unaffected and releases the lock at the end
+    again = Trainer.resume(run, ["train.total_steps=320"], command=["second"])
+    assert again.train() == 0

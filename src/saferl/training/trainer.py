@@ -31,6 +31,7 @@ import contextlib
 import inspect
 import logging
 import math
+import os
 import platform
 import random
 import signal
@@ -176,6 +177,43 @@ def _fmt_duration(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
+class RunLock:
+    """An exclusive ``flock`` on ``run_dir/.lock`` held while a process owns the run.
+
+    The kernel drops the lock when the process dies (also on ``kill -9``), so a crashed run can
+    be resumed at once; a second live process is refused instead of interleaving checkpoints.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / ".lock"
+        self._fd: int | None = None
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no locking
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise TrainError(
+                f"run directory {run_dir} is in use by another process (pid {holder})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Drop the lock (idempotent)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.release()
+
+
 class Trainer:
     """Holds config, env, algorithm, collector, schedules, callbacks and trackers of one run.
 
@@ -276,6 +314,7 @@ class Trainer:
 
         # -- run directory (created only once env and algorithm were built) -------------------------
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = RunLock(self.run_dir)  # one process per run directory
         self.manifest = RunManifest(manifest_path)
         self.checkpoints = CheckpointManager(
             self.run_dir / "checkpoints", self.manifest, keep=tc.keep_checkpoints
@@ -641,6 +680,7 @@ class Trainer:
                 env_steps=self.env_steps,
             )
             remove_handler(log_handler)
+            self._lock.release()
         self._print_summary(exit_code)
         return exit_code
 
