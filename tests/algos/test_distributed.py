@@ -64,6 +64,9 @@ def _worker(rank: int, init_file: str, batch: RolloutBatch, out: str) -> None:
             scalars = {k: v for k, v in diag.items() if isinstance(v, (int, float, str))}
             state = {"actor": algo.actor.state_dict(), "norm": algo.obs_norm.state_dict()}
             torch.save({**state, "diag": scalars}, out)
+        # both ranks reach teardown together: gloo aborts ("terminate called without an active
+        # exception") when one rank destroys the group while the other still uses it
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
