@@ -390,6 +390,11 @@ class Trainer:
         constraints = getattr(env, "constraints", None)
         if constraints is not None and accepts_kwarg(factory, "constraint_names"):
             kwargs["constraint_names"] = tuple(constraints.names)
+            if accepts_kwarg(factory, "constraint_limits"):
+                # Per-component limits the env declares (strict ones under env.strict); None
+                # falls back to the combined limit inside the algorithm.
+                attr = "strict_limit" if cfg.env.strict else "limit"
+                kwargs["constraint_limits"] = [getattr(c, attr) for c in constraints]
         # A private copy: schedules and step shrinking change it, the run's config stays as given.
         return factory(obs_space, act_space, cfg.algo.model_copy(deep=True), **kwargs)
 
