@@ -12,7 +12,9 @@ Factory conventions (what each registry's ``get`` returns):
 
 * environments: ``factory(num_envs: int, **env_options) -> VectorEnv``, a natively batched
   env with a ``constraints`` attribute (a :class:`saferl.safety.ConstraintSet`);
-* algorithms: ``factory(env, algo_config, seed) -> algorithm``;
+* algorithms: ``factory(observation_space, action_space, algo_config, *, cost_limit, seed)``
+  returning an algorithm (``act``, ``update``, ``state_dict``); keywords ``device``,
+  ``constraint_names`` and ``constraint_limits`` are passed when the factory accepts them;
 * trackers: ``factory(run_dir, tracking_config) -> Tracker``.
 """
 
