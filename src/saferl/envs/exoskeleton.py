@@ -122,6 +122,7 @@ CHALLENGES: dict[str, ExoChallenge] = {
     "standard": ExoChallenge((1.1, 1.8), 0.0, 0.0, (0.0, 0.0), 0.1),
     "hard": ExoChallenge((1.0, 1.8), 0.0, 0.3, (40.0, 120.0), 0.1),
 }
+_CHALLENGE_CODE = {name: i for i, name in enumerate(CHALLENGES)}
 BODY_MASS = (55.0, 95.0)  # kg, U(lo, hi)
 BODY_HEIGHT = (1.55, 1.90)  # m
 INIT_ANGLE_STD = np.deg2rad(2.0)
@@ -200,6 +201,12 @@ class ExoGaitVecEnv(SafeVectorEnv):
     ``info``: ``cost``, ``cost_components`` (rom, joint_speed, cuff_force, torque_rate,
     collapse, trip), ``cost_magnitude`` (N,) (sum of normalised excesses), ``impairment``
     (N,) int8, ``rmse`` (N,) rad (instantaneous joint error RMS), ``peak_foot_force`` (N,) N.
+
+    Curricula: :meth:`set_options` changes ``impairment`` (a level name, ``"random"`` or
+    ``None`` = sampled per episode) and ``challenge`` for the episodes that start afterwards:
+    level, body-weight support (the level's range shifted by the challenge), cadence and the
+    learned feedforward are drawn at the episode's start, and the pushes of an episode follow
+    the challenge it began with (``episode_challenge`` (N,) int8, index into ``CHALLENGES``).
     """
 
     SCRIPTED_POLICIES: ClassVar[dict[str, Callable[[], ScriptedPolicy]]] = {}
@@ -207,6 +214,10 @@ class ExoGaitVecEnv(SafeVectorEnv):
     #: ``episode_steps`` carry limits scaled to their horizon)
     constraints: ConstraintSet = EXO_CONSTRAINTS
     OBS_DIM = 30
+    SETTABLE_OPTIONS: ClassVar[Mapping[str, tuple[Any, ...]]] = {
+        "impairment": (*LEVELS, "random", None),
+        "challenge": tuple(CHALLENGES),
+    }
 
     def __init__(
         self,
@@ -225,6 +236,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
     ) -> None:
         self.challenge_name = _parse_choice(challenge, CHALLENGES, "challenge")
         self.challenge = CHALLENGES[self.challenge_name]
+        self._built_challenge = self.challenge_name  # set_options may change challenge_name
         self.objective = _parse_choice(objective, OBJECTIVES, "objective")
         self.w_exo, self.w_hum = OBJECTIVES[self.objective]
         if dtype is np.float32 or dtype is np.float64 or isinstance(dtype, np.dtype):
@@ -279,6 +291,10 @@ class ExoGaitVecEnv(SafeVectorEnv):
         self.push_t = np.zeros(n, np.int32)
         self.push_f = np.zeros(n, dt)
         self.fn_peak = np.zeros((2, n), dt)
+        # the challenge (index into CHALLENGES) each instance's episode began with, and the
+        # instances with pushes grouped by challenge (_push_groups: (challenge, None = all | idx))
+        self.episode_challenge = np.full(n, _CHALLENGE_CODE[self.challenge_name], np.int8)
+        self._update_push_groups()
         self._a_h = 1.0 - np.exp(-physics_dt / TAU_EXO_BANDWIDTH)
         self._slew = TAU_EXO_SLEW * physics_dt
 
@@ -289,6 +305,10 @@ class ExoGaitVecEnv(SafeVectorEnv):
         codes = self.level_codes[idx].astype(np.int64)
         codes = np.where(codes < 0, np.minimum((u[:, 0] * 4).astype(np.int64), 3), codes)
         self.level[idx] = codes
+        code = _CHALLENGE_CODE[self.challenge_name]
+        if (self.episode_challenge[idx] != code).any():  # only after set_options(challenge=)
+            self.episode_challenge[idx] = code
+            self._update_push_groups()
         lv = [W.IMPAIRMENT_LEVELS[LEVELS[c]] for c in range(4)]
         tab = lambda f: np.array([f(x) for x in lv])[codes]  # noqa: E731
         mass = BODY_MASS[0] + (BODY_MASS[1] - BODY_MASS[0]) * u[:, 1]
@@ -375,7 +395,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
         self.prev_h[...] = self.exo_h
         self.prev_k[...] = self.exo_k
         hum.begin_step(sim, self.rng)
-        if self.challenge.push_rate > 0:
+        if self._push_groups:
             self._pushes()
         fpk = self.fn_peak
         fpk[...] = 0.0
@@ -391,16 +411,40 @@ class ExoGaitVecEnv(SafeVectorEnv):
         hum.end_step(sim)
         return self._evaluate()
 
+    def _update_push_groups(self) -> None:
+        groups: list[tuple[ExoChallenge, np.ndarray | None]] = []
+        for code, ch in enumerate(CHALLENGES.values()):
+            if ch.push_rate <= 0:
+                continue
+            on = self.episode_challenge == code
+            if on.all():
+                groups.append((ch, None))
+            elif on.any():
+                groups.append((ch, np.flatnonzero(on)))
+        self._push_groups = groups
+
     def _pushes(self) -> None:
-        ch = self.challenge
-        u = self.rng.uniform(3)
-        start = (self.push_t <= 0) & (u[:, 0] < ch.push_rate * CONTROL_DT)
-        mag = ch.push_force[0] + (ch.push_force[1] - ch.push_force[0]) * u[:, 1]
-        sign = np.where(u[:, 2] < 0.5, -1.0, 1.0)
-        dur = max(1, round(ch.push_duration / CONTROL_DT))
-        self.push_f[...] = np.where(start, sign * mag, np.where(self.push_t > 0, self.push_f, 0.0))
-        self.push_t[...] = np.where(start, dur, np.maximum(self.push_t - 1, 0))
-        self.sim.f_push[...] = np.where(self.push_t > 0, self.push_f, 0.0)
+        # only the instances whose episode has pushes draw random numbers for them
+        for ch, idx in self._push_groups:
+            if idx is None:
+                push_t, push_f = self.push_t, self.push_f
+            else:
+                push_t, push_f = self.push_t[idx], self.push_f[idx]
+            u = self.rng.uniform(3, idx)
+            start = (push_t <= 0) & (u[:, 0] < ch.push_rate * CONTROL_DT)
+            mag = ch.push_force[0] + (ch.push_force[1] - ch.push_force[0]) * u[:, 1]
+            sign = np.where(u[:, 2] < 0.5, -1.0, 1.0)
+            dur = max(1, round(ch.push_duration / CONTROL_DT))
+            f = np.where(start, sign * mag, np.where(push_t > 0, push_f, 0.0))
+            t = np.where(start, dur, np.maximum(push_t - 1, 0))
+            if idx is None:
+                self.push_f[...] = f
+                self.push_t[...] = t
+                self.sim.f_push[...] = np.where(self.push_t > 0, self.push_f, 0.0)
+            else:
+                self.push_f[idx] = f
+                self.push_t[idx] = t
+                self.sim.f_push[idx] = np.where(self.push_t[idx] > 0, self.push_f[idx], 0.0)
 
     def _evaluate(self):
         sim, hum = self.sim, self.human
@@ -515,12 +559,32 @@ class ExoGaitVecEnv(SafeVectorEnv):
     # ----------------------------------------------------------------------------- state
     _STATE = (
         "exo_h", "exo_k", "prev_h", "prev_k", "level", "paretic", "rom_hip_lo", "rom_knee_hi",
-        "push_t", "push_f", "fn_peak", "level_codes",
+        "push_t", "push_f", "fn_peak", "level_codes", "episode_challenge",
     )  # fmt: skip
 
-    def _options(self) -> dict[str, Any]:
+    def _get_options(self) -> dict[str, Any]:
+        codes = self.level_codes
+        if (codes == codes[0]).all():
+            impairment: Any = "random" if codes[0] < 0 else LEVELS[codes[0]]
+        else:
+            impairment = ["random" if c < 0 else LEVELS[c] for c in codes]
+        return {"impairment": impairment, "challenge": self.challenge_name}
+
+    def _set_options(self, options: Mapping[str, Any]) -> None:
+        # both only read by _reset_instances (the pushes follow episode_challenge): episodes
+        # under way keep what they began with
+        if "impairment" in options:
+            value = options["impairment"]
+            self.level_codes[:] = _parse_levels("random" if value is None else value, self.num_envs)
+        if "challenge" in options:
+            name = _parse_choice(options["challenge"], CHALLENGES, "challenge")
+            self.challenge_name, self.challenge = name, CHALLENGES[name]
+
+    def _fixed_options(self) -> dict[str, Any]:
+        """The construction options a state_dict must match (the current values of the
+        settable ones are restored from it)."""
         return {
-            "challenge": self.challenge_name,
+            "challenge": self._built_challenge,
             "objective": self.objective,
             "physics_dt": self.physics.dt,
             "dtype": str(self.dtype),
@@ -532,17 +596,19 @@ class ExoGaitVecEnv(SafeVectorEnv):
         state = {k: getattr(self, k) for k in self._STATE}
         state["sim"] = self.sim.get_state()
         state["human"] = self.human.get_state()
-        state["options"] = self._options()
+        state["options"] = self._fixed_options()
         return state
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
-        if dict(state["options"]) != self._options():
-            raise ValueError(
-                f"state_dict options {dict(state['options'])} differ from this env's "
-                f"{self._options()}"
-            )
+        opts, mine = dict(state["options"]), self._fixed_options()
+        if opts != mine:
+            raise ValueError(f"state_dict options {opts} differ from this env's {mine}")
         for k in self._STATE:
-            getattr(self, k)[...] = state[k]
+            if k == "episode_challenge" and k not in state:  # saved before curricula
+                self.episode_challenge[:] = _CHALLENGE_CODE[self.challenge_name]
+            else:
+                getattr(self, k)[...] = state[k]
+        self._update_push_groups()
         self.sim.set_state(state["sim"])
         self.human.set_state(state["human"])
 

@@ -49,10 +49,27 @@ Writing an environment (what a subclass implements)::
         def _set_state(self, state) -> None: ...   # copy back into the preallocated buffers
         # optional: render_instance(i) -> (H, W, 3) uint8 for render_mode="rgb_array"
 
+        # optional: options a running env can change (curricula), see set_options below
+        SETTABLE_OPTIONS = {"impairment": ("none", "mild", "random", None), ...}
+        def _get_options(self) -> dict: ...  # current value of each settable option
+        def _set_options(self, options) -> None: ...  # apply {name: value} to future episodes
+
 The base class does validation (shape, NaN), clipping to the action box, the episode clock
 (``self.elapsed`` (N,) int32; truncation at ``max_episode_steps``), cost combination, episode
 statistics, autoreset, seeding and ``state_dict``/``load_state_dict``. The RNG streams, the
-clock and the episode statistics are saved by the base class; the subclass saves the rest.
+clock, the episode statistics and the settable options are saved by the base class; the
+subclass saves the rest.
+
+Changing options of a running env (curricula; the trainer's ``train.schedules`` on ``env.X``
+call it once per epoch): the public :meth:`SafeVectorEnv.set_options` checks every name against
+``SETTABLE_OPTIONS`` (name -> allowed values) and every value against the allowed ones, then
+hands them all to ``_set_options``. The contract the hook keeps: a new value applies to each
+instance from its *next episode start* (autoreset or ``reset()``), never to an episode under
+way (whatever the episode uses while it runs is fixed per instance when it starts, so the
+physics stays consistent); setting the current value changes nothing; step() costs nothing
+extra. ``_get_options`` returns the current values as plain Python values; they are part of
+``state_dict()`` and ``load_state_dict`` gives them back to ``_set_options`` (before
+``_set_state``, which restores the per-instance arrays), so a resumed curriculum is exact.
 
 :class:`SingleEnv` turns any subclass into a plain :class:`gymnasium.Env` (N = 1) for
 ``gymnasium.make``; :class:`ScriptedPolicy` is the protocol of the envs' scripted baselines.
@@ -253,6 +270,9 @@ class SafeVectorEnv(gym.vector.VectorEnv):
     }
     #: name -> zero-argument factory of a :class:`ScriptedPolicy`; filled by subclasses.
     SCRIPTED_POLICIES: ClassVar[dict[str, Any]] = {}
+    #: options :meth:`set_options` may change on a running env: name -> its allowed values.
+    #: Filled by subclasses (empty: nothing can be changed after construction).
+    SETTABLE_OPTIONS: ClassVar[Mapping[str, tuple[Any, ...]]] = {}
 
     def __init__(
         self,
@@ -315,6 +335,44 @@ class SafeVectorEnv(gym.vector.VectorEnv):
 
     def render_instance(self, i: int) -> np.ndarray:  # pragma: no cover - optional
         raise NotImplementedError(f"{type(self).__name__} does not implement rendering")
+
+    def _get_options(self) -> dict[str, Any]:
+        return {}
+
+    def _set_options(self, options: Mapping[str, Any]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} has no options to change")
+
+    # ------------------------------------------------------------------------------------------
+    def set_options(self, **options: Any) -> None:
+        """Change options of the running env, e.g. ``set_options(impairment="severe")``.
+
+        The names and their allowed values are ``SETTABLE_OPTIONS``. A new value applies to
+        each instance from its next episode start (autoreset or :meth:`reset`), never to an
+        episode under way; calling it with the current value changes nothing. The current
+        values (:meth:`get_options`) are part of :meth:`state_dict`. Everything is checked
+        before anything changes.
+
+        Raises:
+            ValueError: an option this env cannot change, or a value that is not allowed (the
+                message names the option and the allowed names or values).
+        """
+        allowed = self.SETTABLE_OPTIONS
+        for name, value in options.items():
+            if name not in allowed:
+                raise ValueError(
+                    f"set_options: {type(self).__name__} has no option {name!r} that can be "
+                    f"changed; expected one of {list(allowed)}"
+                )
+            if not _is_choice(value, allowed[name]):
+                raise ValueError(
+                    f"{name}: unknown value {value!r}; expected one of {list(allowed[name])}"
+                )
+        if options:
+            self._set_options(options)
+
+    def get_options(self) -> dict[str, Any]:
+        """The current value of each option in ``SETTABLE_OPTIONS`` (what new episodes use)."""
+        return _copy_tree(self._get_options())
 
     # ------------------------------------------------------------------------------------------
     @property
@@ -436,11 +494,13 @@ class SafeVectorEnv(gym.vector.VectorEnv):
             "elapsed": self.elapsed.copy(),
             "episode_return": self.episode_return.copy(),
             "episode_cost": self.episode_cost.copy(),
+            "options": self.get_options(),
             "env": _copy_tree(self._get_state()),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a :meth:`state_dict` of an env of the same class, options and N."""
+        """Restore a :meth:`state_dict` of an env of the same class, construction options and
+        N; the options :meth:`set_options` changes are restored from the state."""
         if state.get("class") != type(self).__name__:
             raise ValueError(
                 f"state_dict is for {state.get('class')!r}, this env is {type(self).__name__!r}"
@@ -455,7 +515,23 @@ class SafeVectorEnv(gym.vector.VectorEnv):
         self.episode_cost[:] = state["episode_cost"]
         self._needs_reset = bool(state["needs_reset"])
         self._seeded = bool(state["seeded"])
+        options = state.get("options")
+        if options:
+            self._set_options(dict(options))
         self._set_state(state["env"])
+
+
+def _is_choice(value: Any, choices: Sequence[Any]) -> bool:
+    """``value`` is one of ``choices`` (of the same type: no ``True == 1``, no arrays)."""
+    return any(
+        value is c
+        or (
+            c is not None
+            and (type(value) is type(c) or (isinstance(c, str) and isinstance(value, str)))
+            and value == c
+        )
+        for c in choices
+    )
 
 
 def _copy_tree(obj: Any) -> Any:
@@ -548,6 +624,17 @@ class SingleEnv(gym.Env):
         if self.render_mode is None:
             return None
         return self.vec.render_instance(0)
+
+    def set_options(self, **options: Any) -> None:
+        """:meth:`SafeVectorEnv.set_options`; a change applies from the next ``reset()`` (an
+        episode already drawn by the last autoreset is dropped)."""
+        before = self.vec.get_options()
+        self.vec.set_options(**options)
+        if self.vec.get_options() != before:
+            self._pending = None
+
+    def get_options(self) -> dict[str, Any]:
+        return self.vec.get_options()
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -601,6 +601,9 @@ def _door_table(lib: MapLibrary) -> np.ndarray:
     return T
 
 
+_CHALLENGE_CODE = {name: i for i, name in enumerate(CHALLENGES)}
+
+
 def _parse_choice(value: Any, choices, argname: str) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{argname}: unknown value {value!r}; expected one of {list(choices)}")
@@ -614,7 +617,7 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         num_envs: number of instances N.
         impairment: ``"none" | "mild" | "moderate" | "severe" | "random"`` (sampled per episode;
             default) or a list of N such names (fixed per instance, for evaluation).
-        challenge: ``"easy" | "standard" | "hard"``.
+        challenge: ``"easy" | "standard" | "hard"`` (map library, pedestrians).
         action_mode: ``"blend"`` (default) or ``"residual"``.
         privileged_obs: append the one-hot impairment level (4) and the true goal one-hot (3)
             to the observation (ablations only).
@@ -626,12 +629,23 @@ class WheelchairSCVecEnv(SafeVectorEnv):
     ``info["cost_components"]`` (§2.8), ``info["cost_magnitude"]`` (N,) float32 (penetration
     depth + near-miss shortfall + acceleration excess), ``info["success"]`` (N,) bool,
     ``info["impairment"]`` (N,) int8 level index.
+
+    Curricula: :meth:`set_options` changes ``impairment`` (a level name, ``"random"`` or
+    ``None`` = sampled per episode) and ``challenge`` for the episodes that start afterwards.
+    Each instance keeps the map library of the challenge its episode began with
+    (``episode_challenge`` (N,) int8, index into ``CHALLENGES``; ``map_id`` indexes that
+    library); another challenge's library is loaded on first use and the lookup tables hold
+    every library loaded so far.
     """
 
     SCRIPTED_POLICIES: ClassVar[dict[str, Callable[[], ScriptedPolicy]]] = {}
     #: readable from the class (``saferl envs`` lists it without building the map library)
     constraints: ConstraintSet = WHEELCHAIR_CONSTRAINTS
     OBS_DIM = 44
+    SETTABLE_OPTIONS: ClassVar[Mapping[str, tuple[Any, ...]]] = {
+        "impairment": (*IMPAIRMENT_LEVELS, "random", None),
+        "challenge": tuple(CHALLENGES),
+    }
 
     def __init__(
         self,
@@ -650,6 +664,7 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         self.action_mode = _parse_choice(action_mode, ("blend", "residual"), "action_mode")
         self.challenge_name = challenge
         self.challenge = CHALLENGES[challenge]
+        self._built_challenge = challenge  # set_options may change challenge_name
         self.chair = chair or ChairParams()
         self.privileged_obs = bool(privileged_obs)
         obs_dim = self.OBS_DIM + (7 if self.privileged_obs else 0)
@@ -667,26 +682,29 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         self._obs_low, self._obs_high = low, high
         n = self.num_envs
         self.level_codes = parse_levels(impairment, n, "impairment")
-        self.maps = get_map_library(self.challenge.maps, use_cache=use_map_cache)
         self.human = JoystickOperator(
             n, self.rng, control_dt=CONTROL_DT, substeps=self.chair.substeps
         )
         c = self.chair
-        self.G = self.maps.dist.shape[-1]
-        self._dist_flat = self.maps.dist.reshape(-1)
-        self._nav_flat = self.maps.nav.reshape(-1)
-        self._look_flat = self.maps.look.reshape(-1)
         # state (struct of arrays)
         z = lambda *s: np.zeros((n, *s), np.float32)  # noqa: E731
         self.x, self.y, self.psi, self.v, self.omega = z(), z(), z(), z(), z()
         self.map_id = np.zeros(n, np.int64)
+        # the challenge (index into CHALLENGES) each instance's episode began with: the library
+        # map_id indexes; _gmap is the map's row in the lookup tables of all loaded libraries
+        self.episode_challenge = np.full(n, _CHALLENGE_CODE[challenge], np.int8)
+        self._gmap = np.zeros(n, np.int64)
         self.goal = np.zeros(n, np.int64)
         self.goal_xy = z(N_GOALS, 2)
         self.walls = z(N_WALLS, 4)
-        # only as many disc slots as the library's most furnished map uses (fewer obstacle
-        # slots per step; the padding slots are far away with r = 0)
-        self._disc_slots = max(1, int((self.maps.discs[:, :, 2] > 0).sum(axis=1).max()))
-        self.discs = z(self._disc_slots, 3)
+        # map libraries and their lookup tables (_add_library); only as many disc slots as the
+        # most furnished map of a loaded library uses (the padding slots are far away, r = 0)
+        self._use_map_cache = bool(use_map_cache)
+        self._libs: dict[str, MapLibrary] = {}
+        self._lib_offset = np.full(len(CHALLENGES), -1, np.int64)
+        self._disc_slots = 0
+        self.discs = z(0, 3)
+        self.maps = self._add_library(challenge)
         self.ped = z(MAX_PEDS, 4)  # x, y, vx, vy
         self.ped_on = np.zeros((n, MAX_PEDS), bool)
         self.ped_box = z(MAX_PEDS, 4)
@@ -708,13 +726,76 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         centres = (centres + np.pi) % (2 * np.pi) - np.pi
         self._sector_cos = np.cos(centres).astype(np.float32)
         self._sector_sin = np.sin(centres).astype(np.float32)
-        self._door_table = _door_table(self.maps)
+
+    # -------------------------------------------------------------------------------- options
+    def _add_library(self, name: str) -> MapLibrary:
+        """The map library of challenge ``name``, added to the lookup tables on first use.
+
+        The tables (geodesic, preferred-route and lookahead fields, door table) hold the
+        libraries in the order they were loaded; ``_lib_offset`` gives each one's first row.
+        """
+        lib = self._libs.get(name)
+        if lib is not None:
+            return lib
+        lib = get_map_library(CHALLENGES[name].maps, use_cache=self._use_map_cache)
+        if self._libs:
+            first = next(iter(self._libs.values()))
+            if (lib.params.room, lib.params.cell, lib.dist.shape[1:]) != (
+                first.params.room,
+                first.params.cell,
+                first.dist.shape[1:],
+            ):
+                raise ValueError(f"challenge: the {name!r} map library has another grid")
+        else:
+            self.G = lib.dist.shape[-1]
+        self._lib_offset[_CHALLENGE_CODE[name]] = sum(b.walls.shape[0] for b in self._libs.values())
+        self._libs[name] = lib
+        libs = list(self._libs.values())
+        if len(libs) == 1:  # views, no copies
+            self._dist_flat = lib.dist.reshape(-1)
+            self._nav_flat = lib.nav.reshape(-1)
+            self._look_flat = lib.look.reshape(-1)
+            self._door_table = _door_table(lib)
+        else:
+            self._dist_flat = np.concatenate([b.dist.reshape(-1) for b in libs])
+            self._nav_flat = np.concatenate([b.nav.reshape(-1) for b in libs])
+            self._look_flat = np.concatenate([b.look.reshape(-1) for b in libs])
+            self._door_table = np.concatenate([self._door_table, _door_table(lib)])
+        slots = max(1, int((lib.discs[:, :, 2] > 0).sum(axis=1).max()))
+        if slots > self._disc_slots:
+            # padding slots never change a distance, a contact or a sector (far away, r = 0)
+            discs = np.zeros((self.num_envs, slots, 3), np.float32)
+            discs[:, :, :2] = 1e3
+            discs[:, : self._disc_slots] = self.discs
+            self.discs, self._disc_slots = discs, slots
+        return lib
+
+    def _get_options(self) -> dict[str, Any]:
+        codes = self.level_codes
+        if (codes == codes[0]).all():
+            impairment: Any = "random" if codes[0] < 0 else IMPAIRMENT_LEVELS[codes[0]]
+        else:
+            impairment = ["random" if c < 0 else IMPAIRMENT_LEVELS[c] for c in codes]
+        return {"impairment": impairment, "challenge": self.challenge_name}
+
+    def _set_options(self, options: Mapping[str, Any]) -> None:
+        # both only read by _reset_instances: episodes under way keep what they began with
+        if "impairment" in options:
+            value = options["impairment"]
+            self.level_codes[:] = parse_levels(
+                "random" if value is None else value, self.num_envs, "impairment"
+            )
+        if "challenge" in options and options["challenge"] != self.challenge_name:
+            name = _parse_choice(options["challenge"], CHALLENGES, "challenge")
+            self.maps = self._add_library(name)
+            self.challenge_name, self.challenge = name, CHALLENGES[name]
 
     # -------------------------------------------------------------------------------- helpers
     def _geodesic(self, x, y, goal_idx, map_id, grad: bool = False, nav: bool = False):
         """Bilinear geodesic distance (and its gradient) at (x, y) for the given goals.
 
-        ``nav=True`` reads the user's preferred-route field instead of the metric one."""
+        ``nav=True`` reads the user's preferred-route field instead of the metric one.
+        ``map_id``: the map's row in the lookup tables of all loaded libraries (``_gmap``)."""
         G, h = self.G, self.maps.params.cell
         gx = np.clip(x / f32(h) - f32(0.5), 0, G - 1.001)
         gy = np.clip(y / f32(h) - f32(0.5), 0, G - 1.001)
@@ -835,7 +916,7 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         x, y, psi, v = sel(self.x), sel(self.y), sel(self.psi), sel(self.v)
         # pure pursuit: head for the point ~0.8-1.1 m further along the preferred route
         # (bilinear blend of the four neighbouring cells' lookahead targets)
-        mid = sel(self.map_id)
+        mid = sel(self._gmap)
         d_goal = self._geodesic(x, y, goal_idx, mid)
         tx, ty = self._lookahead(x, y, goal_idx, mid)
         gxy = self.goal_xy[idx if idx is not None else slice(None)]
@@ -919,6 +1000,10 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         g = np.minimum((u[:, 1] * N_GOALS).astype(np.int64), N_GOALS - 1)
         s = np.minimum((u[:, 2] * lib.starts.shape[2]).astype(np.int64), lib.starts.shape[2] - 1)
         self.map_id[idx] = m
+        code = _CHALLENGE_CODE[self.challenge_name]
+        self.episode_challenge[idx] = code
+        gm = m + self._lib_offset[code]
+        self._gmap[idx] = gm
         self.goal[idx] = g
         self.goal_xy[idx] = lib.goals[m]
         self.walls[idx] = lib.walls[m]
@@ -970,7 +1055,7 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         self.joy[idx] = 0.0
         self.human.reset(idx, self.level_codes[idx])
         self._geometry(idx)
-        self.geo_prev[idx] = self._geodesic(self.x[idx], self.y[idx], g, m)
+        self.geo_prev[idx] = self._geodesic(self.x[idx], self.y[idx], g, gm)
 
     # ----------------------------------------------------------------------------- geometry
     def _distances(self, px, py, gidx, normals: bool = True):
@@ -1119,7 +1204,7 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         c = self.chair
         n, S = self.num_envs, c.substeps
         # 1. the human: intention from the current (true) state, delayed inside the model
-        frame = self._door_frame(self.x, self.y, self.goal, self.map_id)
+        frame = self._door_frame(self.x, self.y, self.goal, self._gmap)
         self._door_check(frame)
         j_int = self._intended_joystick(self.goal, None, frame)
         joy = self.human.step(j_int)  # (N, S, 2)
@@ -1194,7 +1279,7 @@ class WheelchairSCVecEnv(SafeVectorEnv):
             + np.maximum(np.abs(jerk) - JERK_LIMIT, 0) * f32(0.1)
         ).astype(np.float32)
         # 6. reward
-        geo = self._geodesic(self.x, self.y, self.goal, self.map_id)
+        geo = self._geodesic(self.x, self.y, self.goal, self._gmap)
         gx = self.goal_xy[np.arange(n), self.goal]
         at_goal = np.hypot(self.x - gx[:, 0], self.y - gx[:, 1]) < GOAL_RADIUS
         success = at_goal & (speed < SUCCESS_SPEED)
@@ -1314,35 +1399,49 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         "retry_timer",
         "door_tries",
         "level_codes",
+        "episode_challenge",
     )
 
     def _get_state(self) -> dict[str, Any]:
         state = {k: getattr(self, k) for k in self._STATE}
         state["human"] = self.human.state_dict()
         state["map_library"] = self.maps.key
-        state["options"] = {
-            "challenge": self.challenge_name,
-            "action_mode": self.action_mode,
-            "privileged_obs": self.privileged_obs,
-        }
+        # every library loaded (in order): their disc slots shape ``discs``
+        state["map_libraries"] = {name: lib.key for name, lib in self._libs.items()}
+        state["options"] = self._fixed_options()
         return state
 
-    def _set_state(self, state: Mapping[str, Any]) -> None:
-        if state["map_library"] != self.maps.key:
-            raise ValueError(
-                "state_dict was saved with another map library "
-                f"({state['map_library']} != {self.maps.key}); use the same challenge/options"
-            )
-        opts = state["options"]
-        mine = {
-            "challenge": self.challenge_name,
+    def _fixed_options(self) -> dict[str, Any]:
+        """The construction options a state_dict must match (the current values of the
+        settable ones are restored from it)."""
+        return {
+            "challenge": self._built_challenge,
             "action_mode": self.action_mode,
             "privileged_obs": self.privileged_obs,
         }
-        if dict(opts) != mine:
-            raise ValueError(f"state_dict options {dict(opts)} differ from this env's {mine}")
+
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        opts, mine = dict(state["options"]), self._fixed_options()
+        if opts != mine:
+            raise ValueError(f"state_dict options {opts} differ from this env's {mine}")
+        saved = dict(state.get("map_libraries") or {self.challenge_name: state["map_library"]})
+        for name, key in saved.items():
+            lib = self._add_library(name)
+            if lib.key != key:
+                raise ValueError(
+                    f"state_dict was saved with another {name!r} map library ({key} != "
+                    f"{lib.key}); the map generator or its parameters changed"
+                )
         for k in self._STATE:
-            getattr(self, k)[...] = state[k]
+            if k == "discs":  # this env may pad more slots (it loaded more libraries)
+                self.discs[:, : state[k].shape[1]] = state[k]
+                self.discs[:, state[k].shape[1] :, :2] = 1e3
+                self.discs[:, state[k].shape[1] :, 2] = 0.0
+            elif k == "episode_challenge" and k not in state:  # saved before curricula
+                self.episode_challenge[:] = _CHALLENGE_CODE[self.challenge_name]
+            else:
+                getattr(self, k)[...] = state[k]
+        self._gmap[:] = self._lib_offset[self.episode_challenge] + self.map_id
         self.human.load_state_dict(state["human"])
 
     # ----------------------------------------------------------------------------- render
