@@ -92,3 +92,18 @@ def test_impairment_schedule_drives_the_env_and_resumes_exactly(tmp_path):
     for key in ("algo", "env", "collector", "rng"):
         same_tree(again[key], last[key], key)
     np.testing.assert_array_equal(resumed.env.human.level, [2, 2])
+
+
+def test_schedule_on_an_option_the_env_cannot_change_is_a_config_error(tmp_path):
+    from saferl.config import ConfigError
+
+    cfg = load_config(
+        None,
+        [
+            "env.num_envs=2", "train.total_steps=64", "train.steps_per_epoch=64",
+            f"train.runs_dir={tmp_path}", "train.name=bad", "train.progress=false",
+            "train.schedules=[{target: env.friction, kind: linear, start: 0.5, end: 0.9}]",
+        ],
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"env.friction.*can change only env.impairment"):
+        Trainer(cfg, command=["test"])

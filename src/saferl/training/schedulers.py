@@ -378,6 +378,12 @@ def _setter(
             f"train.schedules: target '{target}': the environment ({type(env).__name__}) has no "
             "set_options() to change it during training"
         )
+    settable = getattr(env, "SETTABLE_OPTIONS", None)
+    if settable is not None and field not in settable:
+        raise ConfigError(
+            f"train.schedules: target '{target}': {type(env).__name__} can change only "
+            f"{', '.join(f'env.{k}' for k in settable) or 'nothing'} during training"
+        )
     if target in LEVELS:
         levels = LEVELS[target]
 
