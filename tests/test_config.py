@@ -159,3 +159,15 @@ def test_shipped_configs_are_valid():
         cfg = load_config(path)
         assert cfg.env.id in ENVS, path
         assert cfg.algo.name in ALGORITHMS, path
+
+
+def test_embedded_default_is_cpo_on_the_wheelchair_and_matches_the_shipped_config():
+    from pathlib import Path
+
+    from saferl.config import default_config_path
+
+    default = load_config(default_config_path())
+    assert (default.env.id, default.algo.name) == ("WheelchairSC-v0", "cpo")
+    assert default.train.runs_dir == "runs"
+    shipped = load_config(Path(__file__).parents[1] / "configs" / "wheelchair_cpo.yaml")
+    assert shipped == default

@@ -15,7 +15,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from saferl import __version__
-from saferl.config import ConfigError, load_config
+from saferl.config import ConfigError, default_config_path, load_config
 from saferl.log import LEVELS, setup_logging
 from saferl.registry import ENVS, RegistryError
 
@@ -86,7 +86,12 @@ def _main(
 def train(
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="YAML config file (default: the embedded default)."),
+        typer.Option(
+            "--config",
+            "-c",
+            help="YAML config file (default: the embedded default, CPO on WheelchairSC-v0; "
+            "see src/saferl/configs/default.yaml).",
+        ),
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -113,6 +118,8 @@ def train(
 ) -> None:
     """Train a policy (default: CPO on WheelchairSC-v0, files under runs/)."""
     overrides = list(set_ or [])
+    if resume is None and config is None:
+        config = default_config_path()
     if resume is None:
         # Validate before anything else so a bad value fails fast with one line.
         try:

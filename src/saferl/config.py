@@ -41,6 +41,7 @@ __all__ = [
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",
+    "default_config_path",
     "dump_config",
     "load_config",
     "parse_override",
@@ -500,6 +501,11 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
             f"{p}: top level must be a mapping of sections, got {type(data).__name__}"
         )
     return data
+
+
+def default_config_path() -> Path:
+    """The embedded default config file of ``saferl train`` (packaged with saferl)."""
+    return Path(__file__).parent / "configs" / "default.yaml"
 
 
 def load_config(
