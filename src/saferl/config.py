@@ -72,8 +72,9 @@ class EnvConfig(_Section):
 
     id: str = "WheelchairSC-v0"
     """Registered environment name (see `saferl envs`)."""
-    num_envs: int = Field(64, ge=1, le=1_000_000)
-    """Instances stepped together in one natively batched env (per process)."""
+    num_envs: int = Field(256, ge=1, le=1_000_000)
+    """Instances stepped together in one natively batched env (per process); 256 gives the
+    end-to-end throughput target (>= 20k env steps/s with CPO on 2 cores), 64 about 15k."""
     impairment: str | None = None
     """Fixed impairment level (none|mild|moderate|severe); null samples one per episode."""
     challenge: str = "standard"
