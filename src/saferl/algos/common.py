@@ -329,6 +329,25 @@ class ActorCritic:
         self.generator.set_state(torch.as_tensor(state["generator"]).cpu())
         self.updates = int(state["updates"])
 
+    def _update_summary(
+        self, batch: Any, *, source: str, ep_len: float, times: Sequence[float]
+    ) -> dict[str, Any]:
+        """The diagnostics every update reports besides its own (J_c source, limit, episode
+        statistics, policy statistics, and the time of each phase from ``times`` =
+        (start, prepared, actor done, critic done) in seconds)."""
+        t0, t_prep, t_actor, t_critic = times
+        return {
+            "J_c_source": source,
+            "cost_limit": self.cost_limit,
+            "mean_ep_len": ep_len,
+            **batch.episode_stats(),
+            **self.train_mode_info(),
+            "time_prepare": t_prep - t0,
+            "time_actor": t_actor - t_prep,
+            "time_critic": t_critic - t_actor,
+            "updates": self.updates,
+        }
+
     def train_mode_info(self) -> dict[str, float]:
         """Small policy statistics for logs: mean std of the Gaussian and its entropy."""
         with torch.no_grad():

@@ -117,19 +117,11 @@ class CPO(ActorCritic):
         t_critic = time.perf_counter()
         self.obs_norm.update(batch.obs.reshape(-1, self.obs_dim).to(self.device))
         self.updates += 1
+        info["J_c"] = j_c
         info.update(
-            {
-                "J_c": j_c,
-                "J_c_source": source,
-                "cost_limit": self.cost_limit,
-                "mean_ep_len": ep_len,
-                **batch.episode_stats(),
-                **self.train_mode_info(),
-                "time_prepare": t_prep - t0,
-                "time_actor": t_actor - t_prep,
-                "time_critic": t_critic - t_actor,
-                "updates": self.updates,
-            }
+            self._update_summary(
+                batch, source=source, ep_len=ep_len, times=(t0, t_prep, t_actor, t_critic)
+            )
         )
         return info
 

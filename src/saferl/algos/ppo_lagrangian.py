@@ -193,17 +193,9 @@ class PPOLagrangian(ActorCritic):
                 info[f"J_c/{name}"] = float(jk)
                 info[f"multiplier/{name}"] = float(lam)
         info.update(
-            {
-                "J_c_source": source,
-                "cost_limit": self.cost_limit,
-                "mean_ep_len": ep_len,
-                **batch.episode_stats(),
-                **self.train_mode_info(),
-                "time_prepare": t_prep - t0,
-                "time_actor": t_actor - t_prep,
-                "time_critic": t_critic - t_actor,
-                "updates": self.updates,
-            }
+            self._update_summary(
+                batch, source=source, ep_len=ep_len, times=(t0, t_prep, t_actor, t_critic)
+            )
         )
         return info
 
