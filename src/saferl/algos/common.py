@@ -286,13 +286,7 @@ class ActorCritic:
                 err = self.critics(data.obs[idx]) - targets[idx]
                 per_head = (err * err).mean(0)
                 loss = per_head.sum()
-                self.critic_optim.zero_grad(set_to_none=True)
-                loss.backward()
-                if is_distributed():
-                    for p in params:
-                        weighted_average_(p.grad, mb)
-                nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                self.critic_optim.step()
+                self._optimizer_step(self.critic_optim, loss, params, mb)
                 loss_sum += per_head.detach()
                 n_steps += 1
         losses = (loss_sum / max(n_steps, 1)).cpu().numpy()
@@ -328,6 +322,19 @@ class ActorCritic:
         self.obs_norm.load_state_dict(state["obs_norm"])
         self.generator.set_state(torch.as_tensor(state["generator"]).cpu())
         self.updates = int(state["updates"])
+
+    def _optimizer_step(
+        self, optim: torch.optim.Optimizer, loss: torch.Tensor, params: Sequence[Any], n: int
+    ) -> None:
+        """One minibatch step: backward, gradients averaged over ranks (weighted by the local
+        minibatch size ``n``) when distributed, clipped to ``max_grad_norm``, then ``optim.step``."""
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        if is_distributed():
+            for p in params:
+                weighted_average_(p.grad, n)
+        nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
+        optim.step()
 
     def _update_summary(
         self, batch: Any, *, source: str, ep_len: float, times: Sequence[float]

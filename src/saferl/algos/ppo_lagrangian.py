@@ -28,11 +28,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from saferl.algos.buffer import RolloutBatch
 from saferl.algos.common import ActorCritic, PreparedBatch
-from saferl.algos.dist import global_mean, is_distributed, weighted_average_
+from saferl.algos.dist import global_mean
 from saferl.algos.math import gaussian_kl
 from saferl.algos.networks import GaussianActor
 from saferl.config import AlgoConfig
@@ -237,13 +236,7 @@ class PPOLagrangian(ActorCritic):
                 clipped = ratio.clamp(1.0 - cfg.clip_ratio, 1.0 + cfg.clip_ratio)
                 loss = -torch.min(ratio * a, clipped * a).mean()
                 loss = loss - cfg.entropy_coef * GaussianActor.entropy(log_std)
-                self.actor_optim.zero_grad(set_to_none=True)
-                loss.backward()
-                if is_distributed():
-                    for p in params:
-                        weighted_average_(p.grad, mb)
-                nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                self.actor_optim.step()
+                self._optimizer_step(self.actor_optim, loss, params, mb)
                 with torch.no_grad():
                     clip_frac += float(((ratio - 1.0).abs() > cfg.clip_ratio).float().mean())
                     loss_acc += float(loss)
