@@ -248,6 +248,31 @@ def test_winter_anthropometrics_nominal_values():
     assert float(p["L1"] + p["L2"]) == pytest.approx(0.53 * 1.75)
 
 
+def test_foot_contact_point_is_the_lowest_point_of_the_foot_shape():
+    a2 = np.linspace(-1.2, 1.2, 241)
+    # default: the full roll-over circle, lowest point straight below its centre
+    p = W.body_parameters(75.0, 1.75, np.float64)
+    rx, ry = W.foot_offset(a2, p["lr"], p["fd"], p["Rf"], p["psi_h"], p["psi_t"])
+    np.testing.assert_allclose(rx, p["lr"] * np.sin(a2), atol=1e-12)
+    np.testing.assert_allclose(ry, -p["lr"] * np.cos(a2) - p["Rf"], atol=1e-12)
+    # a bounded arc (centre ahead of the shank axis): brute-force minimum over the arc's points
+    cfg = W.PhysicsConfig(foot_radius=0.4, foot_ahead=0.02, foot_heel=0.04, foot_toe=0.08)
+    p = W.body_parameters(75.0, 1.75, np.float64, cfg)
+    rx, ry = W.foot_offset(a2, p["lr"], p["fd"], p["Rf"], p["psi_h"], p["psi_t"])
+    psi = np.linspace(float(p["psi_h"]), float(p["psi_t"]), 20001)
+    u = p["lr"] + p["Rf"] * np.cos(psi)  # shank frame: u down the shank, n forward
+    n = p["fd"] + p["Rf"] * np.sin(psi)
+    n_ends = n[[0, -1]] / 1.75
+    np.testing.assert_allclose(n_ends, [-0.04, 0.08], atol=1e-9)  # x H from the ankle
+    px = u[None] * np.sin(a2)[:, None] + n[None] * np.cos(a2)[:, None]
+    py = -u[None] * np.cos(a2)[:, None] + n[None] * np.sin(a2)[:, None]
+    low = py.argmin(axis=1)
+    np.testing.assert_allclose(ry, py[np.arange(a2.size), low], atol=1e-7)
+    np.testing.assert_allclose(rx, px[np.arange(a2.size), low], atol=1e-4)
+    # beyond the arc's range the contact point is the heel or toe end point
+    assert (low[a2 > 0.5] == 0).all() and (low[a2 < -0.6] == psi.size - 1).all()
+
+
 def test_feedforward_cache_round_trip(tmp_path, monkeypatch):
     grid = W.feedforward_grid()
     monkeypatch.setenv("SAFERL_CACHE_DIR", str(tmp_path))

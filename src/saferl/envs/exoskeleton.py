@@ -764,11 +764,11 @@ def _render(env: ExoGaitVecEnv, i: int, size: tuple[int, int] = (400, 400)) -> n
         return ox + x * scale, oy - y * scale
 
     _draw_line(img, (0, oy), (wid - 1, oy), (90, 90, 90), 3)  # belt
-    xk, yk, xc, yc = sim.foot_points()
+    xk, yk, xf, yf = sim.foot_points()
     hip = px(float(sim.xp[i]), float(sim.yp[i]))
     for leg, col in ((1, (150, 150, 220)), (0, (30, 30, 140))):
         knee = px(float(xk[leg, i]), float(yk[leg, i]))
-        foot = px(float(xc[leg, i]), float(yc[leg, i]) - float(sim.Rf[i]))
+        foot = px(float(xf[leg, i]), float(yf[leg, i]))
         _draw_line(img, hip, knee, col, 4)
         _draw_line(img, knee, foot, col, 4)
     _draw_line(img, hip, px(float(sim.xp[i]), float(sim.yp[i]) + 0.3), (60, 60, 60), 5)  # trunk

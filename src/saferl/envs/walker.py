@@ -61,6 +61,7 @@ WINTER = {
     "shank_gyr": 0.416,  # x leg length
 }
 FOOT_ROLL_RATIO = 0.3  # roll-over radius / leg length (Hansen et al. 2004, arc approximation)
+FOOT_LEN = 0.152  # heel -> toe tip, x H (Winter)
 
 # Anderson (1999) passive joint moments, tau = k1 e^{k2 (q - th2)} + k3 e^{k4 (q - th1)} - d qdot,
 # OpenSim sign conventions (hip flexion +, knee flexion -). Values from
@@ -161,13 +162,20 @@ IMPAIRMENT_LEVELS: dict[str, ImpairmentLevel] = {
 }
 
 
-def body_parameters(mass: np.ndarray, height: np.ndarray, dtype: Any = np.float32) -> dict:
+def body_parameters(
+    mass: np.ndarray,
+    height: np.ndarray,
+    dtype: Any = np.float32,
+    config: PhysicsConfig | None = None,
+) -> dict:
     """Segment parameters (Winter) for bodies of mass ``mass`` (kg) and height ``height`` (m).
 
     Returns a dict of arrays shaped like the inputs: lengths ``L1`` (thigh), ``Lleg``, ``L2``
-    (knee -> sole), ``Rf`` (foot roll-over radius), masses ``m1``, ``m2``, COM distances ``c1``,
-    ``c2``, inertias ``I1``, ``I2`` about the COM, and the Lagrangian constants ``A11``, ``A12``,
-    ``A22``, ``e1``, ``e2`` of ENVIRONMENTS.md §1.3.
+    (knee -> sole), the foot (roll-over arc radius ``Rf``, its centre ``lr`` = L2 - Rf along the
+    shank and ``fd`` ahead of it, the arc's heel and toe end angles ``psi_h``, ``psi_t`` from the
+    shank axis), masses ``m1``, ``m2``, COM distances ``c1``, ``c2``, inertias ``I1``, ``I2``
+    about the COM, and the Lagrangian constants ``A11``, ``A12``, ``A22``, ``e1``, ``e2`` of
+    ENVIRONMENTS.md §1.3. ``config`` sets the foot shape (default :class:`PhysicsConfig`).
     """
     M = np.asarray(mass, np.float64)
     H = np.asarray(height, np.float64)
@@ -180,14 +188,36 @@ def body_parameters(mass: np.ndarray, height: np.ndarray, dtype: Any = np.float3
     c2 = WINTER["shank_com"] * Lleg
     I1 = m1 * (WINTER["thigh_gyr"] * L1) ** 2
     I2 = m2 * (WINTER["shank_gyr"] * Lleg) ** 2
-    Rf = FOOT_ROLL_RATIO * (L1 + L2)
+    cfg = config or PhysicsConfig()
+    Rf = cfg.foot_radius * (L1 + L2)
+    fd = cfg.foot_ahead * (L1 + L2)
+    # arc ends: the heel and toe points lie on the arc, ``foot_heel``/``foot_toe`` x H behind and
+    # ahead of the ankle (angles from the shank axis, toe +); a full circle without them
+    span = np.pi if cfg.foot_heel is None else 1.0
+    psi_h = -span if cfg.foot_heel is None else np.arcsin((-cfg.foot_heel * H - fd) / Rf)
+    psi_t = span if cfg.foot_toe is None else np.arcsin((cfg.foot_toe * H - fd) / Rf)
     p = {
-        "M": M, "H": H, "L1": L1, "Lleg": Lleg, "L2": L2, "Rf": Rf, "lr": L2 - Rf,
+        "M": M, "H": H, "L1": L1, "Lleg": Lleg, "L2": L2, "Rf": Rf, "lr": L2 - Rf, "fd": fd,
+        "psi_h": psi_h + 0.0 * H, "psi_t": psi_t + 0.0 * H,
         "m1": m1, "m2": m2, "c1": c1, "c2": c2, "I1": I1, "I2": I2,
         "A11": I1 + m1 * c1**2 + m2 * L1**2, "A22": I2 + m2 * c2**2, "A12": m2 * L1 * c2,
         "e1": m1 * c1 + m2 * L1, "e2": m2 * c2,
     }  # fmt: skip
     return {k: np.asarray(v, dtype) for k, v in p.items()}
+
+
+def foot_offset(a2, lr, fd, rf, psi_h, psi_t) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest point ``P`` of the foot relative to the knee, ``(P_x - K_x, P_y - K_y)``.
+
+    The foot is the roll-over arc (centre ``lr`` down the shank axis and ``fd`` ahead of it,
+    radius ``rf``) between its heel and toe end angles ``psi_h`` < 0 < ``psi_t`` (from the shank
+    axis, toe +). The lowest point is the arc point straight below the centre while that lies on
+    the arc, else the heel or toe end point; either way a material point of the shank-foot
+    segment at this instant. ``a2``: shank angle(s) from the downward vertical.
+    """
+    g = a2 + np.clip(-a2, psi_h, psi_t)  # 0 while the lowest point is on the arc
+    s2, c2 = np.sin(a2), np.cos(a2)
+    return lr * s2 + fd * c2 + rf * np.sin(g), fd * s2 - lr * c2 - rf * np.cos(g)
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,6 +235,13 @@ class PhysicsConfig:
     passive: bool = True  # Anderson elastic passive moments
     joint_damping: float = 0.1  # passive joint damping d (N m s/rad), Anderson / 3dpredictsim
     fixed_pelvis: bool = False  # pelvis clamped (linearisation tests)
+    # foot: roll-over arc (radius and centre offset ahead of the shank axis, x leg length
+    # L1 + L2) between a heel and a toe end point (x H behind / ahead of the ankle; None: a
+    # full circle)
+    foot_radius: float = FOOT_ROLL_RATIO
+    foot_ahead: float = 0.0
+    foot_heel: float | None = None
+    foot_toe: float | None = None
     # contact: Hunt-Crossley normal force and stick-slip tangential anchor
     contact_k: float = 7.0e4  # N/m^1.5 (heel pad; spec 5e5, see docs: peak-force calibration)
     contact_c: float = 2.0  # s/m (spec)
@@ -250,7 +287,8 @@ class WalkerSim:
     OUTPUTS = ("fn", "ft", "tau_pass_h", "tau_pass_k")
     # ``anchor``: stretch (m) of the tangential stick spring, 0 while airborne
     PARAMS = (
-        "M", "H", "L1", "Lleg", "L2", "Rf", "lr", "m1", "m2", "c1", "c2", "I1", "I2",
+        "M", "H", "L1", "Lleg", "L2", "Rf", "lr", "fd", "psi_h", "psi_t", "m1", "m2", "c1",
+        "c2", "I1", "I2",
         "A11", "A22", "A12", "e1", "e2", "beta", "v_belt", "y0", "y_catch",
         "hip_th1", "knee_th1", "f_push",
     )  # fmt: skip
@@ -277,7 +315,7 @@ class WalkerSim:
     # ---------------------------------------------------------------------------------------
     def set_body(self, mass: np.ndarray, height: np.ndarray, idx: np.ndarray | None = None):
         """Set the anthropometrics (and y0, catch height) of instances ``idx`` (all: None)."""
-        p = body_parameters(mass, height, self.dtype)
+        p = body_parameters(mass, height, self.dtype, self.config)
         hip_h = 0.53 * p["H"]
         p["y0"] = (self.config.y0_ratio * hip_h).astype(self.dtype)
         p["y_catch"] = (self.config.catch_ratio * hip_h).astype(self.dtype)
@@ -299,13 +337,16 @@ class WalkerSim:
         """Hip and knee angles and rates ``(q_h, q_k, qd_h, qd_k)``, each ``(2, N)``."""
         return self.a1, self.a1 - self.a2, self.w1, self.w1 - self.w2
 
+    def foot_offset(self, a2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest foot point relative to the knee at shank angles ``a2`` (:func:`foot_offset`)."""
+        return foot_offset(a2, self.lr, self.fd, self.Rf, self.psi_h, self.psi_t)
+
     def foot_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Knee position and rolling-foot centre ``(x_K, y_K, x_C, y_C)``, each ``(2, N)``."""
+        """Knee position and the foot's lowest point ``(x_K, y_K, x_P, y_P)``, each ``(2, N)``."""
         xk = self.xp + self.L1 * np.sin(self.a1)
         yk = self.yp - self.L1 * np.cos(self.a1)
-        xc = xk + self.lr * np.sin(self.a2)
-        yc = yk - self.lr * np.cos(self.a2)
-        return xk, yk, xc, yc
+        rx, ry = self.foot_offset(self.a2)
+        return xk, yk, xk + rx, yk + ry
 
     def passive_moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Anderson passive moments (elastic + damping) at hip and knee, ``(2, N)`` each (N m)."""
@@ -356,11 +397,15 @@ class WalkerSim:
         w1s = w1 * w1
         w2s = w2 * w2
         if cfg.contact:
-            yc = self.yp - L1 * c1 - lr * c2
-            pen = Rf - yc
+            # lowest foot point P (a material point of segment 2 at this instant), P - K
+            psi = np.clip(-a2, self.psi_h, self.psi_t)
+            g = a2 + psi
+            rx = lr * s2 + self.fd * c2 + Rf * np.sin(g)
+            ry = self.fd * s2 - lr * c2 - Rf * np.cos(g)
+            pen = L1 * c1 - ry - self.yp
             touch = pen > 0.0
             penp = np.maximum(pen, 0.0)
-            vyc = self.vy + L1 * s1 * w1 + lr * s2 * w2
+            vyc = self.vy + L1 * s1 * w1 + rx * w2
             fn = (
                 cfg.contact_k
                 * penp
@@ -368,7 +413,7 @@ class WalkerSim:
                 * np.maximum(1.0 - 1.5 * cfg.contact_c * vyc, 0.0)
             )
             # material velocity of the contact point relative to the belt
-            vrel = self.vx + L1 * c1 * w1 + (lr * c2 + Rf) * w2 + self.v_belt
+            vrel = self.vx + L1 * c1 * w1 - ry * w2 + self.v_belt
             # stick-slip: a spring anchored on the belt at touch-down, stretched by the slip of
             # the material contact point (rolling does not stretch it)
             stretch = np.where(touch & self.contact, self.anchor, 0.0)
@@ -383,7 +428,7 @@ class WalkerSim:
             self.fn[...] = fn
             self.ft[...] = ft
             Q1 = Q1 + L1 * (ft * c1 + fn * s1)
-            Q2 = Q2 + ft * (lr * c2 + Rf) + fn * lr * s2
+            Q2 = Q2 - ft * ry + fn * rx
             fx = ft.sum(axis=0)
             fy = fn.sum(axis=0)
         else:
@@ -668,11 +713,12 @@ def place_on_reference(
     sim.a2[:, idx] = qh - qk
     sim.w1[:, idx] = qdh
     sim.w2[:, idx] = qdh - qdk
-    L1, lr, Rf = sim.L1[idx], sim.lr[idx], sim.Rf[idx]
-    drop = L1 * np.cos(qh) + lr * np.cos(qh - qk)
+    foot = [getattr(sim, k)[idx].astype(np.float64) for k in ("lr", "fd", "Rf", "psi_h", "psi_t")]
+    _, ry = foot_offset(qh - qk, *foot)
+    drop = sim.L1[idx] * np.cos(qh) - ry
     load = np.maximum(1.0 - sim.beta[idx], 0.0) * sim.M[idx] * GRAVITY
     pen = (load / sim.config.contact_k) ** (2.0 / 3.0)
-    sim.yp[idx] = drop.max(axis=0) + Rf - pen
+    sim.yp[idx] = drop.max(axis=0) - pen
     sim.xp[idx] = 0.0
     sim.vx[idx] = 0.0
     sim.vy[idx] = 0.0
@@ -890,4 +936,10 @@ def interpolate_feedforward(
     return tab * scale
 
 
-__all__ += ["belt_speed", "interpolate_feedforward", "learn_feedforward", "place_on_reference"]
+__all__ += [
+    "belt_speed",
+    "foot_offset",
+    "interpolate_feedforward",
+    "learn_feedforward",
+    "place_on_reference",
+]
