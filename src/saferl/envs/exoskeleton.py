@@ -22,6 +22,7 @@ import numpy as np
 from gymnasium.spaces import Box
 
 from saferl.envs import walker as W
+from saferl.envs.human import IMPAIRMENT_LEVELS, levels_option, parse_levels
 from saferl.envs.vector import SafeVectorEnv, ScriptedPolicy, SingleEnv
 from saferl.safety import Constraint, ConstraintSet
 
@@ -36,7 +37,7 @@ __all__ = [
     "make_vec",
 ]
 
-LEVELS: tuple[str, ...] = ("none", "mild", "moderate", "severe")
+LEVELS: tuple[str, ...] = IMPAIRMENT_LEVELS  # the shared level names (envs/human.py)
 CONTROL_DT = W.CONTROL_DT  # 100 Hz
 EPISODE_STEPS = 1000
 SETTLE_STEPS = 20  # 0.2 s settling with the exo off before the first observation
@@ -133,32 +134,6 @@ def _parse_choice(value: Any, choices: Mapping[str, Any] | tuple, argname: str) 
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{argname}: unknown value {value!r}; expected one of {list(choices)}")
     return value
-
-
-def _parse_levels(value: Any, num_envs: int) -> np.ndarray:
-    """``impairment`` option -> int8 codes (level index, -1: sampled per episode)."""
-    names = {n: i for i, n in enumerate(LEVELS)}
-    names["random"] = -1
-
-    def code(v: Any) -> int:
-        if not isinstance(v, str) or v not in names:
-            raise ValueError(
-                f"impairment: unknown level {v!r}; expected one of {[*LEVELS, 'random']} "
-                "or a list of them"
-            )
-        return names[v]
-
-    if isinstance(value, str):
-        return np.full(num_envs, code(value), np.int8)
-    if isinstance(value, (list, tuple, np.ndarray)):
-        values = list(value)
-        if len(values) != num_envs:
-            raise ValueError(
-                f"impairment: a list must give one level per instance ({num_envs}), "
-                f"got {len(values)}"
-            )
-        return np.array([code(v) for v in values], np.int8)
-    raise ValueError(f"impairment: expected a level name or a list of names, got {value!r}")
 
 
 class _SubsetRNG:
@@ -272,7 +247,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
             render_mode=render_mode,
         )
         n, dt = self.num_envs, self.dtype
-        self.level_codes = _parse_levels(impairment, n)
+        self.level_codes = parse_levels(impairment, n)
         if physics is not None and not isinstance(physics, W.PhysicsConfig):
             raise ValueError(f"physics: expected a PhysicsConfig or None, got {physics!r}")
         self.physics = replace(physics or W.PhysicsConfig(), dt=float(physics_dt))
@@ -563,19 +538,14 @@ class ExoGaitVecEnv(SafeVectorEnv):
     )  # fmt: skip
 
     def _get_options(self) -> dict[str, Any]:
-        codes = self.level_codes
-        if (codes == codes[0]).all():
-            impairment: Any = "random" if codes[0] < 0 else LEVELS[codes[0]]
-        else:
-            impairment = ["random" if c < 0 else LEVELS[c] for c in codes]
-        return {"impairment": impairment, "challenge": self.challenge_name}
+        return {"impairment": levels_option(self.level_codes), "challenge": self.challenge_name}
 
     def _set_options(self, options: Mapping[str, Any]) -> None:
         # both only read by _reset_instances (the pushes follow episode_challenge): episodes
         # under way keep what they began with
         if "impairment" in options:
             value = options["impairment"]
-            self.level_codes[:] = _parse_levels("random" if value is None else value, self.num_envs)
+            self.level_codes[:] = parse_levels("random" if value is None else value, self.num_envs)
         if "challenge" in options:
             name = _parse_choice(options["challenge"], CHALLENGES, "challenge")
             self.challenge_name, self.challenge = name, CHALLENGES[name]

@@ -164,6 +164,13 @@ def parse_levels(value: Any, num_envs: int, argname: str = "impairment") -> np.n
     raise ValueError(f"{argname}: expected a level name or a list of names, got {value!r}")
 
 
+def levels_option(codes: np.ndarray) -> Any:
+    """Inverse of :func:`parse_levels`: one name when every instance has the same code, else a list."""
+    if (codes == codes[0]).all():
+        return "random" if codes[0] < 0 else IMPAIRMENT_LEVELS[codes[0]]
+    return ["random" if c < 0 else IMPAIRMENT_LEVELS[c] for c in codes]
+
+
 class JoystickOperator:
     """Vectorised joystick user (see the module docstring).
 

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium.spaces import Box
 
-from saferl.envs.human import IMPAIRMENT_LEVELS, JoystickOperator, parse_levels
+from saferl.envs.human import IMPAIRMENT_LEVELS, JoystickOperator, levels_option, parse_levels
 from saferl.envs.vector import SafeVectorEnv, ScriptedPolicy, SingleEnv
 from saferl.safety import Constraint, ConstraintSet
 
@@ -771,12 +771,7 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         return lib
 
     def _get_options(self) -> dict[str, Any]:
-        codes = self.level_codes
-        if (codes == codes[0]).all():
-            impairment: Any = "random" if codes[0] < 0 else IMPAIRMENT_LEVELS[codes[0]]
-        else:
-            impairment = ["random" if c < 0 else IMPAIRMENT_LEVELS[c] for c in codes]
-        return {"impairment": impairment, "challenge": self.challenge_name}
+        return {"impairment": levels_option(self.level_codes), "challenge": self.challenge_name}
 
     def _set_options(self, options: Mapping[str, Any]) -> None:
         # both only read by _reset_instances: episodes under way keep what they began with
