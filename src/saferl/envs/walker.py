@@ -206,17 +206,21 @@ def body_parameters(
     return {k: np.asarray(v, dtype) for k, v in p.items()}
 
 
-def foot_offset(a2, lr, fd, rf, psi_h, psi_t) -> tuple[np.ndarray, np.ndarray]:
+def foot_offset(a2, lr, fd, rf, psi_h, psi_t, sc=None) -> tuple[np.ndarray, np.ndarray]:
     """Lowest point ``P`` of the foot relative to the knee, ``(P_x - K_x, P_y - K_y)``.
 
     The foot is the roll-over arc (centre ``lr`` down the shank axis and ``fd`` ahead of it,
     radius ``rf``) between its heel and toe end angles ``psi_h`` < 0 < ``psi_t`` (from the shank
     axis, toe +). The lowest point is the arc point straight below the centre while that lies on
     the arc, else the heel or toe end point; either way a material point of the shank-foot
-    segment at this instant. ``a2``: shank angle(s) from the downward vertical.
+    segment at this instant. ``a2``: shank angle(s) from the downward vertical; ``sc``: their
+    ``(sin, cos)`` if already computed. ``psi_h=None`` means a full circle, whose lowest point is
+    always the one below the centre (the same result as end angles of -pi, pi, without the trig).
     """
+    s2, c2 = (np.sin(a2), np.cos(a2)) if sc is None else sc
+    if psi_h is None:
+        return lr * s2 + fd * c2, fd * s2 - lr * c2 - rf
     g = a2 + np.clip(-a2, psi_h, psi_t)  # 0 while the lowest point is on the arc
-    s2, c2 = np.sin(a2), np.cos(a2)
     return lr * s2 + fd * c2 + rf * np.sin(g), fd * s2 - lr * c2 - rf * np.cos(g)
 
 
@@ -339,7 +343,12 @@ class WalkerSim:
 
     def foot_offset(self, a2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Lowest foot point relative to the knee at shank angles ``a2`` (:func:`foot_offset`)."""
-        return foot_offset(a2, self.lr, self.fd, self.Rf, self.psi_h, self.psi_t)
+        return self._foot_offset(a2)
+
+    def _foot_offset(self, a2, sc=None) -> tuple[np.ndarray, np.ndarray]:
+        bounded = self.config.foot_heel is not None or self.config.foot_toe is not None
+        psi_h = self.psi_h if bounded else None
+        return foot_offset(a2, self.lr, self.fd, self.Rf, psi_h, self.psi_t, sc)
 
     def foot_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Knee position and the foot's lowest point ``(x_K, y_K, x_P, y_P)``, each ``(2, N)``."""
@@ -383,7 +392,7 @@ class WalkerSim:
         s1, c1, s2, c2 = np.sin(a1), np.cos(a1), np.sin(a2), np.cos(a2)
         d = a1 - a2
         sd, cd = np.sin(d), np.cos(d)
-        L1, lr, Rf = self.L1, self.lr, self.Rf
+        L1 = self.L1
         e1, e2, A11, A22, A12 = self.e1, self.e2, self.A11, self.A22, self.A12
 
         tph, tpk = self.passive_moments()
@@ -398,10 +407,7 @@ class WalkerSim:
         w2s = w2 * w2
         if cfg.contact:
             # lowest foot point P (a material point of segment 2 at this instant), P - K
-            psi = np.clip(-a2, self.psi_h, self.psi_t)
-            g = a2 + psi
-            rx = lr * s2 + self.fd * c2 + Rf * np.sin(g)
-            ry = self.fd * s2 - lr * c2 - Rf * np.cos(g)
+            rx, ry = self._foot_offset(a2, (s2, c2))
             pen = L1 * c1 - ry - self.yp
             touch = pen > 0.0
             penp = np.maximum(pen, 0.0)
