@@ -30,7 +30,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         # mkstemp creates 0600; give the file the permissions a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -60,6 +60,10 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# read once: os.umask can only be read by setting it, which is not thread-safe per write
+_FILE_MODE = 0o666 & ~_umask()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
