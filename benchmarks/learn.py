@@ -37,31 +37,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ALGOS = {
-    "cpo": "saferl.algos.cpo:CPO",
-    "ppo_lagrangian": "saferl.algos.ppo_lagrangian:PPOLagrangian",
-}
-
-
-def _parse_value(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    if text.startswith("["):
-        return json.loads(text)
-    return text
-
 
 def _overrides(items: list[str]) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        out[key.removeprefix("algo.")] = _parse_value(value)
-    return out
+    """``--set``/``--env-option`` items -> {key: value}, parsed as ``saferl train --set`` does."""
+    from saferl.config import parse_override
+
+    return {".".join(k).removeprefix("algo."): v for k, v in map(parse_override, items)}
 
 
 def make_env(name: str, num_envs: int, options: dict[str, Any]) -> Any:
@@ -71,12 +52,10 @@ def make_env(name: str, num_envs: int, options: dict[str, Any]) -> Any:
 
 
 def make_algo(algo: str, env: Any, overrides: dict[str, Any], seed: int, cost_limit: float | None):
-    import importlib
-
     from saferl.config import AlgoConfig
+    from saferl.registry import ALGORITHMS
 
-    module, _, cls = ALGOS[algo].partition(":")
-    algo_cls = getattr(importlib.import_module(module), cls)
+    algo_cls = ALGORITHMS.get(algo)
     cfg = AlgoConfig(**overrides)
     return algo_cls.from_env(env, cfg, seed=seed, cost_limit=cost_limit)
 
@@ -322,9 +301,11 @@ def throughput(args: argparse.Namespace, overrides: dict[str, Any], env_options)
 
 
 def main(argv: list[str] | None = None) -> None:
+    from saferl.registry import ALGORITHMS
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--env", default="WheelchairSC-v0")
-    p.add_argument("--algo", choices=sorted(ALGOS), default="cpo")
+    p.add_argument("--algo", choices=ALGORITHMS.names(), default="cpo")
     p.add_argument("--steps", type=float, default=2e6, help="env steps per seed")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--num-envs", type=int, default=64)
