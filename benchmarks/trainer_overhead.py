@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from saferl.config import load_config
+from saferl.config import default_config_path, load_config
 from saferl.training.callbacks import ProgressBar
 from saferl.training.trainer import Trainer
 
@@ -67,11 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="also write the result as JSON to this file")
     args = p.parse_args(argv)
 
-    base = load_config(args.config, args.overrides)
+    config_path = args.config or default_config_path()  # the config `saferl train` runs
+    base = load_config(config_path, args.overrides)
     total = args.epochs * base.train.steps_per_epoch
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(
-            args.config,
+            config_path,
             [
                 *args.overrides,
                 f"train.total_steps={total}",

@@ -232,8 +232,8 @@ class TrainConfig(_Section):
     device: str = "cpu"
     """Torch device for the networks (cpu, cuda, cuda:1)."""
     torch_threads: int = Field(1, ge=0)
-    """torch.set_num_threads; 0 leaves torch's default. One thread is fastest for the default
-    64x64 networks (measured 6x faster than two on a busy 2-core machine)."""
+    """torch.set_num_threads; 0 leaves torch's default. One thread is fastest for the small
+    networks used here (64x64 and 128x128; measured 6x faster than two on a busy 2-core machine)."""
     max_consecutive_failures: int = Field(3, ge=1)
     """Non-finite updates in a row before the run stops."""
     plot_every: int = Field(10, ge=1)

@@ -966,7 +966,8 @@ def run_train(
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    """``python -m saferl.training.trainer``: the same flags as ``saferl train``."""
+    """``python -m saferl.training.trainer``: the same flags as ``saferl train``, except that
+    without ``--config`` it uses the ``Config()`` field defaults, not the packaged default.yaml."""
     import argparse
 
     from saferl.log import setup_logging
