@@ -622,8 +622,7 @@ class Trainer:
 
                 # 2. update (rolled back if anything comes out non-finite)
                 pre_update = to_plain(self.algo.state_dict())
-                diagnostics, failed = self._update(batch, pre_update)
-                t_update = self._algo_update_time
+                diagnostics, failed, t_update = self._update(batch, pre_update)
                 self.env_steps += int(roll["steps"])
                 self.epoch += 1
 
@@ -689,8 +688,10 @@ class Trainer:
         self._print_summary(exit_code)
         return exit_code
 
-    def _update(self, batch: Any, pre_update: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-        """``algorithm.update`` with rollback; returns (diagnostics, failed)."""
+    def _update(
+        self, batch: Any, pre_update: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], bool, float]:
+        """``algorithm.update`` with rollback; returns (diagnostics, failed, seconds in update)."""
         reason = None
         diagnostics: dict[str, Any] = {}
         t0 = time.perf_counter()
@@ -701,7 +702,7 @@ class Trainer:
         except Exception as exc:  # e.g. a linear-algebra error on NaN input: roll back too
             logger.debug("update raised", exc_info=True)
             reason = f"update raised {exc.__class__.__name__}: {exc}"
-        self._algo_update_time = time.perf_counter() - t0
+        t_update = time.perf_counter() - t0
         if reason is None:
             bad = [
                 k
@@ -714,7 +715,7 @@ class Trainer:
                 reason = "non-finite " + ", ".join(bad[:5]) + ("..." if len(bad) > 5 else "")
         if reason is None:
             self.consecutive_failures = 0
-            return diagnostics, False
+            return diagnostics, False, t_update
         self.algo.load_state_dict(from_plain(pre_update))
         self.consecutive_failures += 1
         self.total_failures += 1
@@ -727,7 +728,8 @@ class Trainer:
             self.consecutive_failures,
             extra={"data": {"event": "update_rollback", "epoch": self.epoch + 1}},
         )
-        return {k: math.nan for k, v in diagnostics.items() if isinstance(_scalar(v), float)}, True
+        nan = {k: math.nan for k, v in diagnostics.items() if isinstance(_scalar(v), float)}
+        return nan, True, t_update
 
     def _nonfinite_grads(self) -> list[str]:
         bad = []
