@@ -100,25 +100,12 @@ def run_seed(args: dict[str, Any], seed: int) -> list[dict[str, Any]]:
 
 
 def evaluate_baselines(env_name: str, options: dict[str, Any], episodes: int, seed: int):
-    """Mean episode return and cost of the env module's scripted baselines."""
-    import importlib
-
+    """Mean episode return and cost of the env's scripted baselines (``SCRIPTED_POLICIES``)."""
     import numpy as np
-
-    from saferl.envs.vector import ScriptedPolicy
 
     n = min(episodes, 256)
     env = make_env(env_name, n, options)
-    module = importlib.import_module(type(env).__module__)
-    found = {}
-    for attr, obj in vars(module).items():
-        if isinstance(obj, type) and not attr.startswith("_") and obj.__module__ == module.__name__:
-            try:
-                inst = obj()
-            except TypeError:
-                continue
-            if isinstance(inst, ScriptedPolicy) and hasattr(inst, "act"):
-                found[getattr(inst, "name", attr)] = inst
+    found = {name: make() for name, make in getattr(type(env), "SCRIPTED_POLICIES", {}).items()}
     results = {}
     for name, policy in found.items():
         obs, _ = env.reset(seed=seed)
