@@ -54,12 +54,23 @@ def setup_logging(level: str | int = "INFO") -> None:
     root = logging.getLogger("saferl")
     root.setLevel(level)
     for h in list(root.handlers):
-        if getattr(h, "_saferl_console", False):
+        if isinstance(h, _ConsoleHandler):
             root.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _ConsoleHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    handler._saferl_console = True  # type: ignore[attr-defined]
     root.addHandler(handler)
+
+
+class _ConsoleHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record arrives (as the standard library's
+    last-resort handler does), so a progress bar that redirects stderr gets the log lines."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
 
 
 def add_jsonl_handler(path: str | Path, level: int = logging.DEBUG) -> logging.Handler:

@@ -393,13 +393,9 @@ class ProgressBar(Callback):
         self._task = self._progress.add_task(
             "train", total=self.total_steps, completed=done, rate="-", status=""
         )
+        # log lines go above the bar: saferl's console handler writes to the current
+        # sys.stderr, which rich's redirect_stderr replaces while the bar runs
         self._progress.start()
-        # Log lines go above the bar: point saferl's console handler at rich's stderr proxy.
-        self._handlers = []
-        if redirect:
-            for h in logging.getLogger("saferl").handlers:
-                if getattr(h, "_saferl_console", False) and isinstance(h, logging.StreamHandler):
-                    self._handlers.append((h, h.setStream(sys.stderr)))
 
     def on_epoch_end(self, metrics: dict[str, Any]) -> bool:
         if self._progress is None:
@@ -420,9 +416,6 @@ class ProgressBar(Callback):
 
     def on_train_end(self) -> None:
         if self._progress is not None:
-            for h, stream in getattr(self, "_handlers", []):
-                h.setStream(stream)
-            self._handlers = []
             self._progress.stop()
             self._progress = None
 
