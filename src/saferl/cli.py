@@ -274,17 +274,7 @@ def envs_list(ctx: typer.Context) -> None:
         for c in constraints:
             table.add_row(c.name, c.threshold, c.description)
         console.print(table)
-        combine = "union (max)" if constraints.combine_mode == "max" else "sum"
-        per = (
-            f" per {constraints.episode_length}-step episode" if constraints.episode_length else ""
-        )
-        strict = (
-            "" if constraints.strict_limit is None else f", strict {constraints.strict_limit:g}"
-        )
-        console.print(
-            f"  cost = {combine} of the components; limit {constraints.limit:g}{per}{strict}",
-            soft_wrap=True,
-        )
+        console.print(f"  {constraints.summary()}", soft_wrap=True)
         console.print()
 
 

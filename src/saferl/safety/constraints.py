@@ -204,8 +204,15 @@ class ConstraintSet:
         )
         return rows
 
+    def summary(self) -> str:
+        """One line: how the components combine and the limits (``saferl envs`` prints it)."""
+        combine = "union (max)" if self.combine_mode == "max" else "sum"
+        per = f" per {self.episode_length}-step episode" if self.episode_length else ""
+        strict = "" if self.strict_limit is None else f", strict {self.strict_limit:g}"
+        return f"cost = {combine} of the components; limit {self.limit:g}{per}{strict}"
+
     def describe_text(self) -> str:
-        """A plain-text table of :meth:`describe` (for logs and ``saferl envs``)."""
+        """A plain-text table of :meth:`describe` (for logs)."""
         rows = self.describe()
         cols = ["name", "threshold", "limit", "strict_limit", "description"]
         widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
