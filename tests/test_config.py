@@ -171,3 +171,14 @@ def test_embedded_default_is_cpo_on_the_wheelchair_and_matches_the_shipped_confi
     assert default.train.runs_dir == "runs"
     shipped = load_config(Path(__file__).parents[1] / "configs" / "wheelchair_cpo.yaml")
     assert shipped == default
+
+
+def test_init_log_std_takes_a_number_or_a_list_in_range():
+    cfg = load_config(overrides=["algo.init_log_std=[-1.0,-2.0]", "algo.init_action_mean=[1,0]"])
+    assert cfg.algo.init_log_std == [-1.0, -2.0]
+    assert cfg.algo.init_action_mean == [1.0, 0.0]
+    assert load_config(overrides=["algo.init_log_std=-2"]).algo.init_log_std == -2.0
+    with pytest.raises(ConfigError, match=r"^algo.init_log_std: .*in \[-5, 2\]"):
+        load_config(overrides=["algo.init_log_std=[-1,-9]"])
+    with pytest.raises(ConfigError, match=r"^algo.init_log_std: "):
+        load_config(overrides=["algo.init_log_std=[]"])

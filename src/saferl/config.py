@@ -96,8 +96,13 @@ class AlgoConfig(_Section):
     """Hidden layer widths of the actor and of both critics."""
     activation: Literal["tanh", "relu", "elu", "gelu"] = "tanh"
     """Hidden activation of the MLPs."""
-    init_log_std: float = Field(-0.5, ge=-5, le=2)
-    """Initial state-independent log standard deviation of the Gaussian actor."""
+    init_log_std: float | list[float] = -0.5
+    """Initial state-independent log standard deviation of the Gaussian actor: one value for
+    every action dimension, or a list with one per dimension."""
+    init_action_mean: list[float] | None = None
+    """Initial mean action (the bias of the actor's output layer), one value per action
+    dimension, in the env's action units; None starts at zero. The initial policy is then
+    centred here (e.g. at full user authority in a shared-control env)."""
     normalize_obs: bool = True
     """Running mean/variance observation normaliser (part of the policy's state)."""
     obs_clip: float = Field(10.0, gt=0)
@@ -158,6 +163,14 @@ class AlgoConfig(_Section):
     def _positive_sizes(cls, v: list[int]) -> list[int]:
         if not v or any(h < 1 for h in v):
             raise ValueError("must be a non-empty list of positive integers")
+        return v
+
+    @field_validator("init_log_std")
+    @classmethod
+    def _log_std_range(cls, v: float | list[float]) -> float | list[float]:
+        values = v if isinstance(v, list) else [v]
+        if not values or any(not -5 <= x <= 2 for x in values):
+            raise ValueError("must be a number or a non-empty list of numbers in [-5, 2]")
         return v
 
 

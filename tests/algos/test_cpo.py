@@ -21,7 +21,7 @@ from saferl.algos.learn import learn
 from saferl.algos.math import gaussian_kl
 from saferl.algos.networks import GaussianActor
 from saferl.algos.ppo_lagrangian import PPOLagrangian
-from saferl.config import AlgoConfig
+from saferl.config import AlgoConfig, ConfigError
 
 FAST = {"critic_epochs": 5, "critic_minibatch": 512}
 
@@ -197,3 +197,30 @@ def test_per_constraint_ppo_lagrangian_reaches_each_component_optimum():
     last = hist[-10:]
     assert abs(np.mean([h["multiplier/a1"] for h in last]) - 0.5) < 0.05
     assert abs(np.mean([h["multiplier/a0"] for h in last]) - 1.0) < 0.15
+
+
+@pytest.mark.parametrize("algo_cls", [CPO, PPOLagrangian])
+def test_initial_policy_starts_at_the_configured_mean_and_per_dimension_std(algo_cls):
+    env = GaussianBanditCMDP(512, 2, 1.0)
+    config = AlgoConfig(init_log_std=[-1.0, -3.0], init_action_mean=[0.7, -0.4])
+    algo = algo_cls.from_env(env, config, seed=0)
+    obs, _ = env.reset(seed=0)
+    obs = obs + np.random.default_rng(0).normal(size=obs.shape).astype(np.float32)
+    actions = algo.act(obs)[0].double().numpy()
+    # 512 draws: the sample mean is within 4 standard errors of the configured mean
+    np.testing.assert_allclose(actions.mean(0), [0.7, -0.4], atol=4 * math.exp(-1) / math.sqrt(512))
+    np.testing.assert_allclose(actions.std(0), np.exp([-1.0, -3.0]), rtol=0.15)
+    default = algo_cls.from_env(env, AlgoConfig(init_log_std=-1.0), seed=0)
+    assert np.abs(default.act(obs)[0].double().numpy().mean(0)).max() < 0.1
+
+
+def test_init_lists_of_the_wrong_length_name_the_field():
+    env = GaussianBanditCMDP(8, 2, 1.0)
+    with pytest.raises(ConfigError, match=r"^algo.init_action_mean: .* 2 dimensions, got 3"):
+        CPO.from_env(env, AlgoConfig(init_action_mean=[0.0, 0.0, 0.0]), seed=0)
+    with pytest.raises(ConfigError, match=r"^algo.init_log_std: .* 2 dimensions, got 3"):
+        CPO.from_env(env, AlgoConfig(init_log_std=[-1.0, -1.0, -1.0]), seed=0)
+    assert CPO.from_env(env, AlgoConfig(init_log_std=[-1.5]), seed=0).actor.log_std.tolist() == [
+        -1.5,
+        -1.5,
+    ]

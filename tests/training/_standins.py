@@ -116,7 +116,7 @@ class ToyAlgo:
         self.critic = nn.Linear(obs_dim, 2)
         for p in [*self.actor.parameters(), *self.critic.parameters()]:
             nn.init.normal_(p, std=0.1, generator=self.gen)
-        self.log_std = torch.full((act_dim,), float(config.init_log_std))
+        self.log_std = torch.as_tensor(config.init_log_std, dtype=torch.float32).expand(act_dim)
         self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
         self.updates = 0
         self.calls = 0  # update() calls, not part of the state: a rollback does not rewind it

@@ -25,7 +25,7 @@ from saferl.algos.dist import (
     weighted_average_,
 )
 from saferl.algos.networks import Critics, GaussianActor, ObsNormalizer
-from saferl.config import AlgoConfig
+from saferl.config import AlgoConfig, ConfigError
 
 __all__ = ["ActorCritic", "PreparedBatch", "estimate_episode_cost"]
 
@@ -144,6 +144,15 @@ class ActorCritic:
         self.action_low = np.asarray(action_space.low, np.float32).reshape(self.act_dim)
         self.action_high = np.asarray(action_space.high, np.float32).reshape(self.act_dim)
         self.n_cost_heads = int(n_cost_heads)
+        for field in ("init_log_std", "init_action_mean"):
+            value = getattr(config, field)
+            if isinstance(value, list) and len(value) not in {self.act_dim} | (
+                {1} if field == "init_log_std" else set()
+            ):
+                raise ConfigError(
+                    f"algo.{field}: the env's action has {self.act_dim} dimensions, "
+                    f"got {len(value)} values"
+                )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.actor = GaussianActor(
@@ -152,6 +161,7 @@ class ActorCritic:
                 config.hidden_sizes,
                 config.activation,
                 config.init_log_std,
+                init_mean=config.init_action_mean,
             ).to(self.device)
             self.critics = Critics(
                 self.obs_dim, 1 + self.n_cost_heads, config.hidden_sizes, config.activation

@@ -65,8 +65,11 @@ class GaussianActor(nn.Module):
         obs_dim, act_dim: sizes of the (normalised) observation and of the action.
         hidden_sizes: hidden widths (default 64x64).
         activation: ``tanh`` | ``relu`` | ``elu`` | ``gelu``.
-        init_log_std: initial log standard deviation (same for every action dimension).
+        init_log_std: initial log standard deviation: one number for every action dimension,
+            or one per dimension.
         output_gain: orthogonal gain of the mean layer (small: initial actions near 0).
+        init_mean: initial bias of the mean layer, one value per action dimension (default
+            zeros): where the policy starts in the action box.
     """
 
     def __init__(
@@ -75,12 +78,28 @@ class GaussianActor(nn.Module):
         act_dim: int,
         hidden_sizes: Sequence[int] = (64, 64),
         activation: str = "tanh",
-        init_log_std: float = -0.5,
+        init_log_std: float | Sequence[float] = -0.5,
         output_gain: float = 0.01,
+        init_mean: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         self.mu = mlp(obs_dim, act_dim, hidden_sizes, activation, output_gain)
-        self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
+        log_std = torch.as_tensor(init_log_std, dtype=torch.float32).reshape(-1)
+        if log_std.numel() not in (1, act_dim):
+            raise ValueError(
+                f"init_log_std: expected one value or {act_dim} (one per action dimension), "
+                f"got {log_std.numel()}"
+            )
+        self.log_std = nn.Parameter(log_std.expand(act_dim).clone())
+        if init_mean is not None:
+            bias = torch.as_tensor(init_mean, dtype=torch.float32).reshape(-1)
+            if bias.numel() != act_dim:
+                raise ValueError(
+                    f"init_action_mean: expected {act_dim} values (one per action dimension), "
+                    f"got {bias.numel()}"
+                )
+            with torch.no_grad():
+                self.mu[-1].bias.copy_(bias)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``obs (B, obs_dim)`` -> ``(mean (B, act_dim), log_std (act_dim,))``."""
