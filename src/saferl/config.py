@@ -157,6 +157,12 @@ class AlgoConfig(_Section):
     """Derivative gain of PID-damped multiplier updates."""
     per_constraint: bool = False
     """PPO-Lagrangian: one multiplier per constraint of the env's ConstraintSet."""
+    cost_estimate: Literal["episodes", "rate"] = "episodes"
+    """How J_c (the policy's expected episode cost) is estimated from a batch: `episodes` is
+    the mean cost of the episodes that finished in it (CPO.md); `rate` is the batch's mean cost
+    per step times the mean episode length (renewal-reward), which uses every step of the
+    current policy instead of episodes that started under older ones; better when an episode
+    is much longer than a batch's steps per instance."""
 
     @field_validator("hidden_sizes")
     @classmethod

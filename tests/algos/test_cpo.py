@@ -224,3 +224,52 @@ def test_init_lists_of_the_wrong_length_name_the_field():
         -1.5,
         -1.5,
     ]
+
+
+def _renewal_batch(p_before: float, p_batch: float, steps: int = 60, n: int = 4000):
+    """Instances running episode after episode of 100 steps with a per-step cost probability
+    drawn per episode (U(0, 2 p)); ``p`` changes from ``p_before`` to ``p_batch`` when the
+    batch window starts (a policy update). Returns the window's per-step costs (steps, n) and
+    the costs and lengths of the episodes that finished in it."""
+    rng = np.random.default_rng(0)
+    length = 100
+    age = rng.integers(0, length, n)  # stationary start: a random point in an episode
+    prob = rng.random(n) * 2 * p_before
+    cost_so_far = rng.binomial(age, prob).astype(float)
+    costs = np.zeros((steps, n))
+    ep_costs, ep_lengths = [], []
+    for t in range(steps):
+        c = rng.random(n) < prob * (p_batch / p_before)
+        costs[t] = c
+        cost_so_far += c
+        age += 1
+        done = age >= length
+        ep_costs += list(cost_so_far[done])
+        ep_lengths += [length] * int(done.sum())
+        prob[done] = rng.random(int(done.sum())) * 2 * p_before
+        age[done] = 0
+        cost_so_far[done] = 0
+    return torch.from_numpy(costs), np.array(ep_costs), np.array(ep_lengths)
+
+
+def test_rate_estimate_of_the_episode_cost_uses_the_current_policy_only():
+    from saferl.algos.common import estimate_episode_cost, estimate_episode_cost_from_rate
+
+    exact = 0.1 * 100  # E[p] L
+    costs, ep_costs, ep_lengths = _renewal_batch(0.1, 0.1)
+    j_rate, t_rate, source = estimate_episode_cost_from_rate(costs, ep_lengths, 600)
+    assert (source, t_rate) == ("rate", 100.0)
+    assert j_rate[0] == pytest.approx(exact, rel=0.02)
+    j_ep, _, _ = estimate_episode_cost(ep_costs, ep_lengths, None, 600, 0.99)
+    assert j_ep[0] == pytest.approx(exact, rel=0.03)  # both unbiased when nothing changes
+    # after a policy change (cost rate halved) the finished episodes mostly ran before it
+    costs, ep_costs, ep_lengths = _renewal_batch(0.1, 0.05)
+    j_rate, _, _ = estimate_episode_cost_from_rate(costs, ep_lengths, 600)
+    j_ep, _, _ = estimate_episode_cost(ep_costs, ep_lengths, None, 600, 0.99)
+    assert j_rate[0] == pytest.approx(exact / 2, rel=0.03)
+    assert j_ep[0] > 0.65 * exact
+    # per-constraint heads (T, N, K) and no finished episode (fallback length)
+    stacked = torch.stack([costs, 2 * costs], dim=-1)
+    j_k, t_k, _ = estimate_episode_cost_from_rate(stacked, np.array([]), 600)
+    assert t_k == 600
+    np.testing.assert_allclose(j_k, [600 * costs.mean(), 1200 * costs.mean()], rtol=1e-12)

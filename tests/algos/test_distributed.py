@@ -54,11 +54,12 @@ def _half(batch: RolloutBatch, rank: int) -> RolloutBatch:
     return RolloutBatch(**fields)
 
 
-def _worker(rank: int, init_file: str, batch: RolloutBatch, out: str) -> None:
+def _worker(rank: int, init_file: str, batch: RolloutBatch, out: str, estimate: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     torch.set_num_threads(1)
     try:
-        algo = CPO(_space(2), _space(2, 2.0), AlgoConfig(**CFG), cost_limit=0.3, seed=0)
+        cfg = AlgoConfig(**CFG, cost_estimate=estimate)
+        algo = CPO(_space(2), _space(2, 2.0), cfg, cost_limit=0.3, seed=0)
         diag = algo.update(_half(batch, rank))
         if rank == 0:
             scalars = {k: v for k, v in diag.items() if isinstance(v, (int, float, str))}
@@ -78,19 +79,24 @@ def _space(dim: int, bound: float = float("inf")):
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed unavailable")
-def test_two_gloo_ranks_take_the_same_cpo_step_as_one_process():
+@pytest.mark.parametrize("estimate", ["episodes", "rate"])
+def test_two_gloo_ranks_take_the_same_cpo_step_as_one_process(estimate):
     batch = _collect_batch()
     # one process, whole batch (episodes = every step, as the halves see them)
     whole = dict(batch.__dict__)
     whole["ep_costs"] = batch.costs.reshape(-1).double().numpy()
     whole["ep_returns"] = batch.rewards.reshape(-1).double().numpy()
     whole["ep_lengths"] = whole["ep_costs"] * 0 + 1
-    single = CPO(_space(2), _space(2, 2.0), AlgoConfig(**CFG), cost_limit=0.3, seed=0)
+    cfg = AlgoConfig(**CFG, cost_estimate=estimate)
+    single = CPO(_space(2), _space(2, 2.0), cfg, cost_limit=0.3, seed=0)
     diag = single.update(RolloutBatch(**whole))
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "rank0.pt")
-        mp.spawn(_worker, args=(os.path.join(tmp, "init"), batch, out), nprocs=2, join=True)
+        mp.spawn(
+            _worker, args=(os.path.join(tmp, "init"), batch, out, estimate), nprocs=2, join=True
+        )
         res = torch.load(out, weights_only=True)
+    assert res["diag"]["J_c_source"] == diag["J_c_source"] == estimate
     assert res["diag"]["case"] == diag["case"]
     assert res["diag"]["J_c"] == pytest.approx(diag["J_c"], rel=1e-9)
     for key in ("q", "r", "s", "c", "kl"):

@@ -101,6 +101,43 @@ def estimate_episode_cost(
     return np.maximum(v * factor, 0.0), horizon, "critic"
 
 
+def estimate_episode_cost_from_rate(
+    step_costs: torch.Tensor, ep_lengths: np.ndarray, fallback_length: float
+) -> tuple[np.ndarray, float, str]:
+    """J_c as the batch's mean cost per step times the mean episode length T.
+
+    By the renewal-reward theorem, instances that run episode after episode spend a share of
+    their steps in each episode proportional to its length, so the mean cost per step is
+    ``E[episode cost] / E[episode length]``. Every step of the batch comes from the current
+    policy, while a finished episode mostly ran under earlier ones when an episode is longer
+    than a batch's steps per instance. T is the mean length of the episodes finished in the
+    batch (global over ranks; the same T as the ``episodes`` estimate), else
+    ``fallback_length``. When episode lengths vary and the batch is short, that mean favours
+    short episodes (a long one is less likely to end inside the batch).
+
+    Args:
+        step_costs: ``(T, N)`` or ``(T, N, K)`` per-step costs.
+        ep_lengths: ``(E,)`` lengths of the episodes finished in the batch.
+        fallback_length: episode length to use when no episode finished.
+
+    Returns:
+        ``(J_c (K,), T, "rate")``.
+    """
+    c = step_costs.detach().double()
+    c = c.reshape(-1, c.shape[-1] if c.dim() == 3 else 1)
+    k = c.shape[1]
+    sums = torch.zeros(k + 3, dtype=torch.float64)
+    sums[:k] = c.sum(0)
+    sums[k] = float(c.shape[0])
+    sums[k + 1] = float(np.sum(ep_lengths))
+    sums[k + 2] = float(len(ep_lengths))
+    all_reduce_sum_(sums)
+    n_ep = float(sums[k + 2])
+    length = float(sums[k + 1]) / n_ep if n_ep > 0 else max(float(fallback_length), 1.0)
+    rate = sums[:k] / sums[k].clamp_min(1.0)
+    return (rate * length).numpy(), length, "rate"
+
+
 def _global_column_means(values: torch.Tensor) -> np.ndarray:
     """Column means of ``values (N, K)`` over ranks, as a float64 array ``(K,)``."""
     v = values.detach().double().reshape(values.shape[0], -1)
@@ -267,6 +304,10 @@ class ActorCritic:
     def episode_cost(self, batch: RolloutBatch) -> tuple[np.ndarray, float, str]:
         """J_c per cost head, mean episode length T and the estimate's source."""
         fallback = batch.horizon or max(float(np.mean(batch.current_lengths)), 1.0)
+        if self.config.cost_estimate == "rate":
+            return estimate_episode_cost_from_rate(
+                self._step_costs(batch), batch.ep_lengths, fallback
+            )
         if len(batch.ep_lengths) == 0:
             with torch.no_grad():
                 v = self.critics(self._obs_tensor(batch.start_obs))[:, 1:]
@@ -279,6 +320,10 @@ class ActorCritic:
 
     def _episode_costs(self, batch: RolloutBatch) -> np.ndarray:
         return batch.ep_costs
+
+    def _step_costs(self, batch: RolloutBatch) -> torch.Tensor:
+        """Per-step costs of the constrained heads, ``(T, N, K)``."""
+        return batch.costs.unsqueeze(-1)
 
     def update_critics(self, data: PreparedBatch) -> dict[str, float]:
         """Adam on the GAE targets of all critics at once, minibatched, several epochs."""

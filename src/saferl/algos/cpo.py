@@ -9,7 +9,8 @@ Per update:
 3. ``H^-1 g``, ``H^-1 b`` by conjugate gradient with the Fisher-vector product of the mean KL
    (summed over action dims) on a random ``fvp_fraction`` subsample, plus ``cg_damping``.
 4. ``c = (J_c - d) / T`` from the episodes finished in the batch (cost critic at episode starts
-   if none finished); :func:`saferl.algos.math.cpo_step` gives the step and its case.
+   if none finished; ``cost_estimate: rate``: the batch's cost per step times T);
+   :func:`saferl.algos.math.cpo_step` gives the step and its case.
 5. Backtracking line search: accept the first ``beta^k x`` with mean KL <= delta, cost surrogate
    rise <= max(-c, 0), and reward-surrogate improvement (except in recovery, and except where
    the step itself predicts none, see ``docs/algorithms.md``); otherwise restore exactly.

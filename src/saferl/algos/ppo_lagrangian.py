@@ -158,6 +158,11 @@ class PPOLagrangian(ActorCritic):
         self._components(batch)
         return batch.ep_component_costs
 
+    def _step_costs(self, batch: RolloutBatch) -> torch.Tensor:
+        if not self.per_constraint:
+            return batch.costs.unsqueeze(-1)
+        return self._components(batch)
+
     def update_multipliers(self, j_c: np.ndarray) -> None:
         """PID (or plain gradient-ascent) step of the multipliers from this batch's J_c."""
         if not self.lagrangian:
