@@ -12,9 +12,19 @@ Writes under ``--out`` (default ``benchmarks/out/<env>_<algo>/``, git-ignored):
 * ``curves.png`` — mean (and per-seed) return and cost against env steps, with the limit and the
   best scripted baseline that satisfies the limit;
 * ``cases.png`` (CPO) — histogram of the optimisation cases overall and per 10 % of training;
+* ``seed<S>_final.pt`` — the final algorithm state; ``seed<S>_final_eval.json`` — the final
+  policy on ``--final-episodes`` evaluation episodes (mean action and sampled);
 * ``summary.json`` — per seed and pooled: last-10-epoch mean cost and return, whether the cost is
   within +-20 % / <= +10 % of the limit, case counts (all epochs and once the cost first came
-  within 20 % of the limit), steps/s; plus the scripted baselines.
+  within 20 % of the limit), steps/s, the final evaluation; the scripted baselines; and
+  ``targets``: the issue's checks on the final evaluation (sampled actions).
+
+Baselines and final policies are evaluated alike: one complete episode per env seed (10000,
+10001, ...) with ``saferl``'s ``run_episodes``. The training curves' episode statistics come from
+the episodes that finished in each batch; in the first epochs of a run those are only the short
+ones (all instances start together), so early points of the curves read low.
+``--evaluate-only`` re-evaluates the ``seed<S>_final.pt`` of an existing ``--out`` (pass the
+run's ``--set``) and rewrites the summary.
 
 Throughput (``--throughput``): env steps/s of collect + update at the default algorithm
 settings (``--set`` to change), after one warm-up epoch; pin the cores with ``taskset -c 0,1``
@@ -96,35 +106,92 @@ def run_seed(args: dict[str, Any], seed: int) -> list[dict[str, Any]]:
     rows = learn(env, algo, args["steps"], args["steps_per_epoch"], callback=callback, seed=seed)
     log.close()
     torch.save(algo.state_dict(), out / f"seed{seed}_final.pt")
+    if args["final_episodes"]:
+        final = evaluate_final_policy(
+            args["env"], args["env_options"], algo, args["final_episodes"]
+        )
+        (out / f"seed{seed}_final_eval.json").write_text(json.dumps(final, indent=1))
     return [_scalar_row({"seed": seed, **r}) for r in rows]
 
 
-def evaluate_baselines(env_name: str, options: dict[str, Any], episodes: int, seed: int):
-    """Mean episode return and cost of the env's scripted baselines (``SCRIPTED_POLICIES``)."""
+def evaluate_saved(args: dict[str, Any], seed: int) -> None:
+    """Evaluate ``seed{seed}_final.pt`` of an earlier run (``--evaluate-only``)."""
+    import torch
+
+    if args["threads"]:
+        torch.set_num_threads(args["threads"])
+    out = Path(args["out"])
+    env = make_env(args["env"], 1, args["env_options"])
+    algo = make_algo(args["algo"], env, args["overrides"], seed, args["cost_limit"])
+    algo.load_state_dict(torch.load(out / f"seed{seed}_final.pt", weights_only=True))
+    final = evaluate_final_policy(args["env"], args["env_options"], algo, args["final_episodes"])
+    (out / f"seed{seed}_final_eval.json").write_text(json.dumps(final, indent=1))
+
+
+EVAL_SEED = 10_000  # env seeds of the evaluation episodes: EVAL_SEED, EVAL_SEED + 1, ...
+
+
+def _episode_means(table: Any) -> dict[str, Any]:
     import numpy as np
 
-    n = min(episodes, 256)
-    env = make_env(env_name, n, options)
-    found = {name: make() for name, make in getattr(type(env), "SCRIPTED_POLICIES", {}).items()}
-    results = {}
-    for name, policy in found.items():
-        obs, _ = env.reset(seed=seed)
-        policy.reset(env)
-        rets, costs = [], []
-        for _ in range(100_000):
-            obs, _, _, _, info = env.step(policy.act(obs, env))
-            if "_final_info" in info:
-                mask = np.asarray(info["_final_info"], bool)
-                rets.extend(np.asarray(info["final_info"]["episode_return"])[mask].tolist())
-                costs.extend(np.asarray(info["final_info"]["episode_cost"])[mask].tolist())
-            if len(rets) >= episodes:
-                break
-        results[name] = {
-            "episodes": len(rets),
-            "ep_return": float(np.mean(rets)),
-            "ep_cost": float(np.mean(costs)),
-        }
-    return results
+    return {
+        "episodes": len(table),
+        "ep_return": float(np.mean(table["return"])),
+        "ep_cost": float(np.mean(table["cost"])),
+        "ep_length": float(np.mean(table["length"])),
+    }
+
+
+def evaluate_baselines(env_name: str, options: dict[str, Any], episodes: int, seed: int):
+    """Mean episode return and cost of the env's scripted baselines (``SCRIPTED_POLICIES``).
+
+    One complete episode per env seed (``saferl``'s evaluation protocol, ``run_episodes``).
+    Counting the first ``episodes`` episodes to *finish* in a batch of instances started
+    together would keep the short ones (quick successes) and drop the long ones."""
+    from saferl.registry import ENVS
+    from saferl.training.evaluation import ScriptedAdapter, run_episodes
+
+    factory = ENVS.get(env_name)
+    env = factory(1, **options)
+    found = dict(getattr(type(env), "SCRIPTED_POLICIES", {}))
+    seeds = range(seed, seed + episodes)
+    return {
+        name: _episode_means(
+            run_episodes(
+                ScriptedAdapter(make, name),
+                factory,
+                seeds,
+                num_envs=min(episodes, 256),
+                env_options=options,
+            )
+        )
+        for name, make in found.items()
+    }
+
+
+def evaluate_final_policy(
+    env_name: str, options: dict[str, Any], algo: Any, episodes: int
+) -> dict[str, Any]:
+    """The trained policy on the baselines' evaluation episodes (one complete episode per env
+    seed): mean action and sampled actions."""
+    from saferl.registry import ENVS
+    from saferl.training.evaluation import ActorPolicy, run_episodes
+
+    policy = ActorPolicy.from_algorithm(algo)
+    seeds = range(EVAL_SEED, EVAL_SEED + episodes)
+    return {
+        mode: _episode_means(
+            run_episodes(
+                policy,
+                ENVS.get(env_name),
+                seeds,
+                num_envs=min(episodes, 256),
+                env_options=options,
+                deterministic=mode == "deterministic",
+            )
+        )
+        for mode in ("deterministic", "sampled")
+    }
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
@@ -139,7 +206,9 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         w.writerows(rows)
 
 
-def summarise(rows: list[dict[str, Any]], limit: float) -> dict[str, Any]:
+def summarise(
+    rows: list[dict[str, Any]], limit: float, final_evals: dict[str, Any] | None = None
+) -> dict[str, Any]:
     import numpy as np
 
     seeds = sorted({r["seed"] for r in rows})
@@ -173,7 +242,40 @@ def summarise(rows: list[dict[str, Any]], limit: float) -> dict[str, Any]:
         "last10_ep_cost_mean": float(np.mean([v["last10_ep_cost"] for v in per_seed.values()])),
         "last10_ep_return_mean": float(np.mean([v["last10_ep_return"] for v in per_seed.values()])),
     }
+    evals = {s: final_evals[s] for s in per_seed if s in (final_evals or {})}
+    for s, ev in evals.items():
+        per_seed[s]["final_eval"] = ev
+    if evals and len(evals) == len(per_seed):
+        for mode in ("deterministic", "sampled"):
+            for key in ("ep_cost", "ep_return"):
+                values = [ev[mode][key] for ev in evals.values()]
+                pooled[f"final_{mode}_{key}_mean"] = float(np.mean(values))
     return {"cost_limit": limit, "per_seed": per_seed, "pooled": pooled}
+
+
+def targets(summary: dict[str, Any], baselines: dict[str, Any], limit: float) -> dict[str, Any]:
+    """The issue's learning targets, on the final policies' evaluation episodes (sampled
+    actions, as in training) when they exist, else on the last 10 training epochs."""
+    pooled = summary["pooled"]
+    if "final_sampled_ep_cost_mean" in pooled:
+        source = "final evaluation, sampled actions"
+        cost, ret = pooled["final_sampled_ep_cost_mean"], pooled["final_sampled_ep_return_mean"]
+    else:
+        source = "last 10 training epochs"
+        cost, ret = pooled["last10_ep_cost_mean"], pooled["last10_ep_return_mean"]
+    feasible = {k: v for k, v in baselines.items() if v["ep_cost"] <= limit}
+    best = max(feasible, key=lambda k: feasible[k]["ep_return"]) if feasible else None
+    res: dict[str, Any] = {
+        "measured_on": source,
+        "ep_cost": cost,
+        "ep_return": ret,
+        "cost_at_most_10pct_over_limit": cost <= 1.1 * limit,
+        "best_feasible_baseline": best,
+    }
+    if best is not None:
+        res["best_feasible_baseline_return"] = feasible[best]["ep_return"]
+        res["return_above_best_feasible_baseline"] = ret > feasible[best]["ep_return"]
+    return res
 
 
 def plot(
@@ -309,7 +411,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")
     p.add_argument("--out", default=None)
-    p.add_argument("--baseline-episodes", type=int, default=256)
+    p.add_argument(
+        "--baseline-episodes", type=int, default=512, help="evaluation episodes per baseline"
+    )
+    p.add_argument(
+        "--final-episodes",
+        type=int,
+        default=512,
+        help="evaluation episodes of each seed's final policy (0: none)",
+    )
+    p.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="evaluate the seed*_final.pt already in --out (with this --set) and summarise",
+    )
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--baselines-only", action="store_true")
     p.add_argument("--throughput", action="store_true")
@@ -337,7 +452,7 @@ def main(argv: list[str] | None = None) -> None:
     limit = args.cost_limit if args.cost_limit is not None else env.constraints.get_limit()
     baselines = {}
     if not args.no_baselines:
-        baselines = evaluate_baselines(args.env, env_options, args.baseline_episodes, 10_000)
+        baselines = evaluate_baselines(args.env, env_options, args.baseline_episodes, EVAL_SEED)
         (out / "baselines.json").write_text(json.dumps(baselines, indent=1))
         print("scripted baselines:", json.dumps(baselines))
     if args.baselines_only:
@@ -354,9 +469,13 @@ def main(argv: list[str] | None = None) -> None:
         "threads": args.threads,
         "out": str(out),
         "verbose": not args.quiet,
+        "final_episodes": args.final_episodes,
     }
     rows: list[dict[str, Any]] = []
-    if args.summarize_only:
+    if args.evaluate_only:
+        for s in args.seeds:
+            evaluate_saved(run_args, s)
+    if args.summarize_only or args.evaluate_only:
         for path in sorted(out.glob("seed*.jsonl")):
             rows.extend(json.loads(line) for line in path.read_text().splitlines() if line)
         if (out / "baselines.json").exists() and not baselines:
@@ -371,7 +490,14 @@ def main(argv: list[str] | None = None) -> None:
         for s in args.seeds:
             rows.extend(run_seed(run_args, s))
     write_csv(rows, out / "curves.csv")
-    summary = summarise(rows, limit)
+    final_evals = {
+        path.name.removeprefix("seed").removesuffix("_final_eval.json"): json.loads(
+            path.read_text()
+        )
+        for path in out.glob("seed*_final_eval.json")
+    }
+    summary = summarise(rows, limit, final_evals)
+    summary["targets"] = targets(summary, baselines, limit)
     summary.update(
         {
             "command": " ".join([sys.executable, *sys.argv]),
