@@ -100,8 +100,9 @@ def test_same_seed_gives_identical_parameters_and_other_seed_differs(algo_cls):
 
 
 @pytest.mark.parametrize("algo_cls", [CPO, PPOLagrangian])
-def test_resume_from_state_dict_continues_bit_exactly(algo_cls):
-    cfg = AlgoConfig(**FAST)
+@pytest.mark.parametrize("estimate", ["episodes", "rate"])
+def test_resume_from_state_dict_continues_bit_exactly(algo_cls, estimate):
+    cfg = AlgoConfig(**FAST, cost_estimate=estimate)
     env = GaussianBanditCMDP(32, 2, 1.0)
     straight = algo_cls.from_env(env, cfg, seed=1)
     col = RolloutCollector(env, straight, steps_per_env=8, seed=1)
@@ -124,6 +125,10 @@ def test_resume_from_state_dict_continues_bit_exactly(algo_cls):
         resumed.update(col2.collect())
     for x, y in zip(_params(straight), _params(resumed), strict=True):
         assert torch.equal(x, y)
+    if estimate == "rate":  # the episode-length memory is part of the state
+        assert torch.equal(resumed.length_history, straight.length_history)
+    else:
+        assert resumed.length_history is None
 
 
 def test_cpo_converges_to_the_constrained_optimum_of_the_bandit():
@@ -257,19 +262,59 @@ def test_rate_estimate_of_the_episode_cost_uses_the_current_policy_only():
 
     exact = 0.1 * 100  # E[p] L
     costs, ep_costs, ep_lengths = _renewal_batch(0.1, 0.1)
-    j_rate, t_rate, source = estimate_episode_cost_from_rate(costs, ep_lengths, 600)
-    assert (source, t_rate) == ("rate", 100.0)
-    assert j_rate[0] == pytest.approx(exact, rel=0.02)
+    j_rate, t_rate, source, history = estimate_episode_cost_from_rate(costs, len(ep_lengths), 600)
+    assert source == "rate"
+    assert t_rate == pytest.approx(100.0, rel=0.02)  # instance-steps per finished episode
+    assert j_rate[0] == pytest.approx(exact, rel=0.03)
+    assert history.tolist() == [costs.numel(), len(ep_lengths)]
     j_ep, _, _ = estimate_episode_cost(ep_costs, ep_lengths, None, 600, 0.99)
     assert j_ep[0] == pytest.approx(exact, rel=0.03)  # both unbiased when nothing changes
     # after a policy change (cost rate halved) the finished episodes mostly ran before it
     costs, ep_costs, ep_lengths = _renewal_batch(0.1, 0.05)
-    j_rate, _, _ = estimate_episode_cost_from_rate(costs, ep_lengths, 600)
+    j_rate, _, _, _ = estimate_episode_cost_from_rate(costs, len(ep_lengths), 600, history)
     j_ep, _, _ = estimate_episode_cost(ep_costs, ep_lengths, None, 600, 0.99)
     assert j_rate[0] == pytest.approx(exact / 2, rel=0.03)
     assert j_ep[0] > 0.65 * exact
-    # per-constraint heads (T, N, K) and no finished episode (fallback length)
+    # per-constraint heads (T, N, K); no finished episode yet: T is the horizon
     stacked = torch.stack([costs, 2 * costs], dim=-1)
-    j_k, t_k, _ = estimate_episode_cost_from_rate(stacked, np.array([]), 600)
-    assert t_k == 600
+    j_k, t_k, _, h = estimate_episode_cost_from_rate(stacked, 0, 600)
+    assert t_k == 600 and h[1] == 0
     np.testing.assert_allclose(j_k, [600 * costs.mean(), 1200 * costs.mean()], rtol=1e-12)
+
+
+def test_rate_estimate_is_not_fooled_by_the_short_episodes_of_a_synchronised_start():
+    from saferl.algos.common import estimate_episode_cost, estimate_episode_cost_from_rate
+
+    # 1000 instances start together; episodes last 400 steps, except 5 % that succeed after 50;
+    # one cost every 10 steps: E[L] = 382.5, E[episode cost] = 38.25
+    rng = np.random.default_rng(1)
+    n, horizon, history, estimates = 1000, 400, None, []
+    length = np.where(rng.random(n) < 0.05, 50, horizon)
+    age = np.zeros(n, int)
+    for _batch in range(12):  # batches of 80 steps per instance
+        costs = np.zeros((80, n))
+        finished = []
+        for t in range(80):
+            costs[t] = (age % 10) == 9
+            age += 1
+            done = age >= length
+            finished += list(length[done])
+            length[done] = np.where(rng.random(int(done.sum())) < 0.05, 50, horizon)
+            age[done] = 0
+        costs_t = torch.from_numpy(costs)
+        j, t_len, _, history = estimate_episode_cost_from_rate(
+            costs_t, len(finished), horizon, history
+        )
+        j_ep, _, _ = estimate_episode_cost(
+            np.array(finished) / 10.0, np.array(finished), None, horizon, 0.99
+        )
+        estimates.append((j[0], t_len, j_ep[0] if finished else None))
+    # first batch: only the 50-step successes finished (cost 5 each); the rate estimate uses the
+    # horizon instead of their length and stays on the safe side
+    assert estimates[0][2] == pytest.approx(5.0)
+    assert estimates[0][1] == horizon and estimates[0][0] == pytest.approx(40.0, rel=0.02)
+    # the instances stay nearly in step (period 400 = 5 batches): the finished episodes swing
+    # from short successes to full episodes, the rate estimate stays within 15 % throughout
+    assert all(j == pytest.approx(38.25, rel=0.15) for j, _, _ in estimates)
+    episodes = [je for _, _, je in estimates if je is not None]
+    assert max(abs(je - 38.25) for je in episodes) > 0.4 * 38.25

@@ -101,41 +101,57 @@ def estimate_episode_cost(
     return np.maximum(v * factor, 0.0), horizon, "critic"
 
 
+#: weight of the previous batches in the episode-length estimate of ``cost_estimate: rate``
+LENGTH_MEMORY = 0.9
+
+
 def estimate_episode_cost_from_rate(
-    step_costs: torch.Tensor, ep_lengths: np.ndarray, fallback_length: float
-) -> tuple[np.ndarray, float, str]:
+    step_costs: torch.Tensor,
+    n_finished: int,
+    horizon: float,
+    history: torch.Tensor | None = None,
+    memory: float = LENGTH_MEMORY,
+) -> tuple[np.ndarray, float, str, torch.Tensor]:
     """J_c as the batch's mean cost per step times the mean episode length T.
 
     By the renewal-reward theorem, instances that run episode after episode spend a share of
     their steps in each episode proportional to its length, so the mean cost per step is
     ``E[episode cost] / E[episode length]``. Every step of the batch comes from the current
     policy, while a finished episode mostly ran under earlier ones when an episode is longer
-    than a batch's steps per instance. T is the mean length of the episodes finished in the
-    batch (global over ranks; the same T as the ``episodes`` estimate), else
-    ``fallback_length``. When episode lengths vary and the batch is short, that mean favours
-    short episodes (a long one is less likely to end inside the batch).
+    than a batch's steps per instance. T, by the same theorem, is instance-steps per finished
+    episode, counted over this batch and the earlier ones with weight ``memory`` per batch
+    (``history``), and at most ``horizon``. All instances start together, so in the first
+    batches only short episodes finish: their mean length would be far too short, while this
+    ratio starts at the horizon (conservative) and settles on the mean length.
 
     Args:
         step_costs: ``(T, N)`` or ``(T, N, K)`` per-step costs.
-        ep_lengths: ``(E,)`` lengths of the episodes finished in the batch.
-        fallback_length: episode length to use when no episode finished.
+        n_finished: episodes that finished in the batch (this rank).
+        horizon: the env's episode length (time limit), or a stand-in when it has none.
+        history: ``(2,)`` float64 discounted (instance-steps, finished episodes) of the earlier
+            batches (global), or ``None`` for the first batch.
+        memory: weight of ``history``.
 
     Returns:
-        ``(J_c (K,), T, "rate")``.
+        ``(J_c (K,), T, "rate", history)`` with the updated history.
     """
     c = step_costs.detach().double()
     c = c.reshape(-1, c.shape[-1] if c.dim() == 3 else 1)
     k = c.shape[1]
-    sums = torch.zeros(k + 3, dtype=torch.float64)
+    sums = torch.zeros(k + 2, dtype=torch.float64)
     sums[:k] = c.sum(0)
     sums[k] = float(c.shape[0])
-    sums[k + 1] = float(np.sum(ep_lengths))
-    sums[k + 2] = float(len(ep_lengths))
+    sums[k + 1] = float(n_finished)
     all_reduce_sum_(sums)
-    n_ep = float(sums[k + 2])
-    length = float(sums[k + 1]) / n_ep if n_ep > 0 else max(float(fallback_length), 1.0)
+    new_history = sums[k:].clone()
+    if history is not None:
+        new_history += float(memory) * history.double()
+    steps, finished = float(new_history[0]), float(new_history[1])
+    length = max(float(horizon), 1.0)
+    if finished > 0:
+        length = min(length, steps / finished)
     rate = sums[:k] / sums[k].clamp_min(1.0)
-    return (rate * length).numpy(), length, "rate"
+    return (rate * length).numpy(), length, "rate", new_history
 
 
 def _global_column_means(values: torch.Tensor) -> np.ndarray:
@@ -209,6 +225,8 @@ class ActorCritic:
         self.critic_optim = torch.optim.Adam(self.critics.parameters(), lr=config.critic_lr)
         self.generator = torch.Generator(self.device).manual_seed(self.seed + 1)
         self.updates = 0
+        #: discounted (instance-steps, finished episodes) for ``cost_estimate: rate``
+        self.length_history: torch.Tensor | None = None
 
     # ---------------------------------------------------------------------------------------
     # Acting
@@ -305,9 +323,10 @@ class ActorCritic:
         """J_c per cost head, mean episode length T and the estimate's source."""
         fallback = batch.horizon or max(float(np.mean(batch.current_lengths)), 1.0)
         if self.config.cost_estimate == "rate":
-            return estimate_episode_cost_from_rate(
-                self._step_costs(batch), batch.ep_lengths, fallback
+            j_c, length, source, self.length_history = estimate_episode_cost_from_rate(
+                self._step_costs(batch), len(batch.ep_lengths), fallback, self.length_history
             )
+            return j_c, length, source
         if len(batch.ep_lengths) == 0:
             with torch.no_grad():
                 v = self.critics(self._obs_tensor(batch.start_obs))[:, 1:]
@@ -367,6 +386,7 @@ class ActorCritic:
             "obs_norm": self.obs_norm.state_dict(),
             "generator": self.generator.get_state(),
             "updates": self.updates,
+            "length_history": self.length_history,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -377,6 +397,8 @@ class ActorCritic:
         self.obs_norm.load_state_dict(state["obs_norm"])
         self.generator.set_state(torch.as_tensor(state["generator"]).cpu())
         self.updates = int(state["updates"])
+        history = state.get("length_history")  # absent in checkpoints from before the option
+        self.length_history = None if history is None else torch.as_tensor(history).double()
 
     def _optimizer_step(
         self, optim: torch.optim.Optimizer, loss: torch.Tensor, params: Sequence[Any], n: int
