@@ -27,7 +27,12 @@ from saferl.algos.dist import (
 from saferl.algos.networks import Critics, GaussianActor, ObsNormalizer
 from saferl.config import AlgoConfig, ConfigError
 
-__all__ = ["ActorCritic", "PreparedBatch", "estimate_episode_cost"]
+__all__ = [
+    "ActorCritic",
+    "PreparedBatch",
+    "estimate_episode_cost",
+    "estimate_episode_cost_from_rate",
+]
 
 
 @dataclass
@@ -197,11 +202,10 @@ class ActorCritic:
         self.action_low = np.asarray(action_space.low, np.float32).reshape(self.act_dim)
         self.action_high = np.asarray(action_space.high, np.float32).reshape(self.act_dim)
         self.n_cost_heads = int(n_cost_heads)
-        for field in ("init_log_std", "init_action_mean"):
+        allowed_lengths = {"init_log_std": (1, self.act_dim), "init_action_mean": (self.act_dim,)}
+        for field, lengths in allowed_lengths.items():
             value = getattr(config, field)
-            if isinstance(value, list) and len(value) not in {self.act_dim} | (
-                {1} if field == "init_log_std" else set()
-            ):
+            if isinstance(value, list) and len(value) not in lengths:
                 raise ConfigError(
                     f"algo.{field}: the env's action has {self.act_dim} dimensions, "
                     f"got {len(value)} values"
