@@ -19,6 +19,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
+    "names_param",
     "sha256_file",
 ]
 
@@ -95,3 +96,11 @@ def accepts_kwarg(fn: Any, name: str) -> bool:
     except (TypeError, ValueError):
         return True
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def names_param(fn: Any, name: str) -> bool:
+    """Whether ``fn``'s signature names the parameter ``name`` (``**kwargs`` does not count)."""
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from _standins import HERE, toy_config, toy_overrides
@@ -517,3 +518,40 @@ def test_a_run_directory_is_owned_by_one_process_at_a_time(tmp_path):
     assert holder.train() == 0  # the owner is unaffected and releases the lock at the end
     again = Trainer.resume(run, ["train.total_steps=320"], command=["second"])
     assert again.train() == 0
+
+
+def test_best_model_judged_on_evaluation_episodes_matches_an_independent_evaluation(tmp_path):
+    from saferl.training.evaluation import load_run_model, run_episodes
+
+    extra = {"algo.name": "cpo", "train.checkpoint_every": 2, "eval.num_envs": 4}
+    code, run = run_toy(tmp_path, "judged", **extra, **{"train.best_eval_episodes": 8})
+    assert code == 0
+    rows = read_metrics(run / "metrics.jsonl")
+    judged = {r["epoch"]: r for r in rows if r.get("best_eval_cost") is not None}
+    assert sorted(judged) == [2, 4, 6, 8, 10]  # every checkpoint_every epochs and the last
+    best = Trainer.resume(run).callbacks.get("best_model")
+    assert best.best_epoch in judged
+    assert best.best_return == pytest.approx(judged[best.best_epoch]["best_eval_return"])
+    # the oracle: best.pt evaluated on its own, the same episodes (seeds from eval.seed)
+    model = load_run_model(run, checkpoint="best")
+    cfg = load_config(run / "config.yaml")
+    table = run_episodes(
+        model.policy,
+        model.env_factory,
+        range(cfg.eval.seed, cfg.eval.seed + 8),
+        num_envs=4,
+        env_options={},  # what the trainer builds Toy-v0 with (its factory names no levels)
+    )
+    assert float(np.mean(table["return"])) == pytest.approx(best.best_return, rel=1e-9)
+    assert float(np.mean(table["cost"])) == pytest.approx(best.best_cost, rel=1e-9)
+    # evaluating never changes the training itself
+    _, plain = run_toy(tmp_path, "plain", **extra)
+    assert_same_training_state(run, plain)
+    assert deterministic(read_metrics(plain / "metrics.jsonl")) == [
+        {k: v for k, v in r.items() if not k.startswith("best_eval")} for r in deterministic(rows)
+    ]
+
+
+def test_best_model_evaluation_needs_a_gaussian_actor(tmp_path):
+    with pytest.raises(TrainError, match=r"^train.best_eval_episodes: .*Gaussian actor"):
+        Trainer(toy_config(tmp_path, "toy", **{"train.best_eval_episodes": 4}))

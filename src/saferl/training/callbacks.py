@@ -21,7 +21,7 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -214,12 +214,24 @@ class BestModel(Callback):
 
     Among infeasible epochs (before any feasible one), the lowest cost wins. Epochs where no episode
     finished (NaN return or cost) are skipped. Writing goes through ``trainer.save_best()``.
+
+    Args:
+        evaluate: ``() -> (mean return, mean cost)`` of the current policy on evaluation
+            episodes. When given, the policy is judged on it instead of the epoch's training
+            episodes, on epochs that are multiples of ``every`` and on the trainer's last epoch;
+            the values are added to the epoch's metrics as ``best_eval_return`` and
+            ``best_eval_cost``.
+        every: epochs between evaluations.
     """
 
     name = "best_model"
 
-    def __init__(self) -> None:
+    def __init__(
+        self, evaluate: Callable[[], tuple[float, float]] | None = None, every: int = 1
+    ) -> None:
         super().__init__()
+        self.evaluate = evaluate
+        self.every = max(1, int(every))
         self.best_key: tuple[int, float] | None = None
         self.best_epoch = -1
         self.best_return = math.nan
@@ -232,7 +244,15 @@ class BestModel(Callback):
         return self.best_key is None or key > self.best_key
 
     def on_epoch_end(self, metrics: dict[str, Any]) -> bool:
-        ret, cost = _num(metrics.get("ep_return")), _num(metrics.get("ep_cost"))
+        if self.evaluate is not None:
+            epoch = int(metrics.get("epoch", 0))
+            last = self.trainer is not None and epoch >= getattr(self.trainer, "total_epochs", 0)
+            if epoch % self.every and not last:
+                return True
+            ret, cost = self.evaluate()
+            metrics["best_eval_return"], metrics["best_eval_cost"] = ret, cost
+        else:
+            ret, cost = _num(metrics.get("ep_return")), _num(metrics.get("ep_cost"))
         limit = _num(metrics.get("cost_limit"))
         if self.is_better(ret, cost, limit):
             self.best_key = feasibility_key(ret, cost, limit)

@@ -28,7 +28,6 @@ updates (checkpoint of the last good state written); user errors raise :class:`T
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import math
 import os
@@ -72,7 +71,7 @@ from saferl.training.checkpoint import (
 )
 from saferl.training.schedulers import _get_from, _set_on, build_schedules, find_optimizers
 from saferl.training.tracking import LocalTracker, MultiTracker, Tracker
-from saferl.utils import accepts_kwarg
+from saferl.utils import accepts_kwarg, names_param
 
 logger = logging.getLogger(__name__)
 
@@ -143,13 +142,6 @@ def _scalar(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return None
-
-
-def _names_param(fn: Any, name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _nonfinite_tensors(state: Any, prefix: str = "") -> list[str]:
@@ -291,7 +283,17 @@ class Trainer:
         if tc.safety_monitor.enabled:
             sm = tc.safety_monitor
             cbs.append(SafetyMonitor(sm.window, sm.alert_after, sm.halt))
-        cbs.append(BestModel())
+        if tc.best_eval_episodes > 0:
+            from saferl.algos.networks import GaussianActor
+
+            if not isinstance(getattr(self.algo, "actor", None), GaussianActor):
+                raise TrainError(
+                    "train.best_eval_episodes: the algorithm has no Gaussian actor "
+                    "(saferl.algos.networks.GaussianActor) to evaluate; set it to 0"
+                )
+            cbs.append(BestModel(self._evaluate_for_best, every=tc.checkpoint_every))
+        else:
+            cbs.append(BestModel())
         if tc.early_stopping.enabled:
             es = tc.early_stopping
             cbs.append(EarlyStopping(es.metric, es.mode, es.patience, es.min_delta))
@@ -357,6 +359,11 @@ class Trainer:
     # construction helpers
     # ------------------------------------------------------------------------------------------
     def _make_env(self) -> Any:
+        factory, options = self._env_factory_and_options()
+        return factory(num_envs=self.config.env.num_envs, **options)
+
+    def _env_factory_and_options(self) -> tuple[Any, dict[str, Any]]:
+        """The env factory and the configured options it is built with."""
         cfg = self.config.env
         try:
             factory = ENVS.get(cfg.id)
@@ -365,7 +372,7 @@ class Trainer:
         options = dict(cfg.options)
         # Pass the level options only where the factory names them (or they differ from the
         # default): environments without challenge/impairment levels keep working.
-        if _names_param(factory, "challenge") or cfg.challenge != "standard":
+        if names_param(factory, "challenge") or cfg.challenge != "standard":
             if not accepts_kwarg(factory, "challenge"):
                 raise TrainError(f"env.challenge: environment '{cfg.id}' has no challenge levels")
             options.setdefault("challenge", cfg.challenge)
@@ -373,7 +380,7 @@ class Trainer:
             if not accepts_kwarg(factory, "impairment"):
                 raise TrainError(f"env.impairment: environment '{cfg.id}' has no impairment levels")
             options.setdefault("impairment", cfg.impairment)
-        return factory(num_envs=cfg.num_envs, **options)
+        return factory, options
 
     def _make_algorithm(self) -> Any:
         cfg = self.config
@@ -515,6 +522,27 @@ class Trainer:
         path = self.checkpoints.save(self.state_dict(), epoch=self.epoch, env_steps=self.env_steps)
         self._last_saved_epoch = self.epoch
         return path
+
+    def _evaluate_for_best(self) -> tuple[float, float]:
+        """Mean return and cost of the current policy on ``train.best_eval_episodes`` complete
+        episodes (fresh envs with the run's env options, env seeds from ``eval.seed``; the mean
+        action if ``eval.deterministic``). Uses its own envs and random numbers: training
+        continues exactly as without it."""
+        from saferl.training.evaluation import ActorPolicy, run_episodes
+
+        cfg = self.config
+        factory, options = self._env_factory_and_options()
+        episodes = cfg.train.best_eval_episodes
+        table = run_episodes(
+            ActorPolicy.from_algorithm(self.algo, name="best-model check"),
+            factory,
+            range(cfg.eval.seed, cfg.eval.seed + episodes),
+            num_envs=min(episodes, cfg.eval.num_envs),
+            env_options=options,
+            deterministic=cfg.eval.deterministic,
+            limit=self.cost_limit,
+        )
+        return float(np.mean(table["return"])), float(np.mean(table["cost"]))
 
     def save_best(self) -> Path:
         """Write ``best.pt`` (called by the BestModel callback)."""
@@ -879,9 +907,14 @@ class Trainer:
         best_path = rd / "checkpoints" / "best.pt"
         if isinstance(best, BestModel) and best_path.exists():
             kind = "feasible" if best.best_key and best.best_key[0] == 1 else "infeasible"
+            judged = (
+                f", on {self.config.train.best_eval_episodes} evaluation episodes"
+                if best.evaluate is not None
+                else ""
+            )
             lines.append(
                 f"  best model    {best_path}  (epoch {best.best_epoch}, {kind}: return "
-                f"{best.best_return:.4g}, cost {best.best_cost:.4g})"
+                f"{best.best_return:.4g}, cost {best.best_cost:.4g}{judged})"
             )
         lines.append(f"  last          {rd / 'checkpoints' / 'last.pt'}")
         lines.append(f"  plots         {rd / 'plots'}/")

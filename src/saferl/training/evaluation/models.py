@@ -24,7 +24,7 @@ from saferl.config import Config, ConfigError, load_config
 from saferl.registry import ENVS, RegistryError
 from saferl.training.evaluation.errors import EvaluationError
 from saferl.training.evaluation.policies import ActorPolicy, EvalPolicy, ScriptedAdapter
-from saferl.utils import accepts_kwarg
+from saferl.utils import accepts_kwarg, names_param
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +96,10 @@ def _env_factory(env_id: str) -> Callable[..., Any]:
 
 
 def env_options_from_config(cfg: Config, factory: Callable[..., Any]) -> dict[str, Any]:
-    """The env options the trainer uses (``env.options`` + challenge + impairment if set)."""
+    """The env options the trainer uses: ``env.options``, the challenge where the factory names
+    that parameter (or a non-default one is configured) and the impairment if set."""
     options = dict(cfg.env.options)
-    if accepts_kwarg(factory, "challenge"):
+    if names_param(factory, "challenge") or cfg.env.challenge != "standard":
         options.setdefault("challenge", cfg.env.challenge)
     if cfg.env.impairment is not None and accepts_kwarg(factory, "impairment"):
         options.setdefault("impairment", cfg.env.impairment)
