@@ -249,8 +249,9 @@ class TrainConfig(_Section):
     keep_checkpoints: int = Field(3, ge=1)
     """How many epoch_N.pt checkpoints to keep (last.pt and best.pt are separate)."""
     best_eval_episodes: int = Field(0, ge=0)
-    """Complete evaluation episodes that judge best.pt (env seeds from eval.seed, the mean action
-    if eval.deterministic), run every checkpoint_every epochs and at the last epoch. 0 judges
+    """Complete evaluation episodes that judge best.pt (env seeds from eval.seed + 1,000,000,
+    apart from the episodes saferl evaluate reports on; the mean action if eval.deterministic),
+    run every checkpoint_every epochs and at the last epoch. 0 judges
     every epoch on its own training episodes: cheap but noisy (a batch finishes few episodes,
     and early in a run only the short ones)."""
     device: str = "cpu"

@@ -75,6 +75,9 @@ from saferl.utils import accepts_kwarg, names_param
 
 logger = logging.getLogger(__name__)
 
+#: ``best.pt``'s evaluation episodes start at ``eval.seed`` plus this (validation apart from test)
+BEST_EVAL_SEED_OFFSET = 1_000_000
+
 __all__ = ["EnvError", "TrainError", "Trainer", "run_train"]
 
 STATE_FORMAT = 1
@@ -525,18 +528,21 @@ class Trainer:
 
     def _evaluate_for_best(self) -> tuple[float, float]:
         """Mean return and cost of the current policy on ``train.best_eval_episodes`` complete
-        episodes (fresh envs with the run's env options, env seeds from ``eval.seed``; the mean
-        action if ``eval.deterministic``). Uses its own envs and random numbers: training
-        continues exactly as without it."""
+        episodes (fresh envs with the run's env options, env seeds from ``eval.seed`` +
+        ``BEST_EVAL_SEED_OFFSET``, apart from the episodes ``saferl evaluate`` reports on, so that
+        choosing ``best.pt`` does not flatter its evaluation; the mean action if
+        ``eval.deterministic``). Uses its own envs and random numbers: training continues exactly
+        as without it."""
         from saferl.training.evaluation import ActorPolicy, run_episodes
 
         cfg = self.config
         factory, options = self._env_factory_and_options()
         episodes = cfg.train.best_eval_episodes
+        first = cfg.eval.seed + BEST_EVAL_SEED_OFFSET
         table = run_episodes(
             ActorPolicy.from_algorithm(self.algo, name="best-model check"),
             factory,
-            range(cfg.eval.seed, cfg.eval.seed + episodes),
+            range(first, first + episodes),
             num_envs=min(episodes, cfg.eval.num_envs),
             env_options=options,
             deterministic=cfg.eval.deterministic,
