@@ -132,9 +132,24 @@ def evaluate_saved(args: dict[str, Any], seed: int) -> None:
 EVAL_SEED = 10_000  # env seeds of the evaluation episodes: EVAL_SEED, EVAL_SEED + 1, ...
 
 
-def _episode_means(table: Any) -> dict[str, Any]:
+def _evaluate(
+    policy: Any, env_name: str, options: dict[str, Any], episodes: int, deterministic: bool = True
+) -> dict[str, Any]:
+    """Mean return, cost and length of ``policy`` on one complete episode per env seed
+    (``EVAL_SEED``, ``EVAL_SEED + 1``, ...) with ``saferl``'s ``run_episodes``."""
     import numpy as np
 
+    from saferl.registry import ENVS
+    from saferl.training.evaluation import run_episodes
+
+    table = run_episodes(
+        policy,
+        ENVS.get(env_name),
+        range(EVAL_SEED, EVAL_SEED + episodes),
+        num_envs=min(episodes, 256),
+        env_options=options,
+        deterministic=deterministic,
+    )
     return {
         "episodes": len(table),
         "ep_return": float(np.mean(table["return"])),
@@ -143,29 +158,18 @@ def _episode_means(table: Any) -> dict[str, Any]:
     }
 
 
-def evaluate_baselines(env_name: str, options: dict[str, Any], episodes: int, seed: int):
+def evaluate_baselines(env_name: str, options: dict[str, Any], episodes: int):
     """Mean episode return and cost of the env's scripted baselines (``SCRIPTED_POLICIES``).
 
-    One complete episode per env seed (``saferl``'s evaluation protocol, ``run_episodes``).
     Counting the first ``episodes`` episodes to *finish* in a batch of instances started
     together would keep the short ones (quick successes) and drop the long ones."""
     from saferl.registry import ENVS
-    from saferl.training.evaluation import ScriptedAdapter, run_episodes
+    from saferl.training.evaluation import ScriptedAdapter
+    from saferl.training.evaluation.models import scripted_policies
 
-    factory = ENVS.get(env_name)
-    env = factory(1, **options)
-    found = dict(getattr(type(env), "SCRIPTED_POLICIES", {}))
-    seeds = range(seed, seed + episodes)
+    found = scripted_policies(ENVS.get(env_name), options)
     return {
-        name: _episode_means(
-            run_episodes(
-                ScriptedAdapter(make, name),
-                factory,
-                seeds,
-                num_envs=min(episodes, 256),
-                env_options=options,
-            )
-        )
+        name: _evaluate(ScriptedAdapter(make, name), env_name, options, episodes)
         for name, make in found.items()
     }
 
@@ -173,24 +177,12 @@ def evaluate_baselines(env_name: str, options: dict[str, Any], episodes: int, se
 def evaluate_final_policy(
     env_name: str, options: dict[str, Any], algo: Any, episodes: int
 ) -> dict[str, Any]:
-    """The trained policy on the baselines' evaluation episodes (one complete episode per env
-    seed): mean action and sampled actions."""
-    from saferl.registry import ENVS
-    from saferl.training.evaluation import ActorPolicy, run_episodes
+    """The trained policy on the baselines' evaluation episodes: mean action and sampled."""
+    from saferl.training.evaluation import ActorPolicy
 
     policy = ActorPolicy.from_algorithm(algo)
-    seeds = range(EVAL_SEED, EVAL_SEED + episodes)
     return {
-        mode: _episode_means(
-            run_episodes(
-                policy,
-                ENVS.get(env_name),
-                seeds,
-                num_envs=min(episodes, 256),
-                env_options=options,
-                deterministic=mode == "deterministic",
-            )
-        )
+        mode: _evaluate(policy, env_name, options, episodes, mode == "deterministic")
         for mode in ("deterministic", "sampled")
     }
 
@@ -453,7 +445,7 @@ def main(argv: list[str] | None = None) -> None:
     limit = args.cost_limit if args.cost_limit is not None else env.constraints.get_limit()
     baselines = {}
     if not args.no_baselines:
-        baselines = evaluate_baselines(args.env, env_options, args.baseline_episodes, EVAL_SEED)
+        baselines = evaluate_baselines(args.env, env_options, args.baseline_episodes)
         (out / "baselines.json").write_text(json.dumps(baselines, indent=1))
         print("scripted baselines:", json.dumps(baselines))
     if args.baselines_only:

@@ -202,24 +202,19 @@ class ActorCritic:
         self.action_low = np.asarray(action_space.low, np.float32).reshape(self.act_dim)
         self.action_high = np.asarray(action_space.high, np.float32).reshape(self.act_dim)
         self.n_cost_heads = int(n_cost_heads)
-        allowed_lengths = {"init_log_std": (1, self.act_dim), "init_action_mean": (self.act_dim,)}
-        for field, lengths in allowed_lengths.items():
-            value = getattr(config, field)
-            if isinstance(value, list) and len(value) not in lengths:
-                raise ConfigError(
-                    f"algo.{field}: the env's action has {self.act_dim} dimensions, "
-                    f"got {len(value)} values"
-                )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            self.actor = GaussianActor(
-                self.obs_dim,
-                self.act_dim,
-                config.hidden_sizes,
-                config.activation,
-                config.init_log_std,
-                init_mean=config.init_action_mean,
-            ).to(self.device)
+            try:
+                self.actor = GaussianActor(
+                    self.obs_dim,
+                    self.act_dim,
+                    config.hidden_sizes,
+                    config.activation,
+                    config.init_log_std,
+                    init_mean=config.init_action_mean,
+                ).to(self.device)
+            except ValueError as exc:  # an init list of the wrong length: name the config field
+                raise ConfigError(f"algo.{exc}") from None
             self.critics = Critics(
                 self.obs_dim, 1 + self.n_cost_heads, config.hidden_sizes, config.activation
             ).to(self.device)

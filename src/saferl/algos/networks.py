@@ -87,16 +87,16 @@ class GaussianActor(nn.Module):
         log_std = torch.as_tensor(init_log_std, dtype=torch.float32).reshape(-1)
         if log_std.numel() not in (1, act_dim):
             raise ValueError(
-                f"init_log_std: expected one value or {act_dim} (one per action dimension), "
-                f"got {log_std.numel()}"
+                f"init_log_std: the action has {act_dim} dimensions, got {log_std.numel()} "
+                "values (give one, or one per dimension)"
             )
         self.log_std = nn.Parameter(log_std.expand(act_dim).clone())
         if init_mean is not None:
             bias = torch.as_tensor(init_mean, dtype=torch.float32).reshape(-1)
             if bias.numel() != act_dim:
                 raise ValueError(
-                    f"init_action_mean: expected {act_dim} values (one per action dimension), "
-                    f"got {bias.numel()}"
+                    f"init_action_mean: the action has {act_dim} dimensions, got {bias.numel()} "
+                    "values"
                 )
             with torch.no_grad():
                 self.mu[-1].bias.copy_(bias)

@@ -71,7 +71,7 @@ from saferl.training.checkpoint import (
 )
 from saferl.training.schedulers import _get_from, _set_on, build_schedules, find_optimizers
 from saferl.training.tracking import LocalTracker, MultiTracker, Tracker
-from saferl.utils import accepts_kwarg, names_param
+from saferl.utils import accepts_kwarg
 
 logger = logging.getLogger(__name__)
 
@@ -366,24 +366,20 @@ class Trainer:
         return factory(num_envs=self.config.env.num_envs, **options)
 
     def _env_factory_and_options(self) -> tuple[Any, dict[str, Any]]:
-        """The env factory and the configured options it is built with."""
+        """The env factory and the configured options it is built with (the rule evaluation
+        uses too: ``env_options_from_config``), after checking the env has the levels asked."""
+        from saferl.training.evaluation.models import env_options_from_config
+
         cfg = self.config.env
         try:
             factory = ENVS.get(cfg.id)
         except RegistryError as exc:
             raise TrainError(f"env.id: {exc}") from None
-        options = dict(cfg.options)
-        # Pass the level options only where the factory names them (or they differ from the
-        # default): environments without challenge/impairment levels keep working.
-        if names_param(factory, "challenge") or cfg.challenge != "standard":
-            if not accepts_kwarg(factory, "challenge"):
-                raise TrainError(f"env.challenge: environment '{cfg.id}' has no challenge levels")
-            options.setdefault("challenge", cfg.challenge)
-        if cfg.impairment is not None:
-            if not accepts_kwarg(factory, "impairment"):
-                raise TrainError(f"env.impairment: environment '{cfg.id}' has no impairment levels")
-            options.setdefault("impairment", cfg.impairment)
-        return factory, options
+        if cfg.challenge != "standard" and not accepts_kwarg(factory, "challenge"):
+            raise TrainError(f"env.challenge: environment '{cfg.id}' has no challenge levels")
+        if cfg.impairment is not None and not accepts_kwarg(factory, "impairment"):
+            raise TrainError(f"env.impairment: environment '{cfg.id}' has no impairment levels")
+        return factory, env_options_from_config(self.config, factory)
 
     def _make_algorithm(self) -> Any:
         cfg = self.config

@@ -96,8 +96,9 @@ def _env_factory(env_id: str) -> Callable[..., Any]:
 
 
 def env_options_from_config(cfg: Config, factory: Callable[..., Any]) -> dict[str, Any]:
-    """The env options the trainer uses: ``env.options``, the challenge where the factory names
-    that parameter (or a non-default one is configured) and the impairment if set."""
+    """The env options the trainer builds its env with: ``env.options``, the challenge where the
+    factory names that parameter (or a non-default one is configured; environments without
+    levels keep working) and the impairment if set."""
     options = dict(cfg.env.options)
     if names_param(factory, "challenge") or cfg.env.challenge != "standard":
         options.setdefault("challenge", cfg.env.challenge)
