@@ -132,6 +132,14 @@ class AlgoConfig(_Section):
     """Damping added to Fisher-vector products (H + damping I)."""
     fvp_fraction: float = Field(0.25, gt=0, le=1)
     """Fraction of the batch used for Fisher-vector products."""
+    cost_target_gain: float = Field(0.0, ge=0)
+    """CPO: integral gain k_i of the cost target. 0 (default) is CPO.md exactly: each step
+    aims at J_c = d. With k_i > 0 the step aims at d - I, where
+    I <- clip(I + k_i clip(J_c - d, -d/2, d/2), 0, d/2) after every update from the first one
+    that is not a recovery step (no wind-up during the approach from far above the limit).
+    This removes the steady offset above the limit that noise in the cost gradient b leaves
+    (each step lowers the cost less than the linearised step predicts), at the price of the
+    return the lower target costs (docs/algorithms.md, section 3)."""
     backtrack_coeff: float = Field(0.8, gt=0, lt=1)
     """Line-search step shrink factor beta."""
     backtrack_iters: int = Field(15, ge=1, le=100)

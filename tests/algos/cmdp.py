@@ -9,6 +9,8 @@ deviation ``sigma`` pays ``k sigma^2`` extra cost, so its constrained optimum is
 Unconstrained, the return grows with ``mu`` until the action box: the cost goes to ``4k``.
 With ``component_limits`` each dimension's ``a_k^2`` is a separate constraint with its own limit
 ``d_k`` (optimum ``a_k = sqrt(d_k)``, multiplier ``1 / (2 sqrt(d_k))``).
+``noise`` adds zero-mean Gaussian noise of that standard deviation to every reward and cost
+(same expectations, so the same optimum): the surrogate gradients g and b become noisy.
 
 :class:`ChainEnv` has deterministic dynamics and a fixed horizon, for collector tests.
 """
@@ -34,8 +36,12 @@ class GaussianBanditCMDP(gym.vector.VectorEnv):
         act_dim: int = 2,
         limit: float = 1.0,
         component_limits: list[float] | None = None,
+        noise: float = 0.0,
+        seed: int = 0,
     ) -> None:
         self.num_envs = num_envs
+        self.noise = float(noise)
+        self._rng = np.random.default_rng(seed)
         self.single_observation_space = Box(-np.inf, np.inf, (2,), np.float32)
         self.single_action_space = Box(-2.0, 2.0, (act_dim,), np.float32)
         self.observation_space = Box(-np.inf, np.inf, (num_envs, 2), np.float32)
@@ -59,6 +65,9 @@ class GaussianBanditCMDP(gym.vector.VectorEnv):
         a = np.clip(np.asarray(actions, np.float32), -2.0, 2.0)
         reward = a.sum(1).astype(np.float32)
         cost = (a * a).sum(1).astype(np.float32)
+        if self.noise > 0:
+            reward += (self.noise * self._rng.standard_normal(self.num_envs)).astype(np.float32)
+            cost += (self.noise * self._rng.standard_normal(self.num_envs)).astype(np.float32)
         terminated = np.ones(self.num_envs, bool)
         truncated = np.zeros(self.num_envs, bool)
         final = np.empty(self.num_envs, dtype=object)

@@ -100,25 +100,36 @@ def test_same_seed_gives_identical_parameters_and_other_seed_differs(algo_cls):
 
 
 @pytest.mark.parametrize("algo_cls", [CPO, PPOLagrangian])
-@pytest.mark.parametrize("estimate", ["episodes", "rate"])
-def test_resume_from_state_dict_continues_bit_exactly(algo_cls, estimate):
-    cfg = AlgoConfig(**FAST, cost_estimate=estimate)
-    env = GaussianBanditCMDP(32, 2, 1.0)
+@pytest.mark.parametrize(
+    ("estimate", "gain"), [("episodes", 0.0), ("rate", 0.0), ("episodes", 0.3)]
+)
+def test_resume_from_state_dict_continues_bit_exactly(algo_cls, estimate, gain):
+    cfg = AlgoConfig(**FAST, cost_estimate=estimate, cost_target_gain=gain)
+
+    # With the gain: 8-D noisy bandit starting at cost 8 e^-1 = 2.9, just above d = 2.8, so
+    # CPO's first step is not a recovery step and the cost-target offset integrates from it.
+    def make_env():
+        return GaussianBanditCMDP(32, 8, 2.8, noise=1.0) if gain else GaussianBanditCMDP(32, 2, 1.0)
+
+    env = make_env()
     straight = algo_cls.from_env(env, cfg, seed=1)
     col = RolloutCollector(env, straight, steps_per_env=8, seed=1)
     for _ in range(5):
         straight.update(col.collect())
 
-    first = algo_cls.from_env(env, cfg, seed=1)
-    col1 = RolloutCollector(env, first, steps_per_env=8, seed=1)
+    env1 = make_env()
+    first = algo_cls.from_env(env1, cfg, seed=1)
+    col1 = RolloutCollector(env1, first, steps_per_env=8, seed=1)
     for _ in range(3):
         first.update(col1.collect())
     buf = io.BytesIO()
     torch.save({"algo": first.state_dict(), "collector": col1.state_dict()}, buf)
     buf.seek(0)
     state = torch.load(buf, weights_only=True)
-    resumed = algo_cls.from_env(env, cfg, seed=99)  # different seed: the state must win
-    col2 = RolloutCollector(env, resumed, steps_per_env=8, seed=99)
+    env2 = make_env()
+    env2._rng.bit_generator.state = env1._rng.bit_generator.state  # the env's own state
+    resumed = algo_cls.from_env(env2, cfg, seed=99)  # different seed: the state must win
+    col2 = RolloutCollector(env2, resumed, steps_per_env=8, seed=99)
     resumed.load_state_dict(state["algo"])
     col2.load_state_dict(state["collector"])
     for _ in range(2):
@@ -129,6 +140,9 @@ def test_resume_from_state_dict_continues_bit_exactly(algo_cls, estimate):
         assert torch.equal(resumed.length_history, straight.length_history)
     else:
         assert resumed.length_history is None
+    if gain and algo_cls is CPO:  # so is the cost-target offset
+        assert state["algo"]["cost_offset"] > 0 and state["algo"]["cost_offset_active"]
+        assert resumed.cost_offset == straight.cost_offset
 
 
 def test_cpo_converges_to_the_constrained_optimum_of_the_bandit():
@@ -146,6 +160,31 @@ def test_cpo_converges_to_the_constrained_optimum_of_the_bandit():
     assert last_cases.count("both_active") >= 25, last_cases
     # Measured episode cost of the last 10 batches sits at the limit (not swinging).
     assert abs(np.mean([h["ep_cost"] for h in hist[-10:]]) - 1.0) < 0.05
+
+
+def _time_averaged_true_cost(gain: float, epochs: int = 200) -> tuple[float, float]:
+    """CPO on the 8-D bandit with reward and cost noise (sd 4, 128 episodes per batch):
+    (closed-form expected cost, cost-target offset) averaged over the last 100 updates."""
+    env = GaussianBanditCMDP(32, 8, 1.0, noise=4.0)
+    algo = CPO.from_env(env, AlgoConfig(**FAST, target_kl=0.05, cost_target_gain=gain), seed=0)
+    col = RolloutCollector(env, algo, steps_per_env=4, seed=0)
+    costs, offsets = [], []
+    for _ in range(epochs):
+        algo.update(col.collect())
+        costs.append(_expected(algo)[1])
+        offsets.append(algo.cost_offset)
+    return float(np.mean(costs[-100:])), float(np.mean(offsets[-100:]))
+
+
+def test_cost_target_integral_removes_the_offset_a_noisy_cost_gradient_leaves():
+    # Noise in b: each step lowers the true cost less than the linear model predicts, so
+    # CPO as specified settles above the limit (the wheelchair's ~20 %, docs/algorithms.md).
+    cost_plain, offset_plain = _time_averaged_true_cost(0.0)
+    assert cost_plain > 1.15 and offset_plain == 0.0
+    # The integral lowers the target until the true expected cost sits at the limit.
+    cost_int, offset_int = _time_averaged_true_cost(0.1)
+    assert abs(cost_int - 1.0) < 0.07, cost_int
+    assert offset_int > 0.2
 
 
 def test_unconstrained_ppo_violates_the_constraint_that_cpo_meets():

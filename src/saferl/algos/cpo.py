@@ -9,7 +9,8 @@ Per update:
 3. ``H^-1 g``, ``H^-1 b`` by conjugate gradient with the Fisher-vector product of the mean KL
    (summed over action dims) on a random ``fvp_fraction`` subsample, plus ``cg_damping``.
 4. ``c = (J_c - d) / T`` from the episodes finished in the batch (cost critic at episode starts
-   if none finished; ``cost_estimate: rate``: the batch's cost per step times T);
+   if none finished; ``cost_estimate: rate``: the batch's cost per step times T); with
+   ``cost_target_gain`` > 0, ``d`` is lowered by an integral offset (see ``AlgoConfig``);
    :func:`saferl.algos.math.cpo_step` gives the step and its case.
 5. Backtracking line search: accept the first ``beta^k x`` with mean KL <= delta, cost surrogate
    rise <= max(-c, 0), and reward-surrogate improvement (except in recovery, and except where
@@ -86,6 +87,10 @@ class CPO(ActorCritic):
         self.constraint_names = tuple(constraint_names or ())
         # Closed-form Fisher-vector product (exact for this actor); False: double backward.
         self.closed_form_fvp = bool(closed_form_fvp)
+        #: integral tightening I of the cost target (episode-cost units; ``cost_target_gain``)
+        self.cost_offset = 0.0
+        #: whether the integral runs (from the first step that is not a recovery step)
+        self.cost_offset_active = False
 
     @classmethod
     def from_env(
@@ -110,9 +115,12 @@ class CPO(ActorCritic):
         data = self.prepare(batch)
         j_c, ep_len, source = self.episode_cost(batch)
         j_c = float(j_c[0])
-        c = (j_c - self.cost_limit) / ep_len
+        target = self.cost_limit - self.cost_offset
+        c = (j_c - target) / ep_len
         t_prep = time.perf_counter()
         info = self._actor_step(data, c)
+        info["cost_target"] = target
+        self._integrate_cost_offset(j_c, info["case"], source)
         t_actor = time.perf_counter()
         info.update(self.update_critics(data))
         t_critic = time.perf_counter()
@@ -125,6 +133,34 @@ class CPO(ActorCritic):
             )
         )
         return info
+
+    def _integrate_cost_offset(self, j_c: float, case: str, source: str) -> None:
+        """``I <- clip(I + k_i clip(J_c - d, -d/2, d/2), 0, d/2)`` from the first update whose
+        step is not a recovery step (and whose J_c is measured, not the critic's fallback)."""
+        gain = self.config.cost_target_gain
+        if gain <= 0:
+            return
+        if not self.cost_offset_active:
+            self.cost_offset_active = case != "recovery" and source != "critic"
+        if self.cost_offset_active:
+            half = 0.5 * self.cost_limit
+            err = min(max(j_c - self.cost_limit, -half), half)
+            self.cost_offset = min(max(self.cost_offset + gain * err, 0.0), half)
+
+    def state_dict(self) -> dict[str, Any]:
+        """:meth:`ActorCritic.state_dict` plus the cost-target offset."""
+        return {
+            **super().state_dict(),
+            "cost_offset": self.cost_offset,
+            "cost_offset_active": self.cost_offset_active,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`; checkpoints from before ``cost_target_gain`` have no
+        offset (0)."""
+        super().load_state_dict(state)
+        self.cost_offset = float(state.get("cost_offset", 0.0))
+        self.cost_offset_active = bool(state.get("cost_offset_active", False))
 
     # ---------------------------------------------------------------------------------------
     def _actor_step(self, data: PreparedBatch, c: float) -> dict[str, Any]:
