@@ -296,6 +296,11 @@ def plot(
         if key == "ep_cost":
             ax.axhline(limit, color="r", ls="--", label=f"limit d={limit:g}")
             ax.axhspan(0.8 * limit, 1.2 * limit, color="r", alpha=0.08, label="±20 %")
+            if any(r.get("cost_target", limit) != limit for r in rows):  # cost_target_gain
+                t = np.array(
+                    [[r["cost_target"] for r in rows if r["seed"] == s][:n] for s in seeds]
+                )
+                ax.plot(curves[0][0][:n], t.mean(0), "r:", lw=1.2, label="CPO's target d - I")
         feasible = {k: v for k, v in baselines.items() if v["ep_cost"] <= limit}
         if feasible:
             name, best = max(feasible.items(), key=lambda kv: kv[1]["ep_return"])
