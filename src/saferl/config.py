@@ -103,6 +103,12 @@ class AlgoConfig(_Section):
     """Initial mean action (the bias of the actor's output layer), one value per action
     dimension, in the env's action units; None starts at zero. The initial policy is then
     centred here (e.g. at full user authority in a shared-control env)."""
+    asymmetric_critic: bool = False
+    """Asymmetric actor-critic (Pinto et al. 2018): the trailing observation dims that the env
+    marks privileged (`privileged_obs_dims`, e.g. `env.options.privileged_obs: true`: the
+    wheelchair's true goal and impairment level) go to the critics only. The actor never reads
+    them, so the trained policy is deployable without them, while the critics' values, and so
+    the advantages, no longer carry the variance of what the policy cannot observe."""
     normalize_obs: bool = True
     """Running mean/variance observation normaliser (part of the policy's state)."""
     obs_clip: float = Field(10.0, gt=0)

@@ -86,6 +86,50 @@ class GaussianBanditCMDP(gym.vector.VectorEnv):
         return self._obs.copy(), reward, terminated, truncated, info
 
 
+class ContextBanditCMDP(GaussianBanditCMDP):
+    """:class:`GaussianBanditCMDP` plus a hidden per-episode context ``z ~ N(0, 1)`` that adds
+    ``scale * z`` to the reward: the optimum is unchanged, but every return carries variance
+    the policy can do nothing about. The observation is ``[1, 1, z]`` with ``z`` as the one
+    privileged (trailing) dim, the one only an asymmetric critic reads; with
+    ``observe_context=False`` it is ``[1, 1]`` and nothing can see ``z``."""
+
+    def __init__(
+        self,
+        num_envs: int = 64,
+        act_dim: int = 2,
+        limit: float = 1.0,
+        *,
+        scale: float = 5.0,
+        observe_context: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(num_envs, act_dim, limit, seed=seed)
+        self.scale = float(scale)
+        self.privileged_obs_dims = 1 if observe_context else 0
+        d = 2 + self.privileged_obs_dims
+        self.single_observation_space = Box(-np.inf, np.inf, (d,), np.float32)
+        self.observation_space = Box(-np.inf, np.inf, (num_envs, d), np.float32)
+        self._z = self._rng.standard_normal(num_envs).astype(np.float32)
+
+    def _context_obs(self) -> np.ndarray:
+        ones = np.ones((self.num_envs, 2), np.float32)
+        return np.concatenate([ones, self._z[:, None]], 1) if self.privileged_obs_dims else ones
+
+    def reset(self, *, seed=None, options=None):
+        return self._context_obs(), {}
+
+    def step(self, actions):
+        _, reward, terminated, truncated, info = super().step(actions)
+        reward = reward + self.scale * self._z
+        final = np.empty(self.num_envs, dtype=object)
+        obs_before = self._context_obs()
+        for i in range(self.num_envs):
+            final[i] = obs_before[i]
+        info["final_obs"] = final
+        self._z = self._rng.standard_normal(self.num_envs).astype(np.float32)  # next episodes
+        return self._context_obs(), reward, terminated, truncated, info
+
+
 class ChainEnv(gym.vector.VectorEnv):
     """obs = [t, instance]; reward = 1 + t, cost = 0.5 per step; instance 0 terminates at t=2,
     the others are truncated at ``horizon``. Same-step autoreset with ``final_obs``."""

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from cmdp import GaussianBanditCMDP
+from cmdp import ContextBanditCMDP, GaussianBanditCMDP
 
 from saferl.algos.buffer import RolloutCollector
 from saferl.algos.cpo import CPO
@@ -185,6 +185,47 @@ def test_cost_target_integral_removes_the_offset_a_noisy_cost_gradient_leaves():
     cost_int, offset_int = _time_averaged_true_cost(0.1)
     assert abs(cost_int - 1.0) < 0.07, cost_int
     assert offset_int > 0.2
+
+
+def _advantage_std_after_training(asymmetric: bool) -> float:
+    """Reward-advantage std (before standardisation) on a fresh batch after 8 CPO updates on
+    the context bandit, with the context given to the critics only or to nobody."""
+    env = ContextBanditCMDP(64, 2, 1.0, scale=5.0, observe_context=asymmetric)
+    algo = CPO.from_env(env, AlgoConfig(**FAST, asymmetric_critic=asymmetric), seed=0)
+    col = RolloutCollector(env, algo, steps_per_env=16, seed=0)
+    for _ in range(8):
+        algo.update(col.collect())
+    return algo.prepare(col.collect()).adv_r_std
+
+
+def test_asymmetric_critic_removes_what_the_actor_cannot_observe_from_the_advantages():
+    # Blind critic: the hidden context's 5 z is in every advantage (std ~ 5). A critic that
+    # reads z predicts it, leaving the action's own effect (std ~ 1 at the initial sigma).
+    blind = _advantage_std_after_training(asymmetric=False)
+    asym = _advantage_std_after_training(asymmetric=True)
+    assert blind > 4.0
+    assert asym < 0.4 * blind, (asym, blind)
+
+
+@pytest.mark.parametrize("algo_cls", [CPO, PPOLagrangian])
+def test_asymmetric_critic_keeps_the_privileged_dims_from_the_actor(algo_cls):
+    env = ContextBanditCMDP(16, 2, 1.0)
+    algo = algo_cls.from_env(env, AlgoConfig(**FAST, asymmetric_critic=True), seed=0)
+    assert algo.actor.mu[0].in_features == 2  # the actor's network has no input for z
+    obs = torch.tensor([[1.0, 1.0, -3.0], [1.0, 1.0, 3.0]])
+    with torch.no_grad():
+        mean, _ = algo.actor(obs)
+        values = algo.critics(obs)
+    assert torch.equal(mean[0], mean[1])  # the action does not depend on z
+    assert not torch.equal(values[0], values[1])  # the critics read it
+    symmetric = algo_cls.from_env(env, AlgoConfig(**FAST), seed=0)
+    assert symmetric.actor.mu[0].in_features == 3  # without the option the actor sees all
+
+
+def test_asymmetric_critic_needs_privileged_observations():
+    env = ContextBanditCMDP(16, 2, 1.0, observe_context=False)
+    with pytest.raises(ConfigError, match=r"^algo\.asymmetric_critic: .*privileged_obs"):
+        CPO.from_env(env, AlgoConfig(**FAST, asymmetric_critic=True), seed=0)
 
 
 def test_unconstrained_ppo_violates_the_constraint_that_cpo_meets():

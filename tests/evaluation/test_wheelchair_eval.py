@@ -56,3 +56,30 @@ def test_wheelchair_levels_run():
     sf = P.safety(policy, wheelchair.make_vec, episodes=2, seed=0, num_envs=2)
     assert sf.unique("challenge") == list(P.CHALLENGE_LEVELS)
     assert (sf["limit"] == wheelchair.WHEELCHAIR_CONSTRAINTS.get_limit()).all()
+
+
+def test_asymmetric_critic_run_trains_and_evaluates(tmp_path):
+    # The trainer hands the env's privileged dims to CPO; the saved actor reads only the 44
+    # deployable ones, and evaluation rebuilds it that way from the run's config.
+    from saferl.config import load_config
+    from saferl.training.evaluation.models import load_run_model
+    from saferl.training.trainer import Trainer
+
+    cfg = load_config(
+        None,
+        [
+            "env.id=WheelchairSC-v0", "env.num_envs=8", "env.options={privileged_obs: true}",
+            "algo.name=cpo", "algo.asymmetric_critic=true", "algo.hidden_sizes=[16, 16]",
+            "algo.critic_epochs=1", "train.total_steps=320", "train.steps_per_epoch=160",
+            "train.progress=false", "train.plot_every=1000", f"train.runs_dir={tmp_path}",
+            "train.name=asym",
+        ],
+    )  # fmt: skip
+    trainer = Trainer(cfg, command=["test"])
+    assert trainer.train() == 0
+    assert trainer.algo.actor.mu[0].in_features == wheelchair.WheelchairSCVecEnv.OBS_DIM
+    model = load_run_model(trainer.run_dir, checkpoint="last")
+    assert model.policy.actor.mu[0].in_features == wheelchair.WheelchairSCVecEnv.OBS_DIM
+    table = P.standard(model.policy, model.env_factory, episodes=4, seed=0, num_envs=4,
+                       env_options=model.env_options)  # fmt: skip
+    assert len(table) == 4 and np.isfinite(table["return"]).all()

@@ -178,6 +178,9 @@ class ActorCritic:
             (action sampling, minibatch and FVP subsample permutations).
         device: torch device of the networks.
         n_cost_heads: number of cost critics (1 = the combined cost).
+        privileged_obs_dims: how many trailing observation dims are privileged (the env's
+            ``privileged_obs_dims``); with ``config.asymmetric_critic`` only the critics read
+            them.
     """
 
     def __init__(
@@ -190,6 +193,7 @@ class ActorCritic:
         seed: int,
         device: str | torch.device = "cpu",
         n_cost_heads: int = 1,
+        privileged_obs_dims: int = 0,
     ) -> None:
         if cost_limit is None or not math.isfinite(float(cost_limit)) or cost_limit < 0:
             raise ValueError(f"cost_limit must be a finite number >= 0, got {cost_limit!r}")
@@ -202,6 +206,7 @@ class ActorCritic:
         self.action_low = np.asarray(action_space.low, np.float32).reshape(self.act_dim)
         self.action_high = np.asarray(action_space.high, np.float32).reshape(self.act_dim)
         self.n_cost_heads = int(n_cost_heads)
+        actor_inputs = self._actor_input_dims(config, int(privileged_obs_dims))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             try:
@@ -212,6 +217,7 @@ class ActorCritic:
                     config.activation,
                     config.init_log_std,
                     init_mean=config.init_action_mean,
+                    input_dims=actor_inputs,
                 ).to(self.device)
             except ValueError as exc:  # an init list of the wrong length: name the config field
                 raise ConfigError(f"algo.{exc}") from None
@@ -230,6 +236,23 @@ class ActorCritic:
     # ---------------------------------------------------------------------------------------
     # Acting
     # ---------------------------------------------------------------------------------------
+    def _actor_input_dims(self, config: AlgoConfig, privileged: int) -> int:
+        """Observation dims the actor reads: all, or (asymmetric critic) all but the trailing
+        privileged ones."""
+        if not config.asymmetric_critic:
+            return self.obs_dim
+        if privileged <= 0:
+            raise ConfigError(
+                "algo.asymmetric_critic: the environment has no privileged observation "
+                "(set env.options.privileged_obs: true on an env that offers it)"
+            )
+        if privileged >= self.obs_dim:
+            raise ConfigError(
+                f"algo.asymmetric_critic: {privileged} privileged dims leave the actor no "
+                f"observation (of {self.obs_dim})"
+            )
+        return self.obs_dim - privileged
+
     def _obs_tensor(self, obs: Any) -> torch.Tensor:
         o = torch.as_tensor(obs, dtype=torch.float32).to(self.device)
         return self.obs_norm.normalize(o.reshape(-1, self.obs_dim))

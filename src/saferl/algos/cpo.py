@@ -61,6 +61,8 @@ class CPO(ActorCritic):
         constraint_names: accepted for a uniform constructor; CPO constrains the combined cost.
         closed_form_fvp: use :func:`~saferl.algos.math.gaussian_mlp_fvp` (exact, faster)
             instead of the generic double-backward Fisher-vector product.
+        privileged_obs_dims: trailing observation dims only the critics read when
+            ``config.asymmetric_critic`` (``from_env`` takes the env's ``privileged_obs_dims``).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class CPO(ActorCritic):
         device: str | torch.device = "cpu",
         constraint_names: Sequence[str] | None = None,
         closed_form_fvp: bool = True,
+        privileged_obs_dims: int = 0,
     ) -> None:
         super().__init__(
             observation_space,
@@ -83,6 +86,7 @@ class CPO(ActorCritic):
             seed=seed,
             device=device,
             n_cost_heads=1,
+            privileged_obs_dims=privileged_obs_dims,
         )
         self.constraint_names = tuple(constraint_names or ())
         # Closed-form Fisher-vector product (exact for this actor); False: double backward.
@@ -104,6 +108,7 @@ class CPO(ActorCritic):
             kwargs["cost_limit"] = constraints.get_limit()
         names = tuple(constraints.names) if constraints is not None else None
         kwargs.setdefault("constraint_names", names)
+        kwargs.setdefault("privileged_obs_dims", getattr(env, "privileged_obs_dims", 0))
         return cls(
             env.single_observation_space, env.single_action_space, config, seed=seed, **kwargs
         )
@@ -193,7 +198,9 @@ class CPO(ActorCritic):
         if self.closed_form_fvp:
             # J^T diag(1/sigma^2) J by hand for both right-hand sides at once (NOTES.md: the
             # conjugate-gradient solves dominate the actor step; this is ~3x cheaper).
-            fvp = gaussian_mlp_fvp(actor.mu, actor.log_std, obs_sub, cfg.cg_damping, count=m)
+            fvp = gaussian_mlp_fvp(
+                actor.mu, actor.log_std, actor.inputs(obs_sub), cfg.cg_damping, count=m
+            )
             hinv = conjugate_gradient(fvp, torch.stack([g, b]), cfg.cg_iters)
             hinv_g, hinv_b = hinv[0], hinv[1]
         else:

@@ -70,6 +70,8 @@ class GaussianActor(nn.Module):
         output_gain: orthogonal gain of the mean layer (small: initial actions near 0).
         init_mean: initial bias of the mean layer, one value per action dimension (default
             zeros): where the policy starts in the action box.
+        input_dims: read only the first ``input_dims`` observation dims (default: all); the
+            rest (privileged, for the critics) cannot influence the action.
     """
 
     def __init__(
@@ -81,9 +83,13 @@ class GaussianActor(nn.Module):
         init_log_std: float | Sequence[float] = -0.5,
         output_gain: float = 0.01,
         init_mean: Sequence[float] | None = None,
+        input_dims: int | None = None,
     ) -> None:
         super().__init__()
-        self.mu = mlp(obs_dim, act_dim, hidden_sizes, activation, output_gain)
+        if input_dims is not None and not 0 < input_dims <= obs_dim:
+            raise ValueError(f"input_dims: {input_dims} is not in 1..{obs_dim}")
+        self.input_dims = obs_dim if input_dims is None else int(input_dims)
+        self.mu = mlp(self.input_dims, act_dim, hidden_sizes, activation, output_gain)
         log_std = torch.as_tensor(init_log_std, dtype=torch.float32).reshape(-1)
         if log_std.numel() not in (1, act_dim):
             raise ValueError(
@@ -101,9 +107,13 @@ class GaussianActor(nn.Module):
             with torch.no_grad():
                 self.mu[-1].bias.copy_(bias)
 
+    def inputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """The part of ``obs (B, obs_dim)`` the mean network reads."""
+        return obs[..., : self.input_dims]
+
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``obs (B, obs_dim)`` -> ``(mean (B, act_dim), log_std (act_dim,))``."""
-        return self.mu(obs), self.log_std
+        return self.mu(self.inputs(obs)), self.log_std
 
     @staticmethod
     def log_prob(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

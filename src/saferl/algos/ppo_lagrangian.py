@@ -57,6 +57,8 @@ class PPOLagrangian(ActorCritic):
         lagrangian: ``False`` for plain PPO (multipliers fixed at 0).
         kl_stop_factor: stop the actor epochs early once a minibatch's KL(pi_old || pi)
             exceeds ``kl_stop_factor * target_kl`` (``None``: never; Spinning Up's rule).
+        privileged_obs_dims: trailing observation dims only the critics read when
+            ``config.asymmetric_critic`` (``from_env`` takes the env's ``privileged_obs_dims``).
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class PPOLagrangian(ActorCritic):
         constraints: ConstraintSet | None = None,
         lagrangian: bool = True,
         kl_stop_factor: float | None = 1.5,
+        privileged_obs_dims: int = 0,
     ) -> None:
         config = config if config is not None else AlgoConfig()
         if constraints is not None:
@@ -102,6 +105,7 @@ class PPOLagrangian(ActorCritic):
             seed=seed,
             device=device,
             n_cost_heads=len(names),
+            privileged_obs_dims=privileged_obs_dims,
         )
         self.constraint_names = names
         # None: follow self.cost_limit (which a schedule may change between updates)
@@ -127,6 +131,7 @@ class PPOLagrangian(ActorCritic):
             kwargs["cost_limit"] = constraints.get_limit()
         if constraints is not None:
             kwargs.setdefault("constraints", constraints)
+        kwargs.setdefault("privileged_obs_dims", getattr(env, "privileged_obs_dims", 0))
         return cls(
             env.single_observation_space, env.single_action_space, config, seed=seed, **kwargs
         )

@@ -227,7 +227,9 @@ class ExoGaitVecEnv(SafeVectorEnv):
         if not isinstance(episode_steps, (int, np.integer)) or episode_steps < 1:
             raise ValueError(f"episode_steps: expected a positive int, got {episode_steps!r}")
         self.privileged_obs = bool(privileged_obs)
-        obs_dim = self.OBS_DIM + (4 if self.privileged_obs else 0)
+        #: trailing observation dims that are privileged (``algo.asymmetric_critic``)
+        self.privileged_obs_dims = 4 if self.privileged_obs else 0
+        obs_dim = self.OBS_DIM + self.privileged_obs_dims
         self._obs_bound = 10.0
         constraints = EXO_CONSTRAINTS
         if episode_steps != EPISODE_STEPS:

@@ -667,7 +667,9 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         self._built_challenge = challenge  # set_options may change challenge_name
         self.chair = chair or ChairParams()
         self.privileged_obs = bool(privileged_obs)
-        obs_dim = self.OBS_DIM + (7 if self.privileged_obs else 0)
+        #: trailing observation dims that are privileged (``algo.asymmetric_critic``)
+        self.privileged_obs_dims = 7 if self.privileged_obs else 0
+        obs_dim = self.OBS_DIM + self.privileged_obs_dims
         low = np.full(obs_dim, -10.0, np.float32)
         high = np.full(obs_dim, 10.0, np.float32)
         super().__init__(

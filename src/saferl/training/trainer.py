@@ -393,6 +393,8 @@ class Trainer:
         kwargs: dict[str, Any] = {"cost_limit": self.cost_limit, "seed": cfg.train.seed}
         if accepts_kwarg(factory, "device"):
             kwargs["device"] = cfg.train.device
+        if accepts_kwarg(factory, "privileged_obs_dims"):  # for algo.asymmetric_critic
+            kwargs["privileged_obs_dims"] = int(getattr(env, "privileged_obs_dims", 0))
         constraints = getattr(env, "constraints", None)
         if constraints is not None and accepts_kwarg(factory, "constraint_names"):
             kwargs["constraint_names"] = tuple(constraints.names)

@@ -207,12 +207,17 @@ def load_run_model(
     try:
         obs_dim = int(probe.single_observation_space.shape[0])
         act_dim = int(probe.single_action_space.shape[0])
+        privileged = int(getattr(probe, "privileged_obs_dims", 0))
     finally:
         close = getattr(probe, "close", None)
         if callable(close):
             close()
     ac = cfg.algo
-    actor = GaussianActor(obs_dim, act_dim, ac.hidden_sizes, ac.activation, ac.init_log_std)
+    # asymmetric critic: the actor reads all but the env's trailing privileged dims
+    inputs = obs_dim - privileged if ac.asymmetric_critic and 0 < privileged < obs_dim else None
+    actor = GaussianActor(
+        obs_dim, act_dim, ac.hidden_sizes, ac.activation, ac.init_log_std, input_dims=inputs
+    )
     norm = ObsNormalizer(obs_dim, clip=ac.obs_clip, enabled=ac.normalize_obs)
     try:
         actor.load_state_dict(algo_state["actor"])
