@@ -20,6 +20,7 @@ _LAZY = {
     "Constraint": "saferl.safety:Constraint",
     "ConstraintSet": "saferl.safety:ConstraintSet",
     "check_safe_env": "saferl.envs:check_safe_env",
+    "ObservationEMA": "saferl.envs.wrappers:ObservationEMA",
     "CPO": "saferl.algos.cpo:CPO",
     "PPOLagrangian": "saferl.algos.ppo_lagrangian:PPOLagrangian",
     "Trainer": "saferl.training.trainer:Trainer",

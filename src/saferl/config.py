@@ -34,6 +34,7 @@ __all__ = [
     "EnvConfig",
     "EvalConfig",
     "HyperoptConfig",
+    "ObsEMAConfig",
     "SafetyMonitorConfig",
     "ScheduleConfig",
     "TrackingConfig",
@@ -67,6 +68,24 @@ class _Section(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
+class ObsEMAConfig(_Section):
+    """Moving averages of observation dims appended to the observation (a memory for a
+    memoryless policy; `saferl.envs.wrappers.ObservationEMA`)."""
+
+    dims: list[int] = Field(min_length=1)
+    """Observation dims to average (not the env's privileged ones)."""
+    weights: list[float] = Field(default_factory=lambda: [0.05], min_length=1)
+    """Per-step weights w in (0, 1] of the newest value, one average per weight and dim
+    (time constant 1/w steps: 0.05 is 20 steps, 2 s on the wheelchair)."""
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_in_unit_interval(cls, v: list[float]) -> list[float]:
+        if not all(0.0 < w <= 1.0 for w in v):
+            raise ValueError(f"each weight must be in (0, 1], got {v}")
+        return v
+
+
 class EnvConfig(_Section):
     """The environment trained on (training env; evaluation builds its own instances)."""
 
@@ -85,6 +104,9 @@ class EnvConfig(_Section):
     """Use the environment's strict limit instead of the default one (ignored if cost_limit set)."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments passed to the environment's factory."""
+    obs_ema: ObsEMAConfig | None = None
+    """Append moving averages of these observation dims (training, evaluation and the trained
+    policy all see them); null: the env's own observation."""
 
 
 class AlgoConfig(_Section):

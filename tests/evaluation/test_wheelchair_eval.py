@@ -83,3 +83,40 @@ def test_asymmetric_critic_run_trains_and_evaluates(tmp_path):
     table = P.standard(model.policy, model.env_factory, episodes=4, seed=0, num_envs=4,
                        env_options=model.env_options)  # fmt: skip
     assert len(table) == 4 and np.isfinite(table["return"]).all()
+
+
+def _obs_ema_config(tmp_path, dims="[8, 9]"):
+    from saferl.config import load_config
+
+    return load_config(
+        None,
+        [
+            "env.id=WheelchairSC-v0", "env.num_envs=8", f"env.obs_ema={{dims: {dims}}}",
+            "algo.name=cpo", "algo.hidden_sizes=[16, 16]", "algo.critic_epochs=1",
+            "train.total_steps=320", "train.steps_per_epoch=160", "train.progress=false",
+            "train.plot_every=1000", f"train.runs_dir={tmp_path}", "train.name=ema",
+        ],
+    )  # fmt: skip
+
+
+def test_obs_ema_run_trains_and_evaluates_with_the_averages(tmp_path):
+    from saferl.training.evaluation.models import load_run_model
+    from saferl.training.trainer import Trainer
+
+    trainer = Trainer(_obs_ema_config(tmp_path), command=["test"])
+    assert trainer.train() == 0
+    d = wheelchair.WheelchairSCVecEnv.OBS_DIM + 2  # two averages appended
+    assert trainer.algo.actor.mu[0].in_features == d
+    model = load_run_model(trainer.run_dir, checkpoint="last")
+    assert model.policy.actor.mu[0].in_features == d
+    table = P.standard(model.policy, model.env_factory, episodes=4, seed=0, num_envs=4,
+                       env_options=model.env_options)  # fmt: skip
+    assert len(table) == 4 and np.isfinite(table["return"]).all()
+
+
+def test_obs_ema_with_dims_the_env_lacks_is_a_one_line_config_error(tmp_path):
+    from saferl.config import ConfigError
+    from saferl.training.trainer import Trainer
+
+    with pytest.raises(ConfigError, match=r"^env\.obs_ema\.dims: \[99\]"):
+        Trainer(_obs_ema_config(tmp_path, dims="[99]"), command=["test"])

@@ -366,9 +366,13 @@ class Trainer:
         return factory(num_envs=self.config.env.num_envs, **options)
 
     def _env_factory_and_options(self) -> tuple[Any, dict[str, Any]]:
-        """The env factory and the configured options it is built with (the rule evaluation
-        uses too: ``env_options_from_config``), after checking the env has the levels asked."""
-        from saferl.training.evaluation.models import env_options_from_config
+        """The env factory (wrapped as ``env.obs_ema`` says) and the configured options it is
+        built with (the rules evaluation uses too: ``env_factory_from_config``,
+        ``env_options_from_config``), after checking the env has the levels asked."""
+        from saferl.training.evaluation.models import (
+            env_factory_from_config,
+            env_options_from_config,
+        )
 
         cfg = self.config.env
         try:
@@ -379,7 +383,8 @@ class Trainer:
             raise TrainError(f"env.challenge: environment '{cfg.id}' has no challenge levels")
         if cfg.impairment is not None and not accepts_kwarg(factory, "impairment"):
             raise TrainError(f"env.impairment: environment '{cfg.id}' has no impairment levels")
-        return factory, env_options_from_config(self.config, factory)
+        options = env_options_from_config(self.config, factory)
+        return env_factory_from_config(self.config, factory), options
 
     def _make_algorithm(self) -> Any:
         cfg = self.config

@@ -95,6 +95,30 @@ def _env_factory(env_id: str) -> Callable[..., Any]:
         raise EvaluationError(f"env.id: {exc}") from None
 
 
+def env_factory_from_config(cfg: Config, factory: Callable[..., Any]) -> Callable[..., Any]:
+    """``factory`` wrapped as the run's config says: with ``env.obs_ema`` the envs it builds
+    append moving averages of observation dims (:class:`~saferl.envs.wrappers.ObservationEMA`),
+    for training, evaluation and ``best.pt`` checks alike.
+
+    Raises:
+        ConfigError: ``env.obs_ema`` names dims the env does not have (raised when an env is
+            built).
+    """
+    spec = cfg.env.obs_ema
+    if spec is None:
+        return factory
+    from saferl.envs.wrappers import ObservationEMA
+
+    def make(*args: Any, **options: Any) -> Any:
+        env = factory(*args, **options)
+        try:
+            return ObservationEMA(env, spec.dims, spec.weights)
+        except ValueError as exc:
+            raise ConfigError(f"env.obs_ema.{exc}") from None
+
+    return make
+
+
 def env_options_from_config(cfg: Config, factory: Callable[..., Any]) -> dict[str, Any]:
     """The env options the trainer builds its env with: ``env.options``, the challenge where the
     factory names that parameter (or a non-default one is configured; environments without
@@ -201,8 +225,9 @@ def load_run_model(
     if not isinstance(algo_state, dict) or "actor" not in algo_state:
         raise EvaluationError(f"checkpoint {path} holds no policy (state['algo']['actor'])")
     env_id = state.get("meta", {}).get("env", cfg.env.id)
-    factory = _env_factory(env_id)
-    options = env_options_from_config(cfg, factory)
+    base = _env_factory(env_id)
+    options = env_options_from_config(cfg, base)
+    factory = env_factory_from_config(cfg, base)
     probe = factory(num_envs=1, **options)
     try:
         obs_dim = int(probe.single_observation_space.shape[0])

@@ -1,0 +1,90 @@
+"""ObservationEMA on the real wheelchair env, checked against a per-instance scalar recomputation
+from the unwrapped env's observation stream (the wrapper must not change the dynamics)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from saferl.envs.wheelchair import WheelchairSCVecEnv, make_vec
+from saferl.envs.wrappers import ObservationEMA
+
+DIMS, WEIGHTS = [8, 9, 0], [0.05, 0.3]
+N, STEPS = 6, 610  # past the 600-step time limit: every instance restarts
+
+
+def _actions(t: int) -> np.ndarray:
+    rng = np.random.default_rng(t)
+    return rng.uniform(-1, 1, (N, 3)).astype(np.float32)
+
+
+def _raw_stream():
+    """(obs, final_obs, done) per step of the unwrapped env with the same seed and actions."""
+    env = make_vec(N, privileged_obs=True)
+    obs, _ = env.reset(seed=5)
+    out = [(obs.copy(), None, np.zeros(N, bool))]
+    for t in range(STEPS):
+        obs, _, te, tr, info = env.step(_actions(t))
+        done = te | tr
+        out.append((obs.copy(), info.get("final_obs"), done))
+    return out
+
+
+def test_averages_match_a_scalar_recomputation_with_episode_restarts():
+    wrapped = ObservationEMA(make_vec(N, privileged_obs=True), DIMS, WEIGHTS)
+    d = WheelchairSCVecEnv.OBS_DIM
+    assert wrapped.single_observation_space.shape == (d + 6 + 7,)
+    assert wrapped.privileged_obs_dims == 7
+    raw = _raw_stream()
+    obs, _ = wrapped.reset(seed=5)
+    ema = {(i, w, k): float(raw[0][0][i, k]) for i in range(N) for w in WEIGHTS for k in DIMS}
+    restarts = 0
+
+    def expected(i: int, x: np.ndarray, table: dict) -> np.ndarray:
+        feats = [table[(i, w, k)] for w in WEIGHTS for k in DIMS]
+        return np.concatenate([x[:d], np.asarray(feats, np.float32), x[d:]])
+
+    np.testing.assert_allclose(obs[0], expected(0, raw[0][0][0], ema), rtol=0, atol=1e-6)
+    for t in range(STEPS):
+        obs, _, te, tr, info = wrapped.step(_actions(t))
+        x, final, done = raw[t + 1]
+        np.testing.assert_array_equal(te | tr, done)  # same dynamics
+        for i in range(N):
+            upd = {
+                key: (1 - key[1]) * v + key[1] * float((final[i] if done[i] else x[i])[key[2]])
+                for key, v in ema.items()
+                if key[0] == i
+            }
+            if done[i]:  # the terminal observation carries the ended episode's averages
+                got = info["final_obs"][i]
+                np.testing.assert_allclose(got, expected(i, final[i], upd), rtol=0, atol=1e-5)
+                upd = {key: float(x[i][key[2]]) for key in upd}  # the next episode restarts
+                restarts += 1
+            ema.update(upd)
+            np.testing.assert_allclose(obs[i], expected(i, x[i], ema), rtol=0, atol=1e-5)
+    assert restarts >= N  # the check covered episode boundaries
+
+
+def test_state_dict_continues_bit_exactly():
+    a = ObservationEMA(make_vec(N), DIMS, WEIGHTS)
+    a.reset(seed=1)
+    for t in range(40):
+        a.step(_actions(t))
+    state = a.state_dict()
+    rest_a = [a.step(_actions(100 + t))[0] for t in range(30)]
+    b = ObservationEMA(make_vec(N), DIMS, WEIGHTS)
+    b.reset(seed=99)
+    b.load_state_dict(state)
+    rest_b = [b.step(_actions(100 + t))[0] for t in range(30)]
+    for x, y in zip(rest_a, rest_b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize(
+    ("dims", "weights", "match"),
+    [([44], [0.1], "^dims: "), ([8, 8], [0.1], "^dims: "), ([8], [0.0], "^weights: ")],
+)
+def test_bad_arguments_name_the_argument(dims, weights, match):
+    # 44.. are the privileged dims: averaging them would leak them to the actor.
+    with pytest.raises(ValueError, match=match):
+        ObservationEMA(make_vec(2, privileged_obs=True), dims, weights)
