@@ -56,10 +56,27 @@ def _overrides(items: list[str]) -> dict[str, Any]:
     return {".".join(k).removeprefix("algo."): v for k, v in map(parse_override, items)}
 
 
-def make_env(name: str, num_envs: int, options: dict[str, Any]) -> Any:
+def env_factory(name: str, obs_ema: Any = None) -> Any:
+    """The registered factory, wrapped in ``ObservationEMA(dims, weights)`` when ``obs_ema``
+    is given (``--obs-ema``): the trained policy, its evaluation and the baselines' episodes
+    are the same env, the policy just sees the averages too."""
     from saferl.registry import ENVS
 
-    return ENVS.get(name)(num_envs, **options)
+    factory = ENVS.get(name)
+    if not obs_ema:
+        return factory
+    from saferl.envs.wrappers import ObservationEMA
+
+    dims, weights = obs_ema
+    return lambda num_envs=1, **options: ObservationEMA(factory(num_envs, **options), dims, weights)
+
+
+def _obs_ema(args: argparse.Namespace) -> Any:
+    return (list(args.obs_ema), list(args.obs_ema_weights)) if args.obs_ema else None
+
+
+def make_env(name: str, num_envs: int, options: dict[str, Any], obs_ema: Any = None) -> Any:
+    return env_factory(name, obs_ema)(num_envs, **options)
 
 
 def make_algo(algo: str, env: Any, overrides: dict[str, Any], seed: int, cost_limit: float | None):
@@ -83,7 +100,7 @@ def run_seed(args: dict[str, Any], seed: int) -> list[dict[str, Any]]:
         torch.set_num_threads(args["threads"])
     from saferl.algos.learn import learn
 
-    env = make_env(args["env"], args["num_envs"], args["env_options"])
+    env = make_env(args["env"], args["num_envs"], args["env_options"], args["obs_ema"])
     algo = make_algo(args["algo"], env, args["overrides"], seed, args["cost_limit"])
     out = Path(args["out"])
     log = (out / f"seed{seed}.jsonl").open("w")
@@ -109,7 +126,7 @@ def run_seed(args: dict[str, Any], seed: int) -> list[dict[str, Any]]:
     torch.save(algo.state_dict(), out / f"seed{seed}_final.pt")
     if args["final_episodes"]:
         final = evaluate_final_policy(
-            args["env"], args["env_options"], algo, args["final_episodes"]
+            args["env"], args["env_options"], algo, args["final_episodes"], args["obs_ema"]
         )
         (out / f"seed{seed}_final_eval.json").write_text(json.dumps(final, indent=1))
     return [_scalar_row({"seed": seed, **r}) for r in rows]
@@ -122,10 +139,12 @@ def evaluate_saved(args: dict[str, Any], seed: int) -> None:
     if args["threads"]:
         torch.set_num_threads(args["threads"])
     out = Path(args["out"])
-    env = make_env(args["env"], 1, args["env_options"])
+    env = make_env(args["env"], 1, args["env_options"], args["obs_ema"])
     algo = make_algo(args["algo"], env, args["overrides"], seed, args["cost_limit"])
     algo.load_state_dict(torch.load(out / f"seed{seed}_final.pt", weights_only=True))
-    final = evaluate_final_policy(args["env"], args["env_options"], algo, args["final_episodes"])
+    final = evaluate_final_policy(
+        args["env"], args["env_options"], algo, args["final_episodes"], args["obs_ema"]
+    )
     (out / f"seed{seed}_final_eval.json").write_text(json.dumps(final, indent=1))
 
 
@@ -133,18 +152,22 @@ EVAL_SEED = 10_000  # env seeds of the evaluation episodes: EVAL_SEED, EVAL_SEED
 
 
 def _evaluate(
-    policy: Any, env_name: str, options: dict[str, Any], episodes: int, deterministic: bool = True
+    policy: Any,
+    env_name: str,
+    options: dict[str, Any],
+    episodes: int,
+    deterministic: bool = True,
+    obs_ema: Any = None,
 ) -> dict[str, Any]:
     """Mean return, cost and length of ``policy`` on one complete episode per env seed
     (``EVAL_SEED``, ``EVAL_SEED + 1``, ...) with ``saferl``'s ``run_episodes``."""
     import numpy as np
 
-    from saferl.registry import ENVS
     from saferl.training.evaluation import run_episodes
 
     table = run_episodes(
         policy,
-        ENVS.get(env_name),
+        env_factory(env_name, obs_ema),
         range(EVAL_SEED, EVAL_SEED + episodes),
         num_envs=min(episodes, 256),
         env_options=options,
@@ -175,14 +198,14 @@ def evaluate_baselines(env_name: str, options: dict[str, Any], episodes: int):
 
 
 def evaluate_final_policy(
-    env_name: str, options: dict[str, Any], algo: Any, episodes: int
+    env_name: str, options: dict[str, Any], algo: Any, episodes: int, obs_ema: Any = None
 ) -> dict[str, Any]:
     """The trained policy on the baselines' evaluation episodes: mean action and sampled."""
     from saferl.training.evaluation import ActorPolicy
 
     policy = ActorPolicy.from_algorithm(algo)
     return {
-        mode: _evaluate(policy, env_name, options, episodes, mode == "deterministic")
+        mode: _evaluate(policy, env_name, options, episodes, mode == "deterministic", obs_ema)
         for mode in ("deterministic", "sampled")
     }
 
@@ -344,7 +367,7 @@ def throughput(args: argparse.Namespace, overrides: dict[str, Any], env_options)
         torch.set_num_threads(args.threads)
     from saferl.algos.buffer import RolloutCollector
 
-    env = make_env(args.env, args.num_envs, env_options)
+    env = make_env(args.env, args.num_envs, env_options, _obs_ema(args))
     algo = make_algo(args.algo, env, overrides, 0, args.cost_limit)
     col = RolloutCollector(env, algo, max(1, args.steps_per_epoch // env.num_envs), seed=0)
     times = []
@@ -406,6 +429,22 @@ def main(argv: list[str] | None = None) -> None:
         help="AlgoConfig field=value (repeatable), e.g. --set critic_epochs=5",
     )
     p.add_argument("--env-option", action="append", default=[], help="env option key=value")
+    p.add_argument(
+        "--obs-ema",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="DIM",
+        help="append moving averages of these observation dims (env.obs_ema)",
+    )
+    p.add_argument(
+        "--obs-ema-weights",
+        type=float,
+        nargs="+",
+        default=[0.05],
+        metavar="W",
+        help="per-step weights of the averages (default 0.05: 20 steps)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")
     p.add_argument("--out", default=None)
@@ -468,6 +507,7 @@ def main(argv: list[str] | None = None) -> None:
         "out": str(out),
         "verbose": not args.quiet,
         "final_episodes": args.final_episodes,
+        "obs_ema": _obs_ema(args),
     }
     rows: list[dict[str, Any]] = []
     if args.evaluate_only:
