@@ -82,7 +82,7 @@ class ObsEMAConfig(_Section):
     @classmethod
     def _weights_in_unit_interval(cls, v: list[float]) -> list[float]:
         if not all(0.0 < w <= 1.0 for w in v):
-            raise ValueError(f"each weight must be in (0, 1], got {v}")
+            raise ValueError("each weight must be in (0, 1]")
         return v
 
 
@@ -128,9 +128,11 @@ class AlgoConfig(_Section):
     asymmetric_critic: bool = False
     """Asymmetric actor-critic (Pinto et al. 2018): the trailing observation dims that the env
     marks privileged (`privileged_obs_dims`, e.g. `env.options.privileged_obs: true`: the
-    wheelchair's true goal and impairment level) go to the critics only. The actor never reads
-    them, so the trained policy is deployable without them, while the critics' values, and so
-    the advantages, no longer carry the variance of what the policy cannot observe."""
+    wheelchair's true goal and impairment level) go to the critics only. The actor's network has
+    no input for them, so the trained policy does not depend on them (a deployed policy still
+    takes the full-size observation; any values, e.g. zeros, in those slots), while the
+    critics' values, and so the advantages, no longer carry the variance of what the policy
+    cannot observe."""
     normalize_obs: bool = True
     """Running mean/variance observation normaliser (part of the policy's state)."""
     obs_clip: float = Field(10.0, gt=0)

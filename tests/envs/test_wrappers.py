@@ -88,3 +88,25 @@ def test_bad_arguments_name_the_argument(dims, weights, match):
     # 44.. are the privileged dims: averaging them would leak them to the actor.
     with pytest.raises(ValueError, match=match):
         ObservationEMA(make_vec(2, privileged_obs=True), dims, weights)
+
+
+def test_partial_reset_restarts_only_the_reset_instances():
+    env = ObservationEMA(make_vec(N), DIMS, WEIGHTS)
+    env.reset(seed=2)
+    for t in range(30):
+        obs, *_ = env.step(_actions(t))
+    mask = np.zeros(N, bool)
+    mask[[1, 4]] = True
+    before = env._ema.copy()
+    obs, _ = env.reset(options={"reset_mask": mask})
+    np.testing.assert_array_equal(env._ema[~mask], before[~mask])  # running episodes keep them
+    np.testing.assert_array_equal(env._ema[mask][:, 0], obs[mask][:, DIMS])  # restarted
+
+
+def test_state_of_other_averages_is_refused():
+    a = ObservationEMA(make_vec(N), DIMS, WEIGHTS)
+    a.reset(seed=1)
+    b = ObservationEMA(make_vec(N), [8, 9], WEIGHTS)
+    b.reset(seed=1)
+    with pytest.raises(ValueError, match=r"^obs_ema: the state averages dims \[8, 9, 0\]"):
+        b.load_state_dict(a.state_dict())

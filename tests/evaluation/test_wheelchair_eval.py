@@ -91,20 +91,27 @@ def _obs_ema_config(tmp_path, dims="[8, 9]"):
     return load_config(
         None,
         [
-            "env.id=WheelchairSC-v0", "env.num_envs=8", f"env.obs_ema={{dims: {dims}}}",
+            "env.id=WheelchairSC-v0", "env.num_envs=4", f"env.obs_ema={{dims: {dims}}}",
             "algo.name=cpo", "algo.hidden_sizes=[16, 16]", "algo.critic_epochs=1",
-            "train.total_steps=320", "train.steps_per_epoch=160", "train.progress=false",
-            "train.plot_every=1000", f"train.runs_dir={tmp_path}", "train.name=ema",
+            # 640 steps per instance: every instance finishes an episode (600-step limit), and
+            # best.pt is judged on complete evaluation episodes built with the same wrapper
+            "train.total_steps=2560", "train.steps_per_epoch=1280", "train.checkpoint_every=1",
+            "train.best_eval_episodes=2", "train.progress=false", "train.plot_every=1000",
+            f"train.runs_dir={tmp_path}", "train.name=ema",
         ],
     )  # fmt: skip
 
 
 def test_obs_ema_run_trains_and_evaluates_with_the_averages(tmp_path):
     from saferl.training.evaluation.models import load_run_model
+    from saferl.training.tracking import read_metrics
     from saferl.training.trainer import Trainer
 
     trainer = Trainer(_obs_ema_config(tmp_path), command=["test"])
     assert trainer.train() == 0
+    assert trainer.collector.state_dict()["total_steps"] == 2560
+    metrics = read_metrics(trainer.run_dir / "metrics.jsonl")
+    assert metrics[-1]["episodes"] > 0 and "best_eval_return" in metrics[-1]
     d = wheelchair.WheelchairSCVecEnv.OBS_DIM + 2  # two averages appended
     assert trainer.algo.actor.mu[0].in_features == d
     model = load_run_model(trainer.run_dir, checkpoint="last")

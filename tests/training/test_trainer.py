@@ -468,6 +468,27 @@ def test_a_failing_tracker_backend_never_stops_training_or_loses_rows(tmp_path, 
     assert "tracker 'missing' unavailable" in caplog.text
 
 
+def test_resume_with_obs_ema_and_cost_target_matches_uninterrupted_run(tmp_path):
+    # The moving averages (env state) and CPO's cost-target offset (algorithm state) survive a
+    # checkpoint: stopping at epoch 5 and resuming gives the run that never stopped.
+    extra = {"algo.name": "cpo", "algo.hidden_sizes": "[8]", "env.obs_ema": "{dims: [0, 1]}",
+             "algo.cost_target_gain": 0.5, "env.cost_limit": 1.0}  # fmt: skip
+    _, ref = run_toy(tmp_path / "ref", "e", **extra)
+    code, short = run_toy(tmp_path / "short", "e", **{**extra, "train.total_steps": 320})
+    assert code == 0
+    trainer = Trainer.resume(short, ["train.total_steps=640"], command=["resume"])
+    assert trainer.train() == 0
+    assert deterministic(read_metrics(short / "metrics.jsonl")) == deterministic(
+        read_metrics(ref / "metrics.jsonl")
+    )
+    assert_same_training_state(ref, short)
+    state = final_state(ref)
+    assert state["algo"]["cost_offset"] > 0  # the offset was in play
+    assert state["env"]["dims"] == [0, 1]
+    with pytest.raises(TrainError, match=r"^env\.obs_ema: the checkpoint was taken with"):
+        Trainer.resume(short, ["env.obs_ema={dims: [0]}"])
+
+
 def test_resume_refuses_a_different_number_of_envs(tmp_path):
     _, run = run_toy(tmp_path, "n", **{"train.total_steps": 128})
     with pytest.raises(TrainError, match=r"env\.num_envs"):

@@ -120,7 +120,7 @@ class CPO(ActorCritic):
         data = self.prepare(batch)
         j_c, ep_len, source = self.episode_cost(batch)
         j_c = float(j_c[0])
-        target = self.cost_limit - self.cost_offset
+        target = self.cost_limit - min(self.cost_offset, 0.5 * self.cost_limit)
         c = (j_c - target) / ep_len
         t_prep = time.perf_counter()
         info = self._actor_step(data, c)
@@ -141,12 +141,13 @@ class CPO(ActorCritic):
 
     def _integrate_cost_offset(self, j_c: float, case: str, source: str) -> None:
         """``I <- clip(I + k_i clip(J_c - d, -d/2, d/2), 0, d/2)`` from the first update whose
-        step is not a recovery step (and whose J_c is measured, not the critic's fallback)."""
+        step is not a recovery step, on every update whose J_c is measured (not the critic's
+        fallback)."""
         gain = self.config.cost_target_gain
-        if gain <= 0:
+        if gain <= 0 or source == "critic":
             return
         if not self.cost_offset_active:
-            self.cost_offset_active = case != "recovery" and source != "critic"
+            self.cost_offset_active = case != "recovery"
         if self.cost_offset_active:
             half = 0.5 * self.cost_limit
             err = min(max(j_c - self.cost_limit, -half), half)

@@ -98,9 +98,15 @@ class ObservationEMA:
 
     # ------------------------------------------------------------------------------------------
     def reset(self, *, seed: Any = None, options: Any = None) -> tuple[np.ndarray, dict]:
+        """Reset the env; the averages restart for the instances it resets (all, or those in
+        ``options["reset_mask"]``, whose other instances keep their episodes)."""
         obs, info = self.env.reset(seed=seed, options=options)
         obs = np.asarray(obs, np.float32)
-        self._ema[:] = obs[:, None, self.dims]
+        if options and "reset_mask" in options:
+            mask = np.asarray(options["reset_mask"], bool)
+            self._ema[mask] = obs[mask][:, None, self.dims]
+        else:
+            self._ema[:] = obs[:, None, self.dims]
         return self._augment(obs, self._ema), info
 
     def step(self, actions: Any) -> tuple[np.ndarray, Any, Any, Any, dict]:
@@ -123,13 +129,30 @@ class ObservationEMA:
 
     # ------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """The wrapped env's state plus the averages (plain tensors: a resumed run continues
-        bit-exactly)."""
-        return {"env": self.env.state_dict(), "ema": torch.from_numpy(self._ema.copy())}
+        """The wrapped env's state plus the averages and what they average (plain tensors and
+        lists: a resumed run continues bit-exactly)."""
+        return {
+            "env": self.env.state_dict(),
+            "ema": torch.from_numpy(self._ema.copy()),
+            "dims": self.dims.tolist(),
+            "weights": self.weights[:, 0].tolist(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`.
+
+        Raises:
+            ValueError: the state averages other dims or with other weights (the message
+                starts with ``obs_ema``).
+        """
+        mine = (self.dims.tolist(), self.weights[:, 0].tolist())
+        saved = (list(state.get("dims", mine[0])), list(state.get("weights", mine[1])))
         ema = np.asarray(state["ema"], np.float32)
-        if ema.shape != self._ema.shape:
-            raise ValueError(f"ema state of shape {ema.shape}, expected {self._ema.shape}")
+        if saved != mine or ema.shape != self._ema.shape:
+            raise ValueError(
+                f"obs_ema: the state averages dims {saved[0]} with weights {saved[1]} over "
+                f"{ema.shape[0]} instances; this wrapper averages {mine[0]} with {mine[1]} "
+                f"over {self.num_envs}"
+            )
         self.env.load_state_dict(state["env"])
         self._ema = ema.copy()

@@ -467,6 +467,7 @@ class Trainer:
                 "env": self.env_id,
                 "algo": self.config.algo.name,
                 "num_envs": self.config.env.num_envs,
+                "obs_ema": self._obs_ema_spec(),
                 "saved": _now(),
             },
             "counters": {
@@ -487,6 +488,10 @@ class Trainer:
             "last_metrics": dict(self.last_metrics),
         }
 
+    def _obs_ema_spec(self) -> dict[str, list] | None:
+        spec = self.config.env.obs_ema
+        return None if spec is None else {"dims": list(spec.dims), "weights": list(spec.weights)}
+
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         meta = state.get("meta", {})
         if meta.get("env") != self.env_id or meta.get("algo") != self.config.algo.name:
@@ -498,6 +503,11 @@ class Trainer:
             raise TrainError(
                 f"env.num_envs: the checkpoint was taken with {meta.get('num_envs')} envs; a "
                 f"resumed run must keep it (got {self.config.env.num_envs})"
+            )
+        if meta.get("obs_ema") != self._obs_ema_spec():  # absent before the option: None
+            raise TrainError(
+                f"env.obs_ema: the checkpoint was taken with {meta.get('obs_ema')}; a resumed "
+                f"run must keep it (got {self._obs_ema_spec()}): the policy's input depends on it"
             )
         c = state["counters"]
         self.epoch = int(c["epoch"])

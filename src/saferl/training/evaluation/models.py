@@ -107,8 +107,11 @@ def env_factory_from_config(cfg: Config, factory: Callable[..., Any]) -> Callabl
     spec = cfg.env.obs_ema
     if spec is None:
         return factory
+    import functools
+
     from saferl.envs.wrappers import ObservationEMA
 
+    @functools.wraps(factory)  # option probes (challenge, dynamics) still see the env's signature
     def make(*args: Any, **options: Any) -> Any:
         env = factory(*args, **options)
         try:
