@@ -67,8 +67,7 @@ def env_factory(name: str, obs_ema: Any = None) -> Any:
         return factory
     from saferl.envs.wrappers import ObservationEMA
 
-    dims, weights = obs_ema
-    return lambda num_envs=1, **options: ObservationEMA(factory(num_envs, **options), dims, weights)
+    return ObservationEMA.wrap_factory(factory, *obs_ema)
 
 
 def _obs_ema(args: argparse.Namespace) -> Any:

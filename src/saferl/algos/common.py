@@ -30,6 +30,7 @@ from saferl.config import AlgoConfig, ConfigError
 __all__ = [
     "ActorCritic",
     "PreparedBatch",
+    "actor_input_dims",
     "estimate_episode_cost",
     "estimate_episode_cost_from_rate",
 ]
@@ -159,6 +160,29 @@ def estimate_episode_cost_from_rate(
     return (rate * length).numpy(), length, "rate", new_history
 
 
+def actor_input_dims(config: AlgoConfig, obs_dim: int, privileged: int) -> int:
+    """Observation dims the actor reads: all, or (``asymmetric_critic``) all but the env's
+    ``privileged`` trailing ones.
+
+    Raises:
+        ConfigError: ``asymmetric_critic`` on an env without privileged dims, or with nothing
+            else left.
+    """
+    if not config.asymmetric_critic:
+        return obs_dim
+    if privileged <= 0:
+        raise ConfigError(
+            "algo.asymmetric_critic: the environment has no privileged observation "
+            "(set env.options.privileged_obs: true on an env that offers it)"
+        )
+    if privileged >= obs_dim:
+        raise ConfigError(
+            f"algo.asymmetric_critic: {privileged} privileged dims leave the actor no "
+            f"observation (of {obs_dim})"
+        )
+    return obs_dim - privileged
+
+
 def _global_column_means(values: torch.Tensor) -> np.ndarray:
     """Column means of ``values (N, K)`` over ranks, as a float64 array ``(K,)``."""
     v = values.detach().double().reshape(values.shape[0], -1)
@@ -206,7 +230,7 @@ class ActorCritic:
         self.action_low = np.asarray(action_space.low, np.float32).reshape(self.act_dim)
         self.action_high = np.asarray(action_space.high, np.float32).reshape(self.act_dim)
         self.n_cost_heads = int(n_cost_heads)
-        actor_inputs = self._actor_input_dims(config, int(privileged_obs_dims))
+        actor_inputs = actor_input_dims(config, self.obs_dim, int(privileged_obs_dims))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             try:
@@ -236,23 +260,6 @@ class ActorCritic:
     # ---------------------------------------------------------------------------------------
     # Acting
     # ---------------------------------------------------------------------------------------
-    def _actor_input_dims(self, config: AlgoConfig, privileged: int) -> int:
-        """Observation dims the actor reads: all, or (asymmetric critic) all but the trailing
-        privileged ones."""
-        if not config.asymmetric_critic:
-            return self.obs_dim
-        if privileged <= 0:
-            raise ConfigError(
-                "algo.asymmetric_critic: the environment has no privileged observation "
-                "(set env.options.privileged_obs: true on an env that offers it)"
-            )
-        if privileged >= self.obs_dim:
-            raise ConfigError(
-                f"algo.asymmetric_critic: {privileged} privileged dims leave the actor no "
-                f"observation (of {self.obs_dim})"
-            )
-        return self.obs_dim - privileged
-
     def _obs_tensor(self, obs: Any) -> torch.Tensor:
         o = torch.as_tensor(obs, dtype=torch.float32).to(self.device)
         return self.obs_norm.normalize(o.reshape(-1, self.obs_dim))

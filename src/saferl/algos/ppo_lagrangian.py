@@ -165,7 +165,7 @@ class PPOLagrangian(ActorCritic):
 
     def _step_costs(self, batch: RolloutBatch) -> torch.Tensor:
         if not self.per_constraint:
-            return batch.costs.unsqueeze(-1)
+            return super()._step_costs(batch)
         return self._components(batch)
 
     def update_multipliers(self, j_c: np.ndarray) -> None:

@@ -16,7 +16,8 @@ asymmetric critic still finds them there.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -77,6 +78,19 @@ class ObservationEMA:
         )
         self._ema = np.zeros((self.num_envs, n_w, len(dims)), np.float32)
 
+    @classmethod
+    def wrap_factory(
+        cls, factory: Callable[..., Any], dims: Sequence[int], weights: Sequence[float]
+    ) -> Callable[..., Any]:
+        """``factory(num_envs, **options)`` whose envs are wrapped; it keeps ``factory``'s
+        signature, so option probes (challenge, dynamics) still see the env's parameters."""
+
+        @functools.wraps(factory)
+        def make(*args: Any, **options: Any) -> Any:
+            return cls(factory(*args, **options), dims, weights)
+
+        return make
+
     # ------------------------------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
         if name == "env":  # not set yet (e.g. while unpickling): no recursion
@@ -123,7 +137,8 @@ class ObservationEMA:
                 for j, aug in zip(rows, self._augment(last, ema_last), strict=True):
                     final[j] = aug
             info = {**info, "final_obs": final}
-        self._ema = (1.0 - w) * self._ema + w * obs[:, None, self.dims]
+        self._ema *= 1.0 - w
+        self._ema += w * obs[:, None, self.dims]
         self._ema[done] = obs[done][:, None, self.dims]  # new episodes start their averages
         return self._augment(obs, self._ema), reward, terminated, truncated, info
 

@@ -111,11 +111,12 @@ def env_factory_from_config(cfg: Config, factory: Callable[..., Any]) -> Callabl
 
     from saferl.envs.wrappers import ObservationEMA
 
-    @functools.wraps(factory)  # option probes (challenge, dynamics) still see the env's signature
+    wrapped = ObservationEMA.wrap_factory(factory, spec.dims, spec.weights)
+
+    @functools.wraps(factory)
     def make(*args: Any, **options: Any) -> Any:
-        env = factory(*args, **options)
         try:
-            return ObservationEMA(env, spec.dims, spec.weights)
+            return wrapped(*args, **options)
         except ValueError as exc:
             raise ConfigError(f"env.obs_ema.{exc}") from None
 
@@ -204,6 +205,7 @@ def load_run_model(
     Raises:
         EvaluationError: not a run directory, no checkpoints, unreadable/corrupt checkpoint.
     """
+    from saferl.algos.common import actor_input_dims
     from saferl.algos.networks import GaussianActor, ObsNormalizer
     from saferl.training.checkpoint import CheckpointError, RunManifest, load_checkpoint
 
@@ -241,8 +243,10 @@ def load_run_model(
         if callable(close):
             close()
     ac = cfg.algo
-    # asymmetric critic: the actor reads all but the env's trailing privileged dims
-    inputs = obs_dim - privileged if ac.asymmetric_critic and 0 < privileged < obs_dim else None
+    try:  # the trainer's rule (asymmetric critic: all but the env's trailing privileged dims)
+        inputs = actor_input_dims(ac, obs_dim, privileged)
+    except ConfigError as exc:
+        raise EvaluationError(str(exc)) from None
     actor = GaussianActor(
         obs_dim, act_dim, ac.hidden_sizes, ac.activation, ac.init_log_std, input_dims=inputs
     )
