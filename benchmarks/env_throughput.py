@@ -4,11 +4,13 @@ Usage::
 
     python benchmarks/env_throughput.py --env all
     python benchmarks/env_throughput.py --env WheelchairSC-v0 --sizes 1 256 4096 16384 --repeats 5
+    python benchmarks/env_throughput.py --env WheelchairSC-v0 --env-option action_mode=assist
 
 For each env and N it steps the native batched env with uniform random actions (pre-generated,
 float32, one process) and reports the best and median env-steps/s over ``--repeats`` timed runs;
 then gymnasium's ``SyncVectorEnv`` over the single-instance env at ``--sync-n`` (256), and the
-native/sync ratio at that N. Prints the CPU model. The machine may be shared: compare best-of-K.
+native/sync ratio at that N. ``--env-option key=value`` (repeatable) passes a constructor option
+to both. Prints the CPU model. The machine may be shared: compare best-of-K.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import platform
 import statistics
 import time
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -46,8 +49,10 @@ def _time(step, actions, steps: int, n: int) -> tuple[float, float]:
     return n * steps / (time.perf_counter() - t0), n * steps / (time.process_time() - c0)
 
 
-def bench_native(env_id: str, n: int, steps: int, repeats: int, seed: int) -> list[tuple]:
-    env = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point")
+def bench_native(
+    env_id: str, n: int, steps: int, repeats: int, seed: int, **options: Any
+) -> list[tuple]:
+    env = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", **options)
     env.reset(seed=seed)
     rng = np.random.default_rng(seed)
     shape = env.action_space.shape
@@ -59,8 +64,10 @@ def bench_native(env_id: str, n: int, steps: int, repeats: int, seed: int) -> li
     return rates
 
 
-def bench_sync(env_id: str, n: int, steps: int, repeats: int, seed: int) -> list[tuple]:
-    env = gym.make_vec(env_id, num_envs=n, vectorization_mode="sync")
+def bench_sync(
+    env_id: str, n: int, steps: int, repeats: int, seed: int, **options: Any
+) -> list[tuple]:
+    env = gym.make_vec(env_id, num_envs=n, vectorization_mode="sync", **options)
     env.reset(seed=seed)
     rng = np.random.default_rng(seed)
     actions = rng.uniform(-1, 1, (8, *env.action_space.shape)).astype(np.float32)
@@ -83,7 +90,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps-budget", type=float, default=2.0e5, help="env-steps per run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--env-option", action="append", default=[], help="env constructor option key=value"
+    )
     args = parser.parse_args()
+    from saferl.config import parse_override
+
+    options = {".".join(k): v for k, v in map(parse_override, args.env_option)}
 
     import saferl.envs  # noqa: F401  (registers the ids)
 
@@ -93,11 +106,13 @@ def main() -> None:
         env_id = ENVS[name]
         try:
             gym.spec(env_id)
-            gym.make_vec(env_id, num_envs=1, vectorization_mode="vector_entry_point").close()
+            gym.make_vec(
+                env_id, num_envs=1, vectorization_mode="vector_entry_point", **options
+            ).close()
         except Exception as exc:  # the env's module may not exist yet
             print(f"{name}: unavailable ({type(exc).__name__}: {exc})")
             continue
-        print(f"\n{name}")
+        print(f"\n{name}" + (f" {options}" if options else ""))
         print(
             f"{'mode':<8}{'N':>7}{'wall best':>14}{'wall median':>14}"
             f"{'cpu best':>14}{'cpu median':>14}   (env-steps/s)"
@@ -105,17 +120,17 @@ def main() -> None:
         native_at_sync = None
         for n in args.sizes:
             rates = bench_native(
-                env_id, n, steps_for(n, args.steps_budget), args.repeats, args.seed
+                env_id, n, steps_for(n, args.steps_budget), args.repeats, args.seed, **options
             )
             best = _row("native", n, rates)
             if n == args.sync_n:
                 native_at_sync = best
         if native_at_sync is None:
             steps = steps_for(args.sync_n, args.steps_budget)
-            rates = bench_native(env_id, args.sync_n, steps, args.repeats, args.seed)
+            rates = bench_native(env_id, args.sync_n, steps, args.repeats, args.seed, **options)
             native_at_sync = _row("native", args.sync_n, rates)
         sync_steps = max(5, steps_for(args.sync_n, args.steps_budget) // 20)
-        rates = bench_sync(env_id, args.sync_n, sync_steps, args.repeats, args.seed)
+        rates = bench_sync(env_id, args.sync_n, sync_steps, args.repeats, args.seed, **options)
         sync = _row("sync", args.sync_n, rates)
         print(
             f"native / SyncVectorEnv at N={args.sync_n}: {native_at_sync[0] / sync[0]:.0f}x wall, "

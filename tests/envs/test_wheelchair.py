@@ -425,6 +425,129 @@ def test_residual_mode_adds_to_the_user_command():
     assert (o3[:, 10] < o2[:, 10] + 1e-6).all()
 
 
+def _drive(env, policy, steps, seed):
+    """Run ``policy(obs, env) -> actions`` for ``steps`` steps; observations, rewards, costs."""
+    obs, _ = env.reset(seed=seed)
+    out = {"obs0": obs.copy(), "obs": [], "reward": [], "cost": []}
+    for _ in range(steps):
+        obs, r, _te, _tr, info = env.step(policy(obs, env))
+        out["obs"].append(obs)
+        out["reward"].append(r)
+        out["cost"].append(info["cost"])
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def test_assist_mode_runs_the_autopilots_planner_and_shows_it_to_the_policy():
+    """alpha = 0 with no correction in assist mode is the autopilot baseline in blend mode
+    (its own goal inference, across episode ends); the appended dims are the command that
+    baseline computes and a posterior that starts uniform."""
+    n, steps = 24, EPISODE_STEPS + 60
+    auto = WheelchairSCVecEnv.SCRIPTED_POLICIES["autopilot"]()
+    proposals = []
+
+    def autopilot(obs, env):  # auto.act, keeping the command it computes
+        v_r, w_r = auto._command(obs, env)
+        proposals.append(np.stack([v_r, w_r], axis=1) / env._u_max)
+        return auto._action(np.float32(auto.alpha), v_r, w_r, env)
+
+    ref = WheelchairSCVecEnv(n)
+    auto.reset(ref)
+    blend = _drive(ref, autopilot, steps, seed=4)
+    env = WheelchairSCVecEnv(n, action_mode="assist", privileged_obs=True)
+    assert env.single_observation_space.shape == (44 + 5 + 7,) and env.privileged_obs_dims == 7
+    hands_off = np.tile(np.array([[-1.0, 0.0, 0.0]], np.float32), (n, 1))
+    assist = _drive(env, lambda obs, env: hands_off, steps, seed=4)
+    np.testing.assert_allclose(assist["obs"][:, :, :44], blend["obs"], atol=1e-4)
+    np.testing.assert_array_equal(assist["cost"], blend["cost"])
+    np.testing.assert_allclose(assist["reward"], blend["reward"], atol=1e-4)
+    # the planner's command as observed == the baseline's command one step later
+    seen = np.concatenate([assist["obs0"][None], assist["obs"][:-1]])[:, :, 44:46]
+    np.testing.assert_allclose(seen, np.asarray(proposals), atol=1e-4)
+    post = assist["obs"][:, :, 46:49]
+    np.testing.assert_allclose(post.sum(axis=2), 1.0, atol=1e-5)
+    np.testing.assert_allclose(assist["obs0"][:, 46:49], 1 / 3)  # nothing seen yet
+    goals = []  # the true goal of each step's episode (observed after the step)
+    env.reset(seed=4)
+    for _ in range(steps):
+        env.step(hands_off)
+        goals.append(env.goal.copy())
+    p_true = np.take_along_axis(post, np.asarray(goals)[:, :, None], axis=2)
+    assert p_true.mean() > 0.6  # the evidence points at the user's goal (uniform: 1/3)
+    # privileged dims follow the planner's
+    level = env.human.level.astype(int)
+    last = assist["obs"][-1]
+    np.testing.assert_array_equal(last[np.arange(n), 49 + level], 1.0)
+
+
+def test_assist_mode_correction_moves_the_planner_command():
+    env = WheelchairSCVecEnv(16, impairment="none", action_mode="assist")
+    env.reset(seed=2)
+    for _ in range(30):
+        env.step(np.tile(np.array([[-1.0, 0.0, 0.0]], np.float32), (16, 1)))
+    u_p = env.planner_u.copy()
+    a = np.tile(np.array([[-1.0, 0.6, -0.4]], np.float32), (16, 1))
+    obs = env.step(a)[0]  # alpha = 0: the executed command is u_r, constant over the step
+    v_r = np.clip(u_p[:, 0] + 0.5 * CHAIR.v_max * 0.6, -CHAIR.v_rev, CHAIR.v_max)
+    w_r = np.clip(u_p[:, 1] - 0.5 * CHAIR.omega_max0 * 0.4, -CHAIR.omega_max0, CHAIR.omega_max0)
+    np.testing.assert_allclose(obs[:, 10] * CHAIR.v_max, v_r, atol=1e-5)
+    np.testing.assert_allclose(obs[:, 11] * CHAIR.omega_max0, w_r, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["fixed_blend", "tremor_switch", "human_only"])
+def test_scripted_baselines_drive_the_same_in_assist_mode(name):
+    n, steps = 16, 300
+    out = {}
+    for mode in ("blend", "assist"):
+        policy = WheelchairSCVecEnv.SCRIPTED_POLICIES[name]()
+        env = WheelchairSCVecEnv(n, action_mode=mode)
+        policy.reset(env)
+        out[mode] = _drive(env, policy.act, steps, seed=6)
+    np.testing.assert_allclose(out["assist"]["obs"][:, :, :44], out["blend"]["obs"], atol=1e-4)
+    np.testing.assert_array_equal(out["assist"]["cost"], out["blend"]["cost"])
+
+
+def test_tremor_switch_hands_over_exactly_when_the_joystick_shakes():
+    env = WheelchairSCVecEnv(32)
+    obs, _ = env.reset(seed=9)
+    switch = WheelchairSCVecEnv.SCRIPTED_POLICIES["tremor_switch"]()
+    auto = WheelchairSCVecEnv.SCRIPTED_POLICIES["autopilot"]()
+    switch.reset(env), auto.reset(env)
+    both = 0
+    for _ in range(80):
+        a, b = switch.act(obs, env), auto.act(obs, env)
+        steady = np.hypot(obs[:, 8], obs[:, 9]) < 0.05
+        np.testing.assert_array_equal(a[:, 0], np.where(steady, 1.0, -1.0))
+        np.testing.assert_array_equal(a[:, 1:], b[:, 1:])  # the autopilot's robot command
+        both += steady.any() and (~steady).any()
+        obs = env.step(a)[0]
+    assert both > 10
+
+
+def test_assist_mode_state_dict_mid_episode_gives_identical_continuation():
+    acts = _actions(4, 50, seed=5)
+    env = WheelchairSCVecEnv(4, impairment="moderate", action_mode="assist")
+    env.reset(seed=3)
+    for a in acts[:20]:
+        env.step(a)
+    state = env.state_dict()
+    ref = [env.step(a)[0] for a in acts[20:]]
+    other = WheelchairSCVecEnv(4, impairment="moderate", action_mode="assist")
+    other.load_state_dict(state)
+    for a, o in zip(acts[20:], ref, strict=True):
+        np.testing.assert_array_equal(other.step(a)[0], o)
+    with pytest.raises(ValueError, match="options"):
+        WheelchairSCVecEnv(4, impairment="moderate").load_state_dict(state)
+
+
+def test_scripted_baselines_refuse_residual_mode():
+    env = WheelchairSCVecEnv(2, action_mode="residual")
+    obs, _ = env.reset(seed=0)
+    policy = WheelchairSCVecEnv.SCRIPTED_POLICIES["autopilot"]()
+    policy.reset(env)
+    with pytest.raises(ValueError, match="action_mode"):
+        policy.act(obs, env)
+
+
 # ---------------------------------------------------------------------------- bad input
 
 

@@ -7,6 +7,9 @@ sensors, not the goal identity, and outputs ``a = (a0, a1, a2) in [-1, 1]^3``: t
 ``alpha = (a0 + 1) / 2`` left to the user and a robot command ``u_r = (a1 v_max, a2 omega_max0)``
 (reverse capped at 0.5 m/s); the chair executes ``u = alpha u_h + (1 - alpha) u_r``
 (``action_mode="blend"``) or ``u = clip(u_h + 0.5 a[1:] * u_max)`` (``action_mode="residual"``).
+With ``action_mode="assist"`` the chair runs its own goal-inferring planner (the autopilot's) and
+``u_r = clip(u_p + 0.5 a[1:] * u_max)`` is a correction of the planner's command ``u_p``; the
+observation then also holds ``u_p`` and the planner's goal posterior (5 more dims).
 
 Control step 0.1 s (10 Hz), physics and joystick at 50 Hz (5 substeps, exact unicycle arcs),
 600-step episodes, terminated on success. Costs (indicators, combined by their union): collision,
@@ -618,7 +621,8 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         impairment: ``"none" | "mild" | "moderate" | "severe" | "random"`` (sampled per episode;
             default) or a list of N such names (fixed per instance, for evaluation).
         challenge: ``"easy" | "standard" | "hard"`` (map library, pedestrians).
-        action_mode: ``"blend"`` (default) or ``"residual"``.
+        action_mode: ``"blend"`` (default), ``"residual"`` or ``"assist"`` (the robot command
+            is a correction of the chair's planner: see :meth:`_plan`).
         privileged_obs: append the one-hot impairment level (4) and the true goal one-hot (3)
             to the observation (ablations only).
         instance_offset: global index of instance 0 (seeding of worker slices).
@@ -642,6 +646,13 @@ class WheelchairSCVecEnv(SafeVectorEnv):
     #: readable from the class (``saferl envs`` lists it without building the map library)
     constraints: ConstraintSet = WHEELCHAIR_CONSTRAINTS
     OBS_DIM = 44
+    #: observation dims that ``action_mode="assist"`` appends after ``OBS_DIM`` (the planner's
+    #: command (v, omega) / u_max and its posterior over the three goals)
+    ASSIST_OBS_DIMS = 5
+    #: the planner's goal inference (Dragan & Srinivasa 2013 style): joystick likelihood width
+    #: and the forgetting factor of the log-posterior (shared with the ``autopilot`` baseline)
+    PLANNER_SIGMA = 0.35
+    PLANNER_FORGET = 0.97
     SETTABLE_OPTIONS: ClassVar[Mapping[str, tuple[Any, ...]]] = {
         "impairment": (*IMPAIRMENT_LEVELS, "random", None),
         "challenge": tuple(CHALLENGES),
@@ -661,7 +672,9 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         chair: ChairParams | None = None,
     ) -> None:
         challenge = _parse_choice(challenge, CHALLENGES, "challenge")
-        self.action_mode = _parse_choice(action_mode, ("blend", "residual"), "action_mode")
+        self.action_mode = _parse_choice(
+            action_mode, ("blend", "residual", "assist"), "action_mode"
+        )
         self.challenge_name = challenge
         self.challenge = CHALLENGES[challenge]
         self._built_challenge = challenge  # set_options may change challenge_name
@@ -669,7 +682,9 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         self.privileged_obs = bool(privileged_obs)
         #: trailing observation dims that are privileged (``algo.asymmetric_critic``)
         self.privileged_obs_dims = 7 if self.privileged_obs else 0
-        obs_dim = self.OBS_DIM + self.privileged_obs_dims
+        self._assist = self.action_mode == "assist"
+        self._priv_at = self.OBS_DIM + (self.ASSIST_OBS_DIMS if self._assist else 0)
+        obs_dim = self._priv_at + self.privileged_obs_dims
         low = np.full(obs_dim, -10.0, np.float32)
         high = np.full(obs_dim, 10.0, np.float32)
         super().__init__(
@@ -723,6 +738,9 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         self.bump_front = np.zeros(n, bool)  # the last bump was at the front of the footprint
         self.retry_timer = z()  # s: the user backs up to line up with a doorway again
         self.door_tries = z()  # failed line-ups at the current doorway
+        # the chair's planner (action_mode="assist"): goal log-posterior and next command
+        self.planner_logp = z(N_GOALS)
+        self.planner_u = z(2)  # (v, omega) the planner proposes for the next step
         self._u_max = np.array([c.v_max, c.omega_max0], np.float32)
         centres = (np.arange(N_SECTORS) + 0.5) * (2 * np.pi / N_SECTORS)
         centres = (centres + np.pi) % (2 * np.pi) - np.pi
@@ -908,6 +926,26 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         from the true goal) are read, not changed, so this can be evaluated for other goals."""
         return self._intended_joystick(goal_idx, idx)
 
+    def candidate_joysticks(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`intended_joystick` towards each of the three goals, (N or len(idx), 3, 2)."""
+        rows = self._all_idx if idx is None else np.asarray(idx, np.int64)
+        n = len(rows)
+        # one pass over the (goal, instance) pairs: goal-major rows, then (n, 3, 2)
+        goals = np.repeat(np.arange(N_GOALS, dtype=np.int64), n)
+        j = self._intended_joystick(goals, np.tile(rows, N_GOALS))
+        return j.reshape(N_GOALS, n, 2).transpose(1, 0, 2)
+
+    def _plan(self, idx: np.ndarray | None = None) -> None:
+        """The chair's planner (``action_mode="assist"``), the ``autopilot`` baseline's: update
+        the goal log-posterior with the mean joystick of the step just taken and propose, for
+        the next step, the command an ideal user would give towards the most likely goal."""
+        sel = slice(None) if idx is None else idx
+        cands = self.candidate_joysticks(idx)
+        logp = self.planner_logp[sel]
+        j = infer_goal(logp, self.joy[sel, 1], cands, self.PLANNER_SIGMA, self.PLANNER_FORGET)
+        self.planner_logp[sel] = logp
+        self.planner_u[sel] = np.stack(self.joystick_to_command(j, self.v[sel]), axis=1)
+
     def _intended_joystick(self, goal_idx, idx=None, door_frame=None) -> np.ndarray:
         sel = (lambda a: a) if idx is None else (lambda a: a[idx])
         x, y, psi, v = sel(self.x), sel(self.y), sel(self.psi), sel(self.v)
@@ -1053,6 +1091,9 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         self.human.reset(idx, self.level_codes[idx])
         self._geometry(idx)
         self.geo_prev[idx] = self._geodesic(self.x[idx], self.y[idx], g, gm)
+        if self._assist:
+            self.planner_logp[idx] = 0.0
+            self._plan(idx)
 
     # ----------------------------------------------------------------------------- geometry
     def _distances(self, px, py, gidx, normals: bool = True):
@@ -1206,11 +1247,22 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         j_int = self._intended_joystick(self.goal, None, frame)
         joy = self.human.step(j_int)  # (N, S, 2)
         # 2. shared control
+        blend = self.action_mode != "residual"
         if self.action_mode == "blend":
             alpha = (actions[:, 0] + f32(1)) * f32(0.5)
             a1 = actions[:, 1]
             v_r = np.where(a1 >= 0, f32(c.v_max), f32(c.v_rev)) * a1
             w_r = actions[:, 2] * f32(c.omega_max0)
+        elif self._assist:  # a correction of the planner's command (computed after last step)
+            alpha = (actions[:, 0] + f32(1)) * f32(0.5)
+            v_r = np.clip(
+                self.planner_u[:, 0] + f32(0.5 * c.v_max) * actions[:, 1], -c.v_rev, c.v_max
+            )
+            w_r = np.clip(
+                self.planner_u[:, 1] + f32(0.5 * c.omega_max0) * actions[:, 2],
+                -c.omega_max0,
+                c.omega_max0,
+            )
         else:
             alpha = np.ones(n, np.float32)
         v0 = self.v.copy()
@@ -1220,7 +1272,7 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         uh_sum = np.zeros((n, 2), np.float32)
         for k in range(S):
             vh, wh = self.joystick_to_command(joy[:, k], v)
-            if self.action_mode == "blend":
+            if blend:
                 vc = alpha * vh + (1 - alpha) * v_r
                 wc = alpha * wh + (1 - alpha) * w_r
             else:
@@ -1298,6 +1350,8 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         self.joy[:, 0] = joy[:, -1]
         self.joy[:, 1] = joy.mean(axis=1)
         self.joy[:, 2] = joy.std(axis=1)
+        if self._assist:  # the planner's proposal for the next step, from what it saw now
+            self._plan()
         info = {
             "cost_magnitude": magnitude,
             "success": success,
@@ -1359,11 +1413,18 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         obs[:, 37:43:4] = (cs * pvx + sn * pvy) * f32(1 / 1.5) * onf
         obs[:, 38:43:4] = (-sn * pvx + cs * pvy) * f32(1 / 1.5) * onf
         obs[:, 43] = f32(1) - sel(self.elapsed).astype(np.float32) / f32(EPISODE_STEPS)
+        if self._assist:
+            logp = sel(self.planner_logp)
+            post = np.exp(logp - logp.max(axis=1, keepdims=True))
+            post /= post.sum(axis=1, keepdims=True)
+            obs[:, 44:46] = sel(self.planner_u) / self._u_max
+            obs[:, 46:49] = post
         if self.privileged_obs:
+            p = self._priv_at
             lv = sel(self.human.level).astype(np.int64)
-            obs[:, 44:51] = 0.0
-            obs[np.arange(n), 44 + lv] = 1.0
-            obs[np.arange(n), 48 + sel(self.goal)] = 1.0
+            obs[:, p : p + 7] = 0.0
+            obs[np.arange(n), p + lv] = 1.0
+            obs[np.arange(n), p + 4 + sel(self.goal)] = 1.0
         np.clip(obs, self._obs_low, self._obs_high, out=obs)
         return obs
 
@@ -1397,6 +1458,8 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         "door_tries",
         "level_codes",
         "episode_challenge",
+        "planner_logp",
+        "planner_u",
     )
 
     def _get_state(self) -> dict[str, Any]:
@@ -1436,6 +1499,8 @@ class WheelchairSCVecEnv(SafeVectorEnv):
                 self.discs[:, state[k].shape[1] :, 2] = 0.0
             elif k == "episode_challenge" and k not in state:  # saved before curricula
                 self.episode_challenge[:] = _CHALLENGE_CODE[self.challenge_name]
+            elif k.startswith("planner_") and k not in state:  # saved before action_mode assist
+                getattr(self, k)[...] = 0.0
             else:
                 getattr(self, k)[...] = state[k]
         self._gmap[:] = self._lib_offset[self.episode_challenge] + self.map_id
@@ -1460,6 +1525,29 @@ def make_vec(num_envs: int = 1, **options: Any) -> WheelchairSCVecEnv:
 
 
 # ------------------------------------------------------------------------------------------------
+# Goal inference (the planner of action_mode="assist" and the autopilot baseline)
+
+
+def infer_goal(
+    logp: np.ndarray, joy: np.ndarray, cands: np.ndarray, sigma: float, forget: float
+) -> np.ndarray:
+    """One Bayesian update of the goal log-posterior ``logp`` (N, G), in place, and the
+    candidate joystick (N, 2) of the most likely goal.
+
+    The likelihood of the observed mean joystick ``joy`` (N, 2) under goal g is
+    ``exp(-|joy - cands[:, g]|^2 / (2 sigma^2))`` (Dragan & Srinivasa 2013 style); the
+    log-posterior forgets with factor ``forget`` so the estimate can follow a change of mind,
+    and a joystick at rest (every axis within 0.05) carries no evidence.
+    """
+    moving = (np.abs(joy) > 0.05).any(axis=1)
+    ll = -((joy[:, None, :] - cands) ** 2).sum(axis=2) / f32(2 * sigma**2)
+    logp *= f32(forget)
+    logp += np.where(moving[:, None], ll, f32(0))
+    best = np.argmax(logp, axis=1)
+    return cands[np.arange(len(best)), best]
+
+
+# ------------------------------------------------------------------------------------------------
 # Scripted baselines (§2.10)
 
 
@@ -1471,12 +1559,22 @@ class _Base:
 
     @staticmethod
     def _action(alpha, v_r, w_r, env: WheelchairSCVecEnv) -> np.ndarray:
+        """The env's action for authority ``alpha`` and robot command ``(v_r, w_r)``: in
+        ``assist`` mode the correction of the planner's command that gives ``u_r`` (clipped to
+        the action box, so within 0.5 u_max of the planner's command)."""
         c = env.chair
-        a1 = np.where(v_r >= 0, v_r / f32(c.v_max), v_r / f32(c.v_rev))
-        a = np.stack(
-            [np.broadcast_to(f32(2) * alpha - f32(1), v_r.shape), a1, w_r / f32(c.omega_max0)],
-            axis=1,
-        )
+        if env.action_mode == "assist":
+            a1 = (v_r - env.planner_u[:, 0]) / f32(0.5 * c.v_max)
+            a2 = (w_r - env.planner_u[:, 1]) / f32(0.5 * c.omega_max0)
+        elif env.action_mode == "blend":
+            a1 = np.where(v_r >= 0, v_r / f32(c.v_max), v_r / f32(c.v_rev))
+            a2 = w_r / f32(c.omega_max0)
+        else:
+            raise ValueError(
+                "action_mode: the scripted baselines need 'blend' or 'assist' (in 'residual' "
+                "the robot cannot drive a command of its own)"
+            )
+        a = np.stack([np.broadcast_to(f32(2) * alpha - f32(1), v_r.shape), a1, a2], axis=1)
         return np.clip(a, -1, 1).astype(np.float32)
 
 
@@ -1497,31 +1595,26 @@ class Autopilot(_Base):
     The likelihood of the observed joystick (mean over the last step) given goal g is
     ``exp(-|j - j_int(g)|^2 / (2 sigma^2))`` with ``j_int(g)`` the joystick an ideal user would
     push towards g (Dragan & Srinivasa 2013 style); the log-posterior is accumulated with a
-    forgetting factor so the estimate can follow a change of mind.
+    forgetting factor so the estimate can follow a change of mind (:func:`infer_goal`). In
+    ``action_mode="assist"`` the chair's planner is this computation, and the baseline reads it.
     """
 
     name = "autopilot"
     alpha = 0.0
-    sigma = 0.35
-    forget = 0.97
 
     def reset(self, env: WheelchairSCVecEnv) -> None:
         self.logp = np.zeros((env.num_envs, N_GOALS), np.float32)
 
     def _command(self, obs: np.ndarray, env: WheelchairSCVecEnv) -> tuple[np.ndarray, ...]:
+        if env.action_mode == "assist":
+            return env.planner_u[:, 0].copy(), env.planner_u[:, 1].copy()
         if getattr(self, "logp", None) is None or self.logp.shape[0] != env.num_envs:
             self.reset(env)
         self.logp[env.elapsed == 0] = 0.0
-        joy = obs[:, 6:8]
-        moving = (np.abs(joy) > 0.05).any(axis=1)
-        cands = [env.intended_joystick(np.full(env.num_envs, g, np.int64)) for g in range(N_GOALS)]
-        for g, jg in enumerate(cands):
-            ll = -((joy - jg) ** 2).sum(axis=1) / f32(2 * self.sigma**2)
-            self.logp[:, g] = self.forget * self.logp[:, g] + np.where(moving, ll, 0)
-        best = np.argmax(self.logp, axis=1)
-        j = np.stack(cands, axis=1)[np.arange(env.num_envs), best]
-        v_r, w_r = env.joystick_to_command(j, env.v)
-        return v_r, w_r
+        j = infer_goal(
+            self.logp, obs[:, 6:8], env.candidate_joysticks(), env.PLANNER_SIGMA, env.PLANNER_FORGET
+        )
+        return env.joystick_to_command(j, env.v)
 
     def act(self, obs: np.ndarray, env: WheelchairSCVecEnv) -> np.ndarray:
         v_r, w_r = self._command(obs, env)
@@ -1533,6 +1626,20 @@ class FixedBlend(Autopilot):
 
     name = "fixed_blend"
     alpha = 0.5
+
+
+class TremorSwitch(Autopilot):
+    """Switched arbitration: the user drives alone (alpha = 1) while the joystick is steady
+    (its standard deviation over the last step, obs 8-9, has norm below 0.05), else the
+    autopilot drives (alpha = 0)."""
+
+    name = "tremor_switch"
+    threshold = 0.05
+
+    def act(self, obs: np.ndarray, env: WheelchairSCVecEnv) -> np.ndarray:
+        v_r, w_r = self._command(obs, env)
+        steady = np.sqrt((obs[:, 8:10] ** 2).sum(axis=1)) < f32(self.threshold)
+        return self._action(np.where(steady, f32(1), f32(0)), v_r, w_r, env)
 
 
 class SafetyFilter(_Base):
@@ -1554,5 +1661,6 @@ WheelchairSCVecEnv.SCRIPTED_POLICIES = {
     "human_only": HumanOnly,
     "autopilot": Autopilot,
     "fixed_blend": FixedBlend,
+    "tremor_switch": TremorSwitch,
     "safety_filter": SafetyFilter,
 }
