@@ -12,10 +12,10 @@ any collision), the combined cost per episode, and the episode length of the suc
 collision count is the ``collision`` cost component summed over the episode (a bump stop that
 persists while the user keeps pushing counts every step). ``--doors`` also reports the share of
 collision-steps that happen within 0.6 m of a doorway centre. ``--baselines`` prints the
-scripted-baseline table instead (every policy of ``SCRIPTED_POLICIES`` at every level: success,
-collision-steps, cost, comfort violations per episode and the intent deviation, the per-step mean
-of 1/2 sum(((u - u_h) / u_max)^2) between the executed command u and the command u_h of the
-user's mean joystick over the step).
+scripted-baseline table instead (every policy of ``SCRIPTED_POLICIES``, or those named by
+``--policies``, at every level: success, collision-steps, cost, comfort violations per episode
+and the intent deviation, the per-step mean of 1/2 sum(((u - u_h) / u_max)^2) between the
+executed command u and the command u_h of the user's mean joystick over the step).
 """
 
 from __future__ import annotations
@@ -91,14 +91,14 @@ def run_level(
     }
 
 
-def baselines(n: int, seed: int, challenge: str) -> None:
+def baselines(n: int, seed: int, challenge: str, names: list[str] | None = None) -> None:
     print(f"scripted baselines, challenge={challenge}, {n} episodes per cell, seed={seed}")
     print(
         "| policy | level | success | collision-steps / ep (mean, median) | cost / ep | "
         "comfort / ep | intent deviation |"
     )
     print("|---|---|---|---|---|---|---|")
-    for name in WheelchairSCVecEnv.SCRIPTED_POLICIES:
+    for name in names or WheelchairSCVecEnv.SCRIPTED_POLICIES:
         for level in LEVELS:
             r = run_level(level, n, seed, challenge, policy_name=name)
             c = r["collisions"]
@@ -118,9 +118,15 @@ def main() -> None:
     ap.add_argument("--levels", nargs="*", default=list(LEVELS))
     ap.add_argument("--doors", action="store_true", help="share of collisions near doorways")
     ap.add_argument("--baselines", action="store_true", help="the scripted-baseline table")
+    ap.add_argument(
+        "--policies",
+        nargs="*",
+        choices=list(WheelchairSCVecEnv.SCRIPTED_POLICIES),
+        help="with --baselines: only these baselines (default: all)",
+    )
     args = ap.parse_args()
     if args.baselines:
-        baselines(args.episodes, args.seed, args.challenge)
+        baselines(args.episodes, args.seed, args.challenge, args.policies)
         return
     print(
         f"human_only (alpha = 1), challenge={args.challenge}, {args.episodes} episodes/level, "

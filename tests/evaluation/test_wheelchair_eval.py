@@ -85,13 +85,14 @@ def test_asymmetric_critic_run_trains_and_evaluates(tmp_path):
     assert len(table) == 4 and np.isfinite(table["return"]).all()
 
 
-def _obs_ema_config(tmp_path, dims="[8, 9]"):
+def _obs_ema_config(tmp_path, dims="[8, 9]", action_mode="blend"):
     from saferl.config import load_config
 
     return load_config(
         None,
         [
             "env.id=WheelchairSC-v0", "env.num_envs=4", f"env.obs_ema={{dims: {dims}}}",
+            f"env.options={{action_mode: {action_mode}}}",
             "algo.name=cpo", "algo.hidden_sizes=[16, 16]", "algo.critic_epochs=1",
             # 640 steps per instance: every instance finishes an episode (600-step limit), and
             # best.pt is judged on complete evaluation episodes built with the same wrapper
@@ -102,17 +103,22 @@ def _obs_ema_config(tmp_path, dims="[8, 9]"):
     )  # fmt: skip
 
 
-def test_obs_ema_run_trains_and_evaluates_with_the_averages(tmp_path):
+@pytest.mark.parametrize("action_mode", ["blend", "assist"])
+def test_obs_ema_run_trains_and_evaluates_with_the_averages(tmp_path, action_mode):
+    """The default config's env (assist mode and the averages) end to end: the trained actor,
+    the reloaded model and evaluation all see the planner's dims and the averages."""
     from saferl.training.evaluation.models import load_run_model
     from saferl.training.tracking import read_metrics
     from saferl.training.trainer import Trainer
 
-    trainer = Trainer(_obs_ema_config(tmp_path), command=["test"])
+    trainer = Trainer(_obs_ema_config(tmp_path, action_mode=action_mode), command=["test"])
     assert trainer.train() == 0
     assert trainer.collector.state_dict()["total_steps"] == 2560
     metrics = read_metrics(trainer.run_dir / "metrics.jsonl")
     assert metrics[-1]["episodes"] > 0 and "best_eval_return" in metrics[-1]
     d = wheelchair.WheelchairSCVecEnv.OBS_DIM + 2  # two averages appended
+    if action_mode == "assist":
+        d += wheelchair.WheelchairSCVecEnv.ASSIST_OBS_DIMS
     assert trainer.algo.actor.mu[0].in_features == d
     model = load_run_model(trainer.run_dir, checkpoint="last")
     assert model.policy.actor.mu[0].in_features == d
