@@ -204,6 +204,14 @@ def compare(
     episodes: Annotated[
         int | None, typer.Option(min=1, help="Episodes per model and condition.")
     ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Env seed of the first episode, the same for every model (default: the first "
+            "run's eval.seed).",
+        ),
+    ] = None,
 ) -> None:
     """Compare trained policies and baselines: tests, effect sizes and a feasibility-first ranking."""
     from saferl.training.evaluation import EvaluationError, run_compare
@@ -214,6 +222,7 @@ def compare(
             out=str(out) if out is not None else None,
             protocols=_split(protocols),
             episodes=episodes,
+            seed=seed,
         )
     except (EvaluationError, ConfigError, RegistryError) as exc:
         _fail(str(exc))

@@ -424,6 +424,7 @@ def run_compare(
     out: str | None = None,
     protocols: list[str] | None = None,
     episodes: int | None = None,
+    seed: int | None = None,
 ) -> int:
     """What ``saferl compare MODEL MODEL...`` calls; returns the exit code (0).
 
@@ -436,6 +437,9 @@ def run_compare(
         protocols: protocol names (``all`` / comma lists accepted); default the first run's
             ``eval.protocols``.
         episodes: episodes per model and condition; default the first run's ``eval.episodes``.
+        seed: env seed of the first episode (episode k uses ``seed + k``, the same for every
+            model, so the comparison is paired); default the first run's ``eval.seed``. Another
+            seed checks a result on episodes that took no part in choosing it.
 
     Raises:
         EvaluationError: (a ``ValueError``) fewer than two models, a duplicate, an unknown
@@ -455,6 +459,10 @@ def run_compare(
     ecfg = ref.config.eval
     proto_names = resolve_protocols(names if names else list(ecfg.protocols))
     settings = settings_from(ecfg, episodes)
+    if seed is not None:
+        if isinstance(seed, bool) or int(seed) < 0:
+            raise EvaluationError(f"--seed must be >= 0, got {seed}")
+        settings["seed"] = int(seed)
     tables: dict[str, EpisodeTable] = {}
     for m in loaded:
         table, _ = run_protocols(m, proto_names, settings)
