@@ -1,7 +1,9 @@
 """Learning curves and end-to-end throughput of CPO / PPO-Lagrangian (issue 5).
 
+    python benchmarks/learn.py --config configs/wheelchair_cpo.yaml --steps 2e6 --seeds 0 1 2
+    python benchmarks/learn.py --config configs/wheelchair_cpo.yaml --algo ppo_lagrangian \
+        --steps 2e6 --seeds 0 1 2 --eval-seed 20000
     python benchmarks/learn.py --env WheelchairSC-v0 --algo cpo --steps 2e6 --seeds 0 1 2
-    python benchmarks/learn.py --env WheelchairSC-v0 --algo ppo_lagrangian --steps 2e6 --seeds 0 1 2
     python benchmarks/learn.py --env WheelchairSC-v0 --throughput --num-envs 1024 --epochs 6
     python benchmarks/learn.py --env WheelchairSC-v0 --baselines-only
 
@@ -17,11 +19,22 @@ Writes under ``--out`` (default ``benchmarks/out/<env>_<algo>/``, git-ignored):
 * ``summary.json`` — per seed and pooled: last-10-epoch mean cost and return, whether the cost is
   within +-20 % / <= +10 % of the limit, case counts (all epochs and once the cost first came
   within 20 % of the limit), steps/s, the final evaluation; the scripted baselines; and
-  ``targets``: the issue's checks on the final evaluation (sampled actions).
+  ``targets``: the issue's checks on the final evaluation (sampled actions), with each seed's
+  return paired against the best baseline within the limit on the same episodes (mean and
+  95 % interval of the per-episode difference).
 
-Baselines and final policies are evaluated alike: one complete episode per env seed (10000,
-10001, ...) with ``saferl``'s ``run_episodes``; 1024 episodes give a standard error of about
-0.7 in the mean episode cost on the wheelchair (512 gave differences of 2 between seed sets). The training curves' episode statistics come from
+``--config PATH`` starts from a saferl config (``saferl train``'s): its env (id, options,
+challenge, impairment, ``obs_ema``, ``num_envs``, cost limit), its algorithm and its
+``train.steps_per_epoch``; the flags given here override it (``--algo ppo_lagrangian`` keeps
+the config's networks, noise and batches; fields an algorithm does not use are ignored).
+Without ``--config``: the default ``AlgoConfig``, 64 instances, 20k steps per epoch.
+
+Baselines and final policies are evaluated alike: one complete episode per env seed
+(``--eval-seed``, default 10000, then 10001, ...) with ``saferl``'s ``run_episodes``; 1024
+episodes give a standard error of about 0.7 in the mean episode cost on the wheelchair (512
+gave differences of 2 between seed sets, and the wheelchair's seeds 10000-12047 happen to be
+easier than 20000-22047: docs/algorithms.md section 8, Step 7). The training curves' episode
+statistics come from
 the episodes that finished in each batch; in the first epochs of a run those are only the short
 ones (all instances start together), so early points of the curves read low.
 ``--evaluate-only`` re-evaluates the ``seed<S>_final.pt`` of an existing ``--out`` (pass the
@@ -91,6 +104,38 @@ def _scalar_row(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if isinstance(v, (int, float, str, bool)) or v is None}
 
 
+#: what learn.py uses for the flags that neither the command line nor ``--config`` set
+DEFAULTS = {"env": "WheelchairSC-v0", "algo": "cpo", "num_envs": 64, "steps_per_epoch": 20_000}
+
+
+def from_config(args: argparse.Namespace) -> None:
+    """Fill the settings ``--config`` provides into ``args`` where no flag set them (None)."""
+    from saferl.config import ConfigError, load_config
+    from saferl.registry import ENVS
+    from saferl.training.evaluation.models import env_options_from_config, limit_for
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        raise SystemExit(f"learn.py: --config {args.config}: {exc}") from None
+    if args.env is None:
+        args.env = cfg.env.id
+    if args.algo is None:
+        args.algo = cfg.algo.name
+    if args.num_envs is None:
+        args.num_envs = cfg.env.num_envs
+    if args.steps_per_epoch is None:
+        args.steps_per_epoch = cfg.train.steps_per_epoch
+    if args.obs_ema is None and cfg.env.obs_ema is not None:
+        args.obs_ema = list(cfg.env.obs_ema.dims)
+        args.obs_ema_weights = list(cfg.env.obs_ema.weights)
+    factory = ENVS.get(args.env)
+    args.config_env_options = env_options_from_config(cfg, factory)
+    if args.cost_limit is None:  # the trainer's rule: env.cost_limit, else the env's (strict)
+        args.cost_limit = limit_for(cfg, factory, args.config_env_options)
+    args.config_algo = cfg.algo.model_dump(exclude={"name"}, exclude_unset=True)
+
+
 def run_seed(args: dict[str, Any], seed: int) -> list[dict[str, Any]]:
     """Train one seed; returns its rows (also appended to a per-seed JSONL as it goes)."""
     import torch
@@ -125,7 +170,12 @@ def run_seed(args: dict[str, Any], seed: int) -> list[dict[str, Any]]:
     torch.save(algo.state_dict(), out / f"seed{seed}_final.pt")
     if args["final_episodes"]:
         final = evaluate_final_policy(
-            args["env"], args["env_options"], algo, args["final_episodes"], args["obs_ema"]
+            args["env"],
+            args["env_options"],
+            algo,
+            args["final_episodes"],
+            args["obs_ema"],
+            args["eval_seed"],
         )
         (out / f"seed{seed}_final_eval.json").write_text(json.dumps(final, indent=1))
     return [_scalar_row({"seed": seed, **r}) for r in rows]
@@ -142,12 +192,17 @@ def evaluate_saved(args: dict[str, Any], seed: int) -> None:
     algo = make_algo(args["algo"], env, args["overrides"], seed, args["cost_limit"])
     algo.load_state_dict(torch.load(out / f"seed{seed}_final.pt", weights_only=True))
     final = evaluate_final_policy(
-        args["env"], args["env_options"], algo, args["final_episodes"], args["obs_ema"]
+        args["env"],
+        args["env_options"],
+        algo,
+        args["final_episodes"],
+        args["obs_ema"],
+        args["eval_seed"],
     )
     (out / f"seed{seed}_final_eval.json").write_text(json.dumps(final, indent=1))
 
 
-EVAL_SEED = 10_000  # env seeds of the evaluation episodes: EVAL_SEED, EVAL_SEED + 1, ...
+EVAL_SEED = 10_000  # default env seeds of the evaluation episodes: EVAL_SEED, EVAL_SEED + 1, ...
 
 
 def _evaluate(
@@ -157,9 +212,11 @@ def _evaluate(
     episodes: int,
     deterministic: bool = True,
     obs_ema: Any = None,
+    seed0: int = EVAL_SEED,
 ) -> dict[str, Any]:
     """Mean return, cost and length of ``policy`` on one complete episode per env seed
-    (``EVAL_SEED``, ``EVAL_SEED + 1``, ...) with ``saferl``'s ``run_episodes``."""
+    (``seed0``, ``seed0 + 1``, ...) with ``saferl``'s ``run_episodes``, and the per-episode
+    returns (``returns``, in seed order) for paired comparisons."""
     import numpy as np
 
     from saferl.training.evaluation import run_episodes
@@ -167,7 +224,7 @@ def _evaluate(
     table = run_episodes(
         policy,
         env_factory(env_name, obs_ema),
-        range(EVAL_SEED, EVAL_SEED + episodes),
+        range(seed0, seed0 + episodes),
         num_envs=min(episodes, 256),
         env_options=options,
         deterministic=deterministic,
@@ -177,10 +234,14 @@ def _evaluate(
         "ep_return": float(np.mean(table["return"])),
         "ep_cost": float(np.mean(table["cost"])),
         "ep_length": float(np.mean(table["length"])),
+        "first_seed": seed0,
+        "returns": [float(x) for x in table["return"]],
     }
 
 
-def evaluate_baselines(env_name: str, options: dict[str, Any], episodes: int):
+def evaluate_baselines(
+    env_name: str, options: dict[str, Any], episodes: int, seed0: int = EVAL_SEED
+) -> dict[str, Any]:
     """Mean episode return and cost of the env's scripted baselines (``SCRIPTED_POLICIES``).
 
     Counting the first ``episodes`` episodes to *finish* in a batch of instances started
@@ -191,20 +252,27 @@ def evaluate_baselines(env_name: str, options: dict[str, Any], episodes: int):
 
     found = scripted_policies(ENVS.get(env_name), options)
     return {
-        name: _evaluate(ScriptedAdapter(make, name), env_name, options, episodes)
+        name: _evaluate(ScriptedAdapter(make, name), env_name, options, episodes, seed0=seed0)
         for name, make in found.items()
     }
 
 
 def evaluate_final_policy(
-    env_name: str, options: dict[str, Any], algo: Any, episodes: int, obs_ema: Any = None
+    env_name: str,
+    options: dict[str, Any],
+    algo: Any,
+    episodes: int,
+    obs_ema: Any = None,
+    seed0: int = EVAL_SEED,
 ) -> dict[str, Any]:
     """The trained policy on the baselines' evaluation episodes: mean action and sampled."""
     from saferl.training.evaluation import ActorPolicy
 
     policy = ActorPolicy.from_algorithm(algo)
     return {
-        mode: _evaluate(policy, env_name, options, episodes, mode == "deterministic", obs_ema)
+        mode: _evaluate(
+            policy, env_name, options, episodes, mode == "deterministic", obs_ema, seed0
+        )
         for mode in ("deterministic", "sampled")
     }
 
@@ -259,7 +327,7 @@ def summarise(
     }
     evals = {s: final_evals[s] for s in per_seed if s in (final_evals or {})}
     for s, ev in evals.items():
-        per_seed[s]["final_eval"] = ev
+        per_seed[s]["final_eval"] = {mode: _means(r) for mode, r in ev.items()}
     if evals and len(evals) == len(per_seed):
         for mode in ("deterministic", "sampled"):
             for key in ("ep_cost", "ep_return"):
@@ -268,9 +336,34 @@ def summarise(
     return {"cost_limit": limit, "per_seed": per_seed, "pooled": pooled}
 
 
-def targets(summary: dict[str, Any], baselines: dict[str, Any], limit: float) -> dict[str, Any]:
+def _means(result: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation result without its per-episode lists (for the summary)."""
+    return {k: v for k, v in result.items() if k != "returns"}
+
+
+def paired_difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float] | None:
+    """Mean and 95 % interval of the per-episode return difference a - b, when both were
+    evaluated on the same episodes (same first seed and count); else None."""
+    import numpy as np
+
+    ra, rb = a.get("returns"), b.get("returns")
+    if not ra or not rb or len(ra) != len(rb) or a.get("first_seed") != b.get("first_seed"):
+        return None
+    d = np.asarray(ra) - np.asarray(rb)
+    half = 1.96 * float(d.std(ddof=1)) / math.sqrt(len(d)) if len(d) > 1 else math.nan
+    mean = float(d.mean())
+    return {"mean": mean, "ci95_low": mean - half, "ci95_high": mean + half}
+
+
+def targets(
+    summary: dict[str, Any],
+    baselines: dict[str, Any],
+    limit: float,
+    final_evals: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The issue's learning targets, on the final policies' evaluation episodes (sampled
-    actions, as in training) when they exist, else on the last 10 training epochs."""
+    actions, as in training) when they exist, else on the last 10 training epochs; with the
+    per-episode returns, each seed's return paired against the best feasible baseline."""
     pooled = summary["pooled"]
     if "final_sampled_ep_cost_mean" in pooled:
         source = "final evaluation, sampled actions"
@@ -290,6 +383,16 @@ def targets(summary: dict[str, Any], baselines: dict[str, Any], limit: float) ->
     if best is not None:
         res["best_feasible_baseline_return"] = feasible[best]["ep_return"]
         res["return_above_best_feasible_baseline"] = ret > feasible[best]["ep_return"]
+        paired = {
+            seed: diff
+            for seed, ev in sorted((final_evals or {}).items())
+            if "sampled" in ev and (diff := paired_difference(ev["sampled"], feasible[best]))
+        }
+        if paired:
+            res["sampled_return_minus_best_baseline_per_seed"] = paired
+            res["every_seed_significantly_above_best_baseline"] = all(
+                d["ci95_low"] > 0 for d in paired.values()
+            )
     return res
 
 
@@ -413,12 +516,25 @@ def main(argv: list[str] | None = None) -> None:
     from saferl.registry import ALGORITHMS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--env", default="WheelchairSC-v0")
-    p.add_argument("--algo", choices=ALGORITHMS.names(), default="cpo")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="start from this saferl config's env, algo and steps per epoch (flags override)",
+    )
+    p.add_argument("--env", default=None, help="default: the config's, else WheelchairSC-v0")
+    p.add_argument("--algo", choices=ALGORITHMS.names(), default=None, help="default: cpo")
     p.add_argument("--steps", type=float, default=2e6, help="env steps per seed")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--num-envs", type=int, default=64)
-    p.add_argument("--steps-per-epoch", type=int, default=20_000)
+    p.add_argument(
+        "--eval-seed",
+        type=int,
+        default=EVAL_SEED,
+        help="env seed of the first evaluation episode (baselines and final policies)",
+    )
+    p.add_argument("--num-envs", type=int, default=None, help="default: the config's, else 64")
+    p.add_argument(
+        "--steps-per-epoch", type=int, default=None, help="default: the config's, else 20000"
+    )
     p.add_argument("--cost-limit", type=float, default=None, help="default: the env's limit")
     p.add_argument(
         "--set",
@@ -472,9 +588,17 @@ def main(argv: list[str] | None = None) -> None:
         help="rebuild curves.csv/png and summary.json from the seed*.jsonl already in --out",
     )
     args = p.parse_args(argv)
+    if args.eval_seed < 0:
+        p.error("--eval-seed must be >= 0")
+    args.config_env_options, args.config_algo = {}, {}
+    if args.config:
+        from_config(args)
+    for name, default in DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
 
-    overrides = _overrides(args.overrides)
-    env_options = _overrides(args.env_option)
+    overrides = {**args.config_algo, **_overrides(args.overrides)}
+    env_options = {**args.config_env_options, **_overrides(args.env_option)}
     if args.throughput:
         res = throughput(args, overrides, env_options)
         if args.out:
@@ -488,9 +612,11 @@ def main(argv: list[str] | None = None) -> None:
     limit = args.cost_limit if args.cost_limit is not None else env.constraints.get_limit()
     baselines = {}
     if not args.no_baselines:
-        baselines = evaluate_baselines(args.env, env_options, args.baseline_episodes)
+        baselines = evaluate_baselines(
+            args.env, env_options, args.baseline_episodes, args.eval_seed
+        )
         (out / "baselines.json").write_text(json.dumps(baselines, indent=1))
-        print("scripted baselines:", json.dumps(baselines))
+        print("scripted baselines:", json.dumps({k: _means(v) for k, v in baselines.items()}))
     if args.baselines_only:
         return
     run_args = {
@@ -507,6 +633,7 @@ def main(argv: list[str] | None = None) -> None:
         "verbose": not args.quiet,
         "final_episodes": args.final_episodes,
         "obs_ema": _obs_ema(args),
+        "eval_seed": args.eval_seed,
     }
     rows: list[dict[str, Any]] = []
     if args.evaluate_only:
@@ -534,14 +661,19 @@ def main(argv: list[str] | None = None) -> None:
         for path in out.glob("seed*_final_eval.json")
     }
     summary = summarise(rows, limit, final_evals)
-    summary["targets"] = targets(summary, baselines, limit)
+    summary["targets"] = targets(summary, baselines, limit, final_evals)
     summary.update(
         {
             "command": " ".join([sys.executable, *sys.argv]),
+            "env": args.env,
+            "algo": args.algo,
+            "env_options": env_options,
+            "obs_ema": _obs_ema(args),
             "overrides": overrides,
             "num_envs": args.num_envs,
             "steps_per_epoch": args.steps_per_epoch,
-            "baselines": baselines,
+            "eval_seed": args.eval_seed,
+            "baselines": {k: _means(v) for k, v in baselines.items()},
         }
     )
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -135,7 +135,9 @@ def env_options_from_config(cfg: Config, factory: Callable[..., Any]) -> dict[st
     return options
 
 
-def _limit_for(cfg: Config, factory: Callable[..., Any], options: dict[str, Any]) -> float:
+def limit_for(cfg: Config, factory: Callable[..., Any], options: dict[str, Any]) -> float:
+    """The per-episode cost limit a run is held to: ``env.cost_limit``, else the limit the env
+    declares (its strict one with ``env.strict``)."""
     if cfg.env.cost_limit is not None:
         return float(cfg.env.cost_limit)
     env = factory(num_envs=1, **options)
@@ -268,7 +270,7 @@ def load_run_model(
         env_id=env_id,
         env_factory=factory,
         env_options=options,
-        limit=_limit_for(cfg, factory, options),
+        limit=limit_for(cfg, factory, options),
         config=cfg,
         run_dir=rd,
         checkpoint=path,
@@ -321,7 +323,7 @@ def load_baseline(
         env_id=eid,
         env_factory=factory,
         env_options=options,
-        limit=float(limit) if limit is not None else _limit_for(cfg, factory, options),
+        limit=float(limit) if limit is not None else limit_for(cfg, factory, options),
         config=cfg,
     )
 
