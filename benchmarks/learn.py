@@ -2,7 +2,7 @@
 
     python benchmarks/learn.py --config configs/wheelchair_cpo.yaml --steps 2e6 --seeds 0 1 2
     python benchmarks/learn.py --config configs/wheelchair_cpo.yaml --algo ppo_lagrangian \
-        --steps 2e6 --seeds 0 1 2 --eval-seed 20000
+        --set target_kl=0.01 --steps 2e6 --seeds 0 1 2 --eval-seed 20000
     python benchmarks/learn.py --env WheelchairSC-v0 --algo cpo --steps 2e6 --seeds 0 1 2
     python benchmarks/learn.py --env WheelchairSC-v0 --throughput --num-envs 1024 --epochs 6
     python benchmarks/learn.py --env WheelchairSC-v0 --baselines-only
@@ -26,7 +26,9 @@ Writes under ``--out`` (default ``benchmarks/out/<env>_<algo>/``, git-ignored):
 ``--config PATH`` starts from a saferl config (``saferl train``'s): its env (id, options,
 challenge, impairment, ``obs_ema``, ``num_envs``, cost limit), its algorithm and its
 ``train.steps_per_epoch``; the flags given here override it (``--algo ppo_lagrangian`` keeps
-the config's networks, noise and batches; fields an algorithm does not use are ignored).
+the config's networks, noise and batches; fields an algorithm does not use are ignored, and
+``target_kl`` is CPO's trust region but PPO-Lagrangian's KL early stop; ``--no-obs-ema`` drops
+the config's averages). Its env is the config's: use another config for another env.
 Without ``--config``: the default ``AlgoConfig``, 64 instances, 20k steps per epoch.
 
 Baselines and final policies are evaluated alike: one complete episode per env seed
@@ -84,7 +86,9 @@ def env_factory(name: str, obs_ema: Any = None) -> Any:
 
 
 def _obs_ema(args: argparse.Namespace) -> Any:
-    return (list(args.obs_ema), list(args.obs_ema_weights)) if args.obs_ema else None
+    if not args.obs_ema or args.no_obs_ema:
+        return None
+    return list(args.obs_ema), list(args.obs_ema_weights or [0.05])
 
 
 def make_env(name: str, num_envs: int, options: dict[str, Any], obs_ema: Any = None) -> Any:
@@ -120,15 +124,22 @@ def from_config(args: argparse.Namespace) -> None:
         raise SystemExit(f"learn.py: --config {args.config}: {exc}") from None
     if args.env is None:
         args.env = cfg.env.id
+    elif args.env != cfg.env.id:
+        raise SystemExit(
+            f"learn.py: --env {args.env} differs from --config {args.config}'s env.id "
+            f"{cfg.env.id}; its env options and averages are that env's (use another config)"
+        )
     if args.algo is None:
         args.algo = cfg.algo.name
     if args.num_envs is None:
         args.num_envs = cfg.env.num_envs
     if args.steps_per_epoch is None:
         args.steps_per_epoch = cfg.train.steps_per_epoch
-    if args.obs_ema is None and cfg.env.obs_ema is not None:
-        args.obs_ema = list(cfg.env.obs_ema.dims)
-        args.obs_ema_weights = list(cfg.env.obs_ema.weights)
+    if cfg.env.obs_ema is not None:
+        if args.obs_ema is None:
+            args.obs_ema = list(cfg.env.obs_ema.dims)
+        if args.obs_ema_weights is None:
+            args.obs_ema_weights = list(cfg.env.obs_ema.weights)
     factory = ENVS.get(args.env)
     args.config_env_options = env_options_from_config(cfg, factory)
     if args.cost_limit is None:  # the trainer's rule: env.cost_limit, else the env's (strict)
@@ -147,6 +158,7 @@ def run_seed(args: dict[str, Any], seed: int) -> list[dict[str, Any]]:
     env = make_env(args["env"], args["num_envs"], args["env_options"], args["obs_ema"])
     algo = make_algo(args["algo"], env, args["overrides"], seed, args["cost_limit"])
     out = Path(args["out"])
+    (out / f"seed{seed}_final_eval.json").unlink(missing_ok=True)  # an earlier run's
     log = (out / f"seed{seed}.jsonl").open("w")
     t0 = time.perf_counter()
 
@@ -383,9 +395,10 @@ def targets(
     if best is not None:
         res["best_feasible_baseline_return"] = feasible[best]["ep_return"]
         res["return_above_best_feasible_baseline"] = ret > feasible[best]["ep_return"]
+        evals = {k: v for k, v in (final_evals or {}).items() if k in summary["per_seed"]}
         paired = {
             seed: diff
-            for seed, ev in sorted((final_evals or {}).items())
+            for seed, ev in sorted(evals.items())
             if "sampled" in ev and (diff := paired_difference(ev["sampled"], feasible[best]))
         }
         if paired:
@@ -556,9 +569,12 @@ def main(argv: list[str] | None = None) -> None:
         "--obs-ema-weights",
         type=float,
         nargs="+",
-        default=[0.05],
+        default=None,
         metavar="W",
-        help="per-step weights of the averages (default 0.05: 20 steps)",
+        help="per-step weights of the averages (default: the config's, else 0.05: 20 steps)",
+    )
+    p.add_argument(
+        "--no-obs-ema", action="store_true", help="no averages, even if the config has them"
     )
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")

@@ -9,8 +9,66 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="module")
+def learn_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("learn_bench", ROOT / "benchmarks" / "learn.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _args(learn_module, *argv):
+    """learn.py's arguments after --config and the defaults (as main() resolves them)."""
+    captured = {}
+
+    def fake_throughput(args, overrides, env_options):
+        captured.update(args=args, overrides=overrides, env_options=env_options)
+        return {}
+
+    learn_module.throughput = fake_throughput
+    learn_module.main(["--throughput", *argv])
+    return captured
+
+
+def test_config_precedence_flags_over_config_over_defaults(learn_module):
+    cfg = str(ROOT / "configs" / "wheelchair_cpo.yaml")
+    got = _args(learn_module, "--config", cfg)
+    args = got["args"]
+    assert (args.env, args.algo, args.num_envs, args.steps_per_epoch) == (
+        "WheelchairSC-v0",
+        "cpo",
+        256,
+        40000,
+    )
+    assert learn_module._obs_ema(args) == ([8, 9], [0.05])
+    assert got["env_options"]["action_mode"] == "assist"
+    assert got["overrides"]["target_kl"] == 0.05 and args.cost_limit == 15.0
+    got = _args(
+        learn_module, "--config", cfg, "--obs-ema-weights", "0.1", "--num-envs", "8",
+        "--set", "target_kl=0.01", "--env-option", "action_mode=blend", "--algo", "ppo_lagrangian",
+    )  # fmt: skip
+    args = got["args"]
+    assert learn_module._obs_ema(args) == ([8, 9], [0.1]) and args.num_envs == 8
+    assert got["overrides"]["target_kl"] == 0.01 and args.algo == "ppo_lagrangian"
+    assert got["env_options"]["action_mode"] == "blend"
+    assert (
+        learn_module._obs_ema(_args(learn_module, "--config", cfg, "--no-obs-ema")["args"]) is None
+    )
+    plain = _args(learn_module)["args"]  # no config: the old defaults
+    assert (plain.num_envs, plain.steps_per_epoch, learn_module._obs_ema(plain)) == (
+        64,
+        20000,
+        None,
+    )
+    with pytest.raises(SystemExit, match="--env ExoGait-v0 differs"):
+        _args(learn_module, "--config", cfg, "--env", "ExoGait-v0")
 
 
 def test_learn_from_config_with_eval_seed_and_paired_targets(tmp_path):

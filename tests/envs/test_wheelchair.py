@@ -493,7 +493,7 @@ def test_assist_mode_correction_moves_the_planner_command():
     np.testing.assert_allclose(obs[:, 11] * CHAIR.omega_max0, w_r, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["fixed_blend", "tremor_switch", "human_only"])
+@pytest.mark.parametrize("name", ["fixed_blend", "tremor_switch"])
 def test_scripted_baselines_drive_the_same_in_assist_mode(name):
     n, steps = 16, 300
     out = {}
@@ -539,13 +539,20 @@ def test_assist_mode_state_dict_mid_episode_gives_identical_continuation():
         WheelchairSCVecEnv(4, impairment="moderate").load_state_dict(state)
 
 
-def test_scripted_baselines_refuse_residual_mode():
-    env = WheelchairSCVecEnv(2, action_mode="residual")
-    obs, _ = env.reset(seed=0)
-    policy = WheelchairSCVecEnv.SCRIPTED_POLICIES["autopilot"]()
-    policy.reset(env)
-    with pytest.raises(ValueError, match="action_mode"):
-        policy.act(obs, env)
+def test_scripted_baselines_refuse_modes_they_cannot_drive():
+    policies = WheelchairSCVecEnv.SCRIPTED_POLICIES
+    for mode, name in (("residual", "autopilot"), ("assist", "safety_filter")):
+        env = WheelchairSCVecEnv(2, action_mode=mode)
+        obs, _ = env.reset(seed=0)
+        policy = policies[name]()
+        policy.reset(env)
+        with pytest.raises(ValueError, match="action_mode"):
+            policy.act(obs, env)
+        assert not policies[name].available({"action_mode": mode})
+    assert all(p.available({}) for p in policies.values())  # blend: every baseline
+    assert [k for k, p in policies.items() if p.available({"action_mode": "residual"})] == [
+        "human_only"
+    ]
 
 
 # ---------------------------------------------------------------------------- bad input

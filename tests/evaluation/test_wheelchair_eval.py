@@ -133,3 +133,22 @@ def test_obs_ema_with_dims_the_env_lacks_is_a_one_line_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match=r"^env\.obs_ema\.dims: \[99\]"):
         Trainer(_obs_ema_config(tmp_path, dims="[99]"), command=["test"])
+
+
+def test_baselines_offered_are_those_defined_for_the_env_options():
+    from saferl.registry import ENVS
+    from saferl.training.evaluation import EvaluationError
+    from saferl.training.evaluation.models import load_baseline, scripted_policies
+
+    factory = ENVS.get("WheelchairSC-v0")
+    assert "safety_filter" in scripted_policies(factory, {})
+    assist = scripted_policies(factory, {"action_mode": "assist"})
+    assert "safety_filter" not in assist and {"autopilot", "tremor_switch"} <= set(assist)
+    model = load_baseline("tremor_switch", env_options={"action_mode": "assist"})
+    table = P.standard(model.policy, model.env_factory, episodes=2, seed=0, num_envs=2,
+                       env_options=model.env_options)  # fmt: skip
+    assert len(table) == 2
+    with pytest.raises(EvaluationError, match="'baselines:safety_filter' is not defined"):
+        load_baseline("safety_filter", env_options={"action_mode": "assist"})
+    with pytest.raises(EvaluationError, match="unknown baseline 'baselines:teleport'"):
+        load_baseline("teleport", env_options={"action_mode": "assist"})

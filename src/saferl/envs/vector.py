@@ -240,7 +240,10 @@ class ScriptedPolicy(Protocol):
 
     ``reset(env)`` is called once after ``env.reset``; ``act(obs, env)`` returns float32
     ``(N, act_dim)`` actions inside the action box. Scripted policies may read privileged env
-    state (they are baselines, not agents); they must keep any randomness per instance.
+    state (they are baselines, not agents); they must keep any randomness per instance. A
+    policy class may define ``available(options) -> bool`` (a static method): whether it is
+    defined for an env built with those constructor options (absent: always); evaluation
+    offers only the available ones.
     """
 
     name: str

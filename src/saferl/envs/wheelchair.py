@@ -629,7 +629,8 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         render_mode: ``None`` or ``"rgb_array"``.
         use_map_cache: read/write the map library file cache.
 
-    Observation (44 float32, §2.6), action (3 float32 in [-1, 1], §2.5), reward (§2.7),
+    Observation (44 float32, §2.6; ``assist`` appends 5 and ``privileged_obs`` then 7),
+    action (3 float32 in [-1, 1], §2.5), reward (§2.7),
     ``info["cost_components"]`` (§2.8), ``info["cost_magnitude"]`` (N,) float32 (penetration
     depth + near-miss shortfall + acceleration excess), ``info["success"]`` (N,) bool,
     ``info["impairment"]`` (N,) int8 level index.
@@ -1554,6 +1555,12 @@ def infer_goal(
 class _Base:
     name = "base"
 
+    @staticmethod
+    def available(options: Mapping[str, Any]) -> bool:
+        """Defined for an env built with ``options``: a command of the robot's own needs
+        ``action_mode`` ``blend`` or ``assist``."""
+        return options.get("action_mode", "blend") in ("blend", "assist")
+
     def reset(self, env: WheelchairSCVecEnv) -> None:
         pass
 
@@ -1582,6 +1589,10 @@ class HumanOnly(_Base):
     """alpha = 1: the user drives alone."""
 
     name = "human_only"
+
+    @staticmethod
+    def available(options: Mapping[str, Any]) -> bool:
+        return True  # a0 = 1 (blend, assist) and a zero residual (residual) are the user alone
 
     def act(self, obs: np.ndarray, env: WheelchairSCVecEnv) -> np.ndarray:
         a = np.zeros((env.num_envs, 3), np.float32)
@@ -1647,7 +1658,17 @@ class SafetyFilter(_Base):
 
     name = "safety_filter"
 
+    @staticmethod
+    def available(options: Mapping[str, Any]) -> bool:
+        # its command (the user's, slowed) is not within reach of assist's correction of the
+        # planner's command
+        return options.get("action_mode", "blend") == "blend"
+
     def act(self, obs: np.ndarray, env: WheelchairSCVecEnv) -> np.ndarray:
+        if env.action_mode != "blend":
+            raise ValueError(
+                f"action_mode: safety_filter drives 'blend' only, not {env.action_mode!r}"
+            )
         vh, wh = env.joystick_to_command(obs[:, 6:8], env.v)
         sect = obs[:, 13:29] * 4.0
         forward = np.minimum(sect[:, [0, 15]].min(axis=1), sect[:, [1, 14]].min(axis=1) + 0.1)

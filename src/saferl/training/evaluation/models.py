@@ -155,8 +155,7 @@ def limit_for(cfg: Config, factory: Callable[..., Any], options: dict[str, Any])
             close()
 
 
-def scripted_policies(factory: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
-    """``SCRIPTED_POLICIES`` of the env class the factory builds (name -> factory)."""
+def _all_scripted(factory: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
     cls = getattr(factory, "SCRIPTED_POLICIES", None)
     if cls is not None:
         return dict(cls)
@@ -167,6 +166,16 @@ def scripted_policies(factory: Callable[..., Any], options: dict[str, Any]) -> d
         close = getattr(env, "close", None)
         if callable(close):
             close()
+
+
+def scripted_policies(factory: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
+    """``SCRIPTED_POLICIES`` of the env class the factory builds (name -> factory), less those
+    whose ``available(options)`` says they are not defined for these env options."""
+    return {
+        name: make
+        for name, make in _all_scripted(factory, options).items()
+        if getattr(make, "available", None) is None or make.available(options)
+    }
 
 
 def resolve_checkpoint(run_dir: Path, checkpoint: str = "best") -> Path:
@@ -312,9 +321,12 @@ def load_baseline(
     available = scripted_policies(factory, options)
     if short not in available:
         names = ", ".join(f"{BASELINE_PREFIX}{k}" for k in sorted(available)) or "none"
-        raise EvaluationError(
-            f"unknown baseline '{BASELINE_PREFIX}{short}' for {eid}; available: {names}"
+        what = (
+            f"baseline '{BASELINE_PREFIX}{short}' is not defined for {eid} with options {options}"
+            if short in _all_scripted(factory, options)
+            else f"unknown baseline '{BASELINE_PREFIX}{short}' for {eid}"
         )
+        raise EvaluationError(f"{what}; available: {names}")
     display = f"{BASELINE_PREFIX}{short}"
     return Model(
         name=display,
