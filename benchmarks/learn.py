@@ -181,16 +181,21 @@ def run_seed(args: dict[str, Any], seed: int) -> list[dict[str, Any]]:
     log.close()
     torch.save(algo.state_dict(), out / f"seed{seed}_final.pt")
     if args["final_episodes"]:
-        final = evaluate_final_policy(
-            args["env"],
-            args["env_options"],
-            algo,
-            args["final_episodes"],
-            args["obs_ema"],
-            args["eval_seed"],
-        )
-        (out / f"seed{seed}_final_eval.json").write_text(json.dumps(final, indent=1))
+        write_final_eval(args, algo, seed)
     return [_scalar_row({"seed": seed, **r}) for r in rows]
+
+
+def write_final_eval(args: dict[str, Any], algo: Any, seed: int) -> None:
+    """``seed{seed}_final_eval.json``: the policy on the evaluation episodes."""
+    final = evaluate_final_policy(
+        args["env"],
+        args["env_options"],
+        algo,
+        args["final_episodes"],
+        args["obs_ema"],
+        args["eval_seed"],
+    )
+    (Path(args["out"]) / f"seed{seed}_final_eval.json").write_text(json.dumps(final, indent=1))
 
 
 def evaluate_saved(args: dict[str, Any], seed: int) -> None:
@@ -203,15 +208,7 @@ def evaluate_saved(args: dict[str, Any], seed: int) -> None:
     env = make_env(args["env"], 1, args["env_options"], args["obs_ema"])
     algo = make_algo(args["algo"], env, args["overrides"], seed, args["cost_limit"])
     algo.load_state_dict(torch.load(out / f"seed{seed}_final.pt", weights_only=True))
-    final = evaluate_final_policy(
-        args["env"],
-        args["env_options"],
-        algo,
-        args["final_episodes"],
-        args["obs_ema"],
-        args["eval_seed"],
-    )
-    (out / f"seed{seed}_final_eval.json").write_text(json.dumps(final, indent=1))
+    write_final_eval(args, algo, seed)
 
 
 EVAL_SEED = 10_000  # default env seeds of the evaluation episodes: EVAL_SEED, EVAL_SEED + 1, ...
