@@ -1564,23 +1564,25 @@ class _Base:
     def reset(self, env: WheelchairSCVecEnv) -> None:
         pass
 
-    @staticmethod
-    def _action(alpha, v_r, w_r, env: WheelchairSCVecEnv) -> np.ndarray:
+    def _action(self, alpha, v_r, w_r, env: WheelchairSCVecEnv) -> np.ndarray:
         """The env's action for authority ``alpha`` and robot command ``(v_r, w_r)``: in
         ``assist`` mode the correction of the planner's command that gives ``u_r`` (clipped to
-        the action box, so within 0.5 u_max of the planner's command)."""
+        the action box, so within 0.5 u_max of the planner's command).
+
+        Raises:
+            ValueError: the baseline is not :meth:`available` in the env's ``action_mode``.
+        """
+        if not self.available({"action_mode": env.action_mode}):
+            raise ValueError(
+                f"action_mode: the {self.name} baseline is not defined for {env.action_mode!r}"
+            )
         c = env.chair
         if env.action_mode == "assist":
             a1 = (v_r - env.planner_u[:, 0]) / f32(0.5 * c.v_max)
             a2 = (w_r - env.planner_u[:, 1]) / f32(0.5 * c.omega_max0)
-        elif env.action_mode == "blend":
+        else:
             a1 = np.where(v_r >= 0, v_r / f32(c.v_max), v_r / f32(c.v_rev))
             a2 = w_r / f32(c.omega_max0)
-        else:
-            raise ValueError(
-                "action_mode: the scripted baselines need 'blend' or 'assist' (in 'residual' "
-                "the robot cannot drive a command of its own)"
-            )
         a = np.stack([np.broadcast_to(f32(2) * alpha - f32(1), v_r.shape), a1, a2], axis=1)
         return np.clip(a, -1, 1).astype(np.float32)
 
@@ -1665,10 +1667,6 @@ class SafetyFilter(_Base):
         return options.get("action_mode", "blend") == "blend"
 
     def act(self, obs: np.ndarray, env: WheelchairSCVecEnv) -> np.ndarray:
-        if env.action_mode != "blend":
-            raise ValueError(
-                f"action_mode: safety_filter drives 'blend' only, not {env.action_mode!r}"
-            )
         vh, wh = env.joystick_to_command(obs[:, 6:8], env.v)
         sect = obs[:, 13:29] * 4.0
         forward = np.minimum(sect[:, [0, 15]].min(axis=1), sect[:, [1, 14]].min(axis=1) + 0.1)

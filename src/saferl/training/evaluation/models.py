@@ -168,14 +168,18 @@ def _all_scripted(factory: Callable[..., Any], options: dict[str, Any]) -> dict[
             close()
 
 
+def _available(policies: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: make
+        for name, make in policies.items()
+        if getattr(make, "available", None) is None or make.available(options)
+    }
+
+
 def scripted_policies(factory: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
     """``SCRIPTED_POLICIES`` of the env class the factory builds (name -> factory), less those
     whose ``available(options)`` says they are not defined for these env options."""
-    return {
-        name: make
-        for name, make in _all_scripted(factory, options).items()
-        if getattr(make, "available", None) is None or make.available(options)
-    }
+    return _available(_all_scripted(factory, options), options)
 
 
 def resolve_checkpoint(run_dir: Path, checkpoint: str = "best") -> Path:
@@ -318,12 +322,13 @@ def load_baseline(
     options = (
         dict(env_options) if env_options is not None else env_options_from_config(cfg, factory)
     )
-    available = scripted_policies(factory, options)
+    every = _all_scripted(factory, options)
+    available = _available(every, options)
     if short not in available:
         names = ", ".join(f"{BASELINE_PREFIX}{k}" for k in sorted(available)) or "none"
         what = (
             f"baseline '{BASELINE_PREFIX}{short}' is not defined for {eid} with options {options}"
-            if short in _all_scripted(factory, options)
+            if short in every
             else f"unknown baseline '{BASELINE_PREFIX}{short}' for {eid}"
         )
         raise EvaluationError(f"{what}; available: {names}")
