@@ -35,7 +35,7 @@ Baselines and final policies are evaluated alike: one complete episode per env s
 (``--eval-seed``, default 10000, then 10001, ...) with ``saferl``'s ``run_episodes``; 1024
 episodes give a standard error of about 0.7 in the mean episode cost on the wheelchair (512
 gave differences of 2 between seed sets, and the wheelchair's seeds 10000-12047 happen to be
-easier than 20000-22047: docs/algorithms.md section 8, Step 7). The training curves' episode
+easier than 20000-22047: docs/experiments/2026-11-wheelchair-cpo-tuning.md, Step 7). The training curves' episode
 statistics come from
 the episodes that finished in each batch; in the first epochs of a run those are only the short
 ones (all instances start together), so early points of the curves read low.

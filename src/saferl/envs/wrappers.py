@@ -5,7 +5,7 @@ averages of chosen observation dims to the observation. On ``WheelchairSC-v0`` t
 level is latent (ENVIRONMENTS.md); one 0.1 s window of the joystick (its within-step std,
 observation dims 8-9) is weak evidence of the user's tremor, while its average over the last few
 seconds is strong evidence, and a policy that sees it can decide how much authority to give the
-user (docs/algorithms.md, section 8, Step 8).
+user (docs/experiments/2026-11-wheelchair-cpo-tuning.md, Step 8).
 
 Arrays in, arrays out: the averages of all instances are updated together, each instance's
 restart at its own episode boundary (same-step autoreset), and the terminal observation in
