@@ -1,6 +1,6 @@
 """Evaluation throughput: N episodes of an env under the ``standard`` protocol.
 
-Target (issue 7): 1000 wheelchair episodes in under a minute on 2 CPU cores.
+Target: 1000 wheelchair episodes in under a minute on 2 CPU cores.
 
     python benchmarks/eval_throughput.py                          # 1000 episodes, both policies
     python benchmarks/eval_throughput.py --episodes 200 --num-envs 100 --policy actor

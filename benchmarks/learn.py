@@ -1,4 +1,4 @@
-"""Learning curves and end-to-end throughput of CPO / PPO-Lagrangian (issue 5).
+"""Learning curves and end-to-end throughput of CPO / PPO-Lagrangian.
 
     python benchmarks/learn.py --config configs/wheelchair_cpo.yaml --steps 2e6 --seeds 0 1 2
     python benchmarks/learn.py --config configs/wheelchair_cpo.yaml --algo ppo_lagrangian \
@@ -19,7 +19,7 @@ Writes under ``--out`` (default ``benchmarks/out/<env>_<algo>/``, git-ignored):
 * ``summary.json`` — per seed and pooled: last-10-epoch mean cost and return, whether the cost is
   within +-20 % / <= +10 % of the limit, case counts (all epochs and once the cost first came
   within 20 % of the limit), steps/s, the final evaluation; the scripted baselines; and
-  ``targets``: the issue's checks on the final evaluation (sampled actions), with each seed's
+  ``targets``: the learning targets' checks on the final evaluation (sampled actions), with each seed's
   return paired against the best baseline within the limit on the same episodes (mean and
   95 % interval of the per-episode difference).
 

@@ -1,4 +1,4 @@
-"""Unassisted-user (alpha = 1) calibration of WheelchairSC-v0 (ENVIRONMENTS.md §2.4 table).
+"""Unassisted-user (alpha = 1) calibration of WheelchairSC-v0 (docs/envs/wheelchair.md calibration table).
 
 Usage::
 

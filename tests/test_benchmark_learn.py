@@ -1,4 +1,4 @@
-"""benchmarks/learn.py (issue 5's benchmark) runs from a saferl config, on chosen evaluation
+"""benchmarks/learn.py (the learning benchmark) runs from a saferl config, on chosen evaluation
 seeds, and pairs each seed's final policy with the best feasible baseline (tiny budgets)."""
 
 from __future__ import annotations

@@ -163,7 +163,7 @@ class AlgoConfig(_Section):
     fvp_fraction: float = Field(0.25, gt=0, le=1)
     """Fraction of the batch used for Fisher-vector products."""
     cost_target_gain: float = Field(0.0, ge=0)
-    """CPO: integral gain k_i of the cost target. 0 (default) is CPO.md exactly: each step
+    """CPO: integral gain k_i of the cost target. 0 (default) is the plain CPO step (docs/algorithms.md): each step
     aims at J_c = d. With k_i > 0 the step aims at d - I, where
     I <- clip(I + k_i clip(J_c - d, -d/2, d/2), 0, d/2) after every update from the first one
     that is not a recovery step (no wind-up during the approach from far above the limit).
@@ -197,7 +197,7 @@ class AlgoConfig(_Section):
     """PPO-Lagrangian: one multiplier per constraint of the env's ConstraintSet."""
     cost_estimate: Literal["episodes", "rate"] = "episodes"
     """How J_c (the policy's expected episode cost) is estimated from a batch: `episodes` is
-    the mean cost of the episodes that finished in it (CPO.md); `rate` is the batch's mean cost
+    the mean cost of the episodes that finished in it (docs/algorithms.md, section 3); `rate` is the batch's mean cost
     per step times the mean episode length (renewal-reward), which uses every step of the
     current policy instead of episodes that started under older ones; better when an episode
     is much longer than a batch's steps per instance."""

@@ -125,7 +125,7 @@ def test_pd_guidance_restores_severe_gait_at_a_measurable_cost(by_level):
 # ------------------------------------------------------------------------------------------
 # §1.12 foot loading of the unimpaired walker with zero exo torque (docs/envs/exoskeleton.md,
 # "Peak vertical foot force: diagnosis")
-PEAK_TARGET = 1.2  # ENVIRONMENTS.md §1.12: p99 of the peak vertical foot force / ((1 - beta) M g)
+PEAK_TARGET = 1.2  # docs/envs/exoskeleton.md (contact and friction): p99 of the peak vertical foot force / ((1 - beta) M g)
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,7 @@ def test_peak_vertical_foot_force_stays_at_its_calibrated_level(foot_loads):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="open §1.12 item: p99 = 1.55; the hump is the pelvis vault over the locked-ankle "
+    reason="open target (peak foot force p99 <= 1.2): p99 = 1.55; the hump is the pelvis vault over the locked-ankle "
     "stance leg (docs/envs/exoskeleton.md); no calibration, bounded foot or ankle prototype met "
     "1.2 without breaking gait, and at T < 1.4 s it is below a smooth healthy pelvis path",
 )

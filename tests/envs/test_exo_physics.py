@@ -1,4 +1,4 @@
-"""ExoGait physics checks (ENVIRONMENTS.md §4, exoskeleton items 1-4 and 6), with oracles that
+"""ExoGait physics checks (docs/envs/exoskeleton.md checklist), with oracles that
 are computed here independently of the simulator's equations."""
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def _measured_period(mode: np.ndarray, mass: float, height: float) -> float:
 def test_small_oscillation_periods_match_linearisation(mass, height):
     periods, modes = _linearised_periods(mass, height)
     if (mass, height) == (75.0, 1.75):
-        # the oracle itself agrees with ENVIRONMENTS.md §1.12 (0.70 s and 1.60 s)
+        # the oracle itself agrees with the documented values (0.70 s and 1.60 s)
         np.testing.assert_allclose(periods, [0.70, 1.60], rtol=0.01)
     for k in range(2):
         measured = _measured_period(modes[:, k], mass, height)

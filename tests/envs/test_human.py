@@ -1,4 +1,4 @@
-"""The joystick-operator model (ENVIRONMENTS.md §2.4, §4 wheelchair items 2)."""
+"""The joystick-operator model (docs/envs/wheelchair.md, "Human")."""
 
 from dataclasses import replace
 

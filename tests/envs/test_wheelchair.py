@@ -176,7 +176,7 @@ def _z_mean(a, b):
 
 
 def _assert_calibration_table(cal):
-    """ENVIRONMENTS.md §2.4: success >= 95/90/70/40 %, collision-steps per episode ~0 (< 0.3) /
+    """docs/envs/wheelchair.md calibration targets: success >= 95/90/70/40 %, collision-steps per episode ~0 (< 0.3) /
     < 1 / 2-5 / > 5, both ordered by level; see docs/envs/wheelchair.md."""
     succ = {k: v[0] for k, v in cal.items()}
     coll = {k: v[1] for k, v in cal.items()}

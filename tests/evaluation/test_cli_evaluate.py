@@ -1,7 +1,7 @@
 """``saferl evaluate`` / ``saferl compare`` through the real command line (a subprocess).
 
 Skipped while the CLI still says "not available yet" (the lead wires the commands to
-``run_evaluate`` / ``run_compare``); the option names are the ones proposed in the issue.
+``run_evaluate`` / ``run_compare``).
 """
 
 from __future__ import annotations

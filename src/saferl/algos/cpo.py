@@ -1,4 +1,4 @@
-"""Constrained Policy Optimization (Achiam et al., ICML 2017), as fixed by ``CPO.md``.
+"""Constrained Policy Optimization (Achiam et al., ICML 2017), as specified in ``docs/algorithms.md``.
 
 Per update:
 
@@ -197,8 +197,8 @@ class CPO(ActorCritic):
         else:
             obs_sub, mean_old_sub = data.obs, mean_old
         if self.closed_form_fvp:
-            # J^T diag(1/sigma^2) J by hand for both right-hand sides at once (NOTES.md: the
-            # conjugate-gradient solves dominate the actor step; this is ~3x cheaper).
+            # J^T diag(1/sigma^2) J by hand for both right-hand sides at once (docs/algorithms.md
+            # section 4: the conjugate-gradient solves dominate the actor step; this is ~3x cheaper).
             fvp = gaussian_mlp_fvp(
                 actor.mu, actor.log_std, actor.inputs(obs_sub), cfg.cg_damping, count=m
             )

@@ -6,7 +6,7 @@ observation normaliser.
 * :class:`Critics` — ``G`` value heads (reward first, then one or more costs) as ``G`` separate
   MLPs stored as stacked weights and evaluated with batched matrix products: one forward, one
   backward and one optimizer step for all of them. On CPU a critic update's time is mostly
-  per-call overhead (``NOTES.md``, "Where CPO's time goes"), so fusing the critics halves it.
+  per-call overhead (docs/algorithms.md, section 8, throughput), so fusing the critics halves it.
 * :class:`ObsNormalizer` — running mean/variance in float64 (Chan et al. parallel merge), part
   of the policy's state; updated only by explicit :meth:`ObsNormalizer.update` calls (the
   algorithms call it once per update), so evaluation never changes it. Its batch moments go

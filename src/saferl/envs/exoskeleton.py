@@ -1,4 +1,4 @@
-"""``ExoGait-v0``: a hip-knee exoskeleton on a body-weight-supported treadmill (ENVIRONMENTS.md §1).
+"""``ExoGait-v0``: a hip-knee exoskeleton on a body-weight-supported treadmill (docs/envs/exoskeleton.md).
 
 The agent commands the four exo joint torques (hip R, knee R, hip L, knee L) of a planar walker
 whose own scripted controller is weakened, spastic and noisy by impairment level (the physics and
@@ -74,7 +74,7 @@ EXO_CONSTRAINTS = ConstraintSet(
             "joint_speed",
             "joint angular speed above ~1.3x the normative peak",
             threshold="|qdot_hip| > 5 rad/s or |qdot_knee| > 9 rad/s",
-            source="[design], ENVIRONMENTS.md §1.4",
+            source="[design], docs/envs/exoskeleton.md",
         ),
         Constraint(
             "cuff_force",

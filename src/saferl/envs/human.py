@@ -2,7 +2,7 @@
 
 :class:`JoystickOperator` turns an *intended* 2-D joystick deflection (what an unimpaired user with
 perfect perception would push, computed by the env from its state at 10 Hz) into the joystick
-signal actually produced at 50 Hz (ENVIRONMENTS.md §2.4):
+signal actually produced at 50 Hz (docs/envs/wheelchair.md, "Human"):
 
 1. perception with reaction delay ``δ`` (a ring buffer of intentions, linear interpolation between
    the 10 Hz samples, so ``δ`` is continuous);
@@ -86,7 +86,7 @@ class JoystickImpairment:
         }
 
 
-# ENVIRONMENTS.md §2.4, with the point values widened into ranges (domain randomisation) and
+# docs/envs/wheelchair.md ("Human"), with the point values widened into ranges (domain randomisation) and
 # calibrated so that the unassisted user meets the success/collision targets; see
 # docs/envs/wheelchair.md for the calibration table.
 JOYSTICK_IMPAIRMENTS: dict[str, JoystickImpairment] = {

@@ -1,7 +1,7 @@
 """Planar walker on a body-weight-supported treadmill and its impaired human controller.
 
-The physics and the human half of ``ExoGait-v0`` (docs/envs/exoskeleton.md; ENVIRONMENTS.md
-§1.2-§1.5), vectorised over ``N`` instances as struct-of-arrays:
+The physics and the human half of ``ExoGait-v0`` (docs/envs/exoskeleton.md),
+vectorised over ``N`` instances as struct-of-arrays:
 
 * :func:`body_parameters`: Winter anthropometrics for a body of mass ``M`` and height ``H``.
 * :class:`WalkerSim`: pelvis ``(x, y)`` plus two 2-segment legs (absolute segment angles
@@ -76,7 +76,7 @@ PASSIVE_EXP_CAP = 4.0  # exponent cap: beyond it the moment grows linearly (expl
 # k = 1..6, phi = 0 at heel strike. Fitted (RMS error hip 0.21 deg, knee 0.45 deg) to
 # neumovelab/myoassist: ctrl_optim/optim/ref_data/ref_kinematics_radians.csv (100 samples),
 # converted from the reflex model's interior angles as hip = pi - col, knee = pi - col
-# (ENVIRONMENTS.md §1.4). Columns: a0, a1, b1, a2, b2, ..., a6, b6 (rad).
+# (docs/envs/exoskeleton.md). Columns: a0, a1, b1, a2, b2, ..., a6, b6 (rad).
 REF_COEFFS = np.array(
     [
         [0.1861, 0.3713, -0.0884, -0.0624, -0.0174, 0.0015, 0.0360,
@@ -132,7 +132,7 @@ def reference_lookup(phase: np.ndarray, dtype: Any = np.float32) -> tuple[np.nda
 
 
 # --------------------------------------------------------------------------------------------
-# Impairment levels (ENVIRONMENTS.md §1.5): data, one row per level.
+# Impairment levels (docs/envs/exoskeleton.md): data, one row per level.
 @dataclass(frozen=True)
 class ImpairmentLevel:
     """Human-walker parameters of one impairment level (ranges are sampled per episode)."""
@@ -175,7 +175,7 @@ def body_parameters(
     shank and ``fd`` ahead of it, the arc's heel and toe end angles ``psi_h``, ``psi_t`` from the
     shank axis), masses ``m1``, ``m2``, COM distances ``c1``, ``c2``, inertias ``I1``, ``I2``
     about the COM, and the Lagrangian constants ``A11``, ``A12``, ``A22``, ``e1``, ``e2`` of
-    ENVIRONMENTS.md §1.3. ``config`` sets the foot shape (default :class:`PhysicsConfig`).
+    docs/envs/exoskeleton.md ``config`` sets the foot shape (default :class:`PhysicsConfig`).
     """
     M = np.asarray(mass, np.float64)
     H = np.asarray(height, np.float64)
@@ -227,7 +227,7 @@ def foot_offset(a2, lr, fd, rf, psi_h, psi_t, sc=None) -> tuple[np.ndarray, np.n
 # --------------------------------------------------------------------------------------------
 @dataclass
 class PhysicsConfig:
-    """Physics switches and constants (defaults: ENVIRONMENTS.md §1.3 plus docs/ calibration).
+    """Physics switches and constants (defaults: docs/envs/exoskeleton.md plus docs/ calibration).
 
     The switches exist for validation tests (energy conservation, linearised periods).
     """
@@ -494,7 +494,7 @@ class WalkerSim:
 
 
 # --------------------------------------------------------------------------------------------
-# Human walker controller (ENVIRONMENTS.md §1.5)
+# Human walker controller (docs/envs/exoskeleton.md)
 K_INT = (150.0, 100.0)  # intrinsic stiffness (hip, knee), N m/rad
 B_INT = (15.0, 6.0)  # intrinsic damping, N m s/rad
 K_REF = (100.0, 60.0)  # delayed (long-latency) stiffness
@@ -767,7 +767,7 @@ def learn_feedforward(
     """Learn the human feedforward by ILC on the unimpaired model with zero exo torque.
 
     ``tau_ff <- tau_ff + 0.2 * smooth5(<feedback torque>_bin)`` once per stride, for ``strides``
-    strides (ENVIRONMENTS.md §1.5). All inputs ``(n,)``; returns ``(n, FF_BINS, 2)`` (N m, hip
+    strides (docs/envs/exoskeleton.md). All inputs ``(n,)``; returns ``(n, FF_BINS, 2)`` (N m, hip
     and knee, both legs share the table shifted by half a cycle). ``history``: if a list, the
     per-stride RMS feedback torque ``(n,)`` of each update is appended (convergence check).
     """

@@ -1,4 +1,4 @@
-"""``WheelchairSC-v0``: shared-control navigation of a powered wheelchair (ENVIRONMENTS.md §2).
+"""``WheelchairSC-v0``: shared-control navigation of a powered wheelchair (docs/envs/wheelchair.md).
 
 An impaired user drives a mid-wheel-drive powered wheelchair with a proportional joystick towards
 one of three candidate goals in an 8 m x 8 m room (a partition wall with 1-2 doorways of real
@@ -134,7 +134,7 @@ N_WALLS = 3  # partition boxes (1-2 doorways -> 2-3 boxes, padded)
 WALL_THICKNESS = 0.1
 GOAL_RADIUS = 0.3
 SUCCESS_SPEED = 0.2
-JERK_LIMIT = 5.0  # m/s^3 over 0.1 s; ENVIRONMENTS.md says 2.0, see docs/envs/wheelchair.md
+JERK_LIMIT = 5.0  # m/s^3 over 0.1 s; raised from 2.0, see docs/envs/wheelchair.md
 # the simulated user's doorway manoeuvre **[design]** (WheelchairSCVecEnv._door_frame,
 # _door_check, intended_joystick; docs/envs/wheelchair.md "Human" and "Calibration")
 DOOR_APPROACH = 1.5  # m before the door plane: start lining up with the door's centre line

@@ -2,7 +2,7 @@
 
 :class:`ObservationEMA` gives a memoryless policy a memory: it appends exponential moving
 averages of chosen observation dims to the observation. On ``WheelchairSC-v0`` the impairment
-level is latent (ENVIRONMENTS.md); one 0.1 s window of the joystick (its within-step std,
+level is latent (docs/envs/wheelchair.md); one 0.1 s window of the joystick (its within-step std,
 observation dims 8-9) is weak evidence of the user's tremor, while its average over the last few
 seconds is strong evidence, and a policy that sees it can decide how much authority to give the
 user (docs/experiments/2026-11-wheelchair-cpo-tuning.md, Step 8).

@@ -8,7 +8,7 @@ One epoch, top to bottom, in :meth:`Trainer.train`::
     trackers -> one metrics row (metrics.csv, metrics.jsonl, extra backends)
     checkpoint every train.checkpoint_every epochs (and always at the end)
 
-Run directory ``runs/<name>/`` (DESIGN.md): ``config.yaml`` (resolved), ``manifest.json``
+Run directory ``runs/<name>/`` (docs/training.md): ``config.yaml`` (resolved), ``manifest.json``
 (command, seed, git commit, package versions, checkpoint SHA-256s, resumes, status),
 ``metrics.csv`` + ``metrics.jsonl``, ``checkpoints/{last,best,epoch_N}.pt``, ``plots/*.png`` and
 ``log.jsonl`` (every log record as JSON lines).
