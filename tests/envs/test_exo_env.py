@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -417,7 +418,9 @@ def test_gymnasium_make_passes_gymnasium_and_safe_env_checkers():
     check_safe_env(env)
     from gymnasium.utils.env_checker import check_env
 
-    check_env(env.unwrapped, skip_render_check=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a checker warning is a failure, as for the wheelchair
+        check_env(env.unwrapped, skip_render_check=True)
     venv = gym.make_vec("saferl/ExoGait-v0", num_envs=3, vectorization_mode="vector_entry_point")
     assert isinstance(venv.unwrapped if hasattr(venv, "unwrapped") else venv, ExoGaitVecEnv)
     check_safe_env(venv)
