@@ -186,7 +186,7 @@ def test_init_log_std_takes_a_number_or_a_list_in_range():
 
 BOMB = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
     f"{n}: &{n} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
-    for p, n in zip("abcdefgh", "bcdefghi")
+    for p, n in zip("abcdefgh", "bcdefghi", strict=True)
 )
 
 
@@ -242,7 +242,7 @@ def test_hardened_overrides_refused(override, field):
 @pytest.mark.parametrize("name", ["123", "exp #2", "null", "~x", "a/b"])
 def test_names_are_verbatim_strings(name):
     if name.startswith("~"):
-        with pytest.raises(ConfigError, match="train.name"):
+        with pytest.raises(ConfigError, match=r"train\.name"):
             load_config(overrides=[f"train.name={name}"])
         return
     assert load_config(overrides=[f"train.name={name}"]).train.name == name
