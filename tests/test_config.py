@@ -182,3 +182,67 @@ def test_init_log_std_takes_a_number_or_a_list_in_range():
         load_config(overrides=["algo.init_log_std=[-1,-9]"])
     with pytest.raises(ConfigError, match=r"^algo.init_log_std: "):
         load_config(overrides=["algo.init_log_std=[]"])
+
+
+BOMB = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
+    f"{n}: &{n} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
+    for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("hyperopt:\n  search_space:\n    " + BOMB.replace("\n", "\n    "), "aliases"),
+        ("env:\n  id: 1\nenv:\n  id: 2\n", "duplicate key 'env' at line 3"),
+        ("algo:\n  gamma: 0.9\n  gamma: 0.8\n", "duplicate key 'gamma' at line 3"),
+    ],
+)
+def test_hostile_yaml_is_one_short_line(tmp_path, text, needle):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert needle in msg and "\n" not in msg and len(msg) < 400, msg
+
+
+def test_huge_zero_and_non_utf8_files(tmp_path):
+    with pytest.raises(ConfigError, match="larger than"):
+        load_config("/dev/zero")
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"env:\n  id: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ("train.total_steps=true", "train.total_steps"),
+        ("env.cost_limit=inf", "env.cost_limit"),
+        ("algo.gamma=nan", "algo.gamma"),
+        ("train.name=../escaped", "train.name"),
+        ("train.name=/abs", "train.name"),
+        ("train.name=", "train.name"),
+        ("env.id=" + "x" * 5000, None),
+    ],
+)
+def test_hardened_overrides_refused(override, field):
+    try:
+        load_config(overrides=[override])
+    except ConfigError as exc:
+        msg = str(exc)
+        assert field is None or msg.startswith(field + ":"), msg
+        assert "\n" not in msg and len(msg) < 400
+    else:
+        assert field is None  # a long env id is valid config (the registry refuses it later)
+
+
+@pytest.mark.parametrize("name", ["123", "exp #2", "null", "~x", "a/b"])
+def test_names_are_verbatim_strings(name):
+    if name.startswith("~"):
+        with pytest.raises(ConfigError, match=r"train\.name"):
+            load_config(overrides=[f"train.name={name}"])
+        return
+    assert load_config(overrides=[f"train.name={name}"]).train.name == name

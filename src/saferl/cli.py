@@ -123,7 +123,12 @@ def train(
     if resume is None:
         # Validate before anything else so a bad value fails fast with one line.
         try:
-            load_config(config, overrides)
+            checked = list(overrides)
+            if name is not None:
+                checked.append(f"train.name={name}")
+            if runs_dir is not None:
+                checked.append(f"train.runs_dir={runs_dir}")
+            load_config(config, checked)
         except ConfigError as exc:
             _fail(str(exc))
     run_train = _optional_attr("saferl.training.trainer", "run_train")

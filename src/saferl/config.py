@@ -16,12 +16,22 @@ from __future__ import annotations
 
 import logging
 import math
+import reprlib
+import types
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +70,33 @@ class _Section(BaseModel):
         validate_default=True,
         use_attribute_docstrings=True,
         frozen=False,
+        allow_inf_nan=False,
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads true as 1; a boolean given for a number is a mistake.
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None or not _is_numeric(field.annotation):
+            return v
+        items = v if isinstance(v, list) else [v]
+        if any(isinstance(x, bool) for x in items):
+            raise ValueError("must be a number, not a boolean")
+        return v
+
+
+def _type_leaves(ann: Any) -> set[Any]:
+    origin = typing.get_origin(ann)
+    if origin in (typing.Union, types.UnionType, list):
+        return set().union(*(_type_leaves(a) for a in typing.get_args(ann)))
+    return {ann}
+
+
+def _is_numeric(ann: Any) -> bool:
+    """Whether a field takes int/float (or lists of them) and never a bool."""
+    leaves = _type_leaves(ann)
+    return bool(leaves & {int, float}) and bool not in leaves and Any not in leaves
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,6 +346,29 @@ class TrainConfig(_Section):
     schedules: list[ScheduleConfig] = Field(default_factory=list)
     """Parameter and learning-rate schedules."""
 
+    @field_validator("name")
+    @classmethod
+    def _name_stays_inside_runs_dir(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v or "\0" in v:
+            raise ValueError("must be a non-empty name without NUL characters")
+        parts = v.replace("\\", "/").split("/")
+        if v.startswith(("/", "\\", "~")) or (len(v) > 1 and v[1] == ":") or ".." in parts:
+            raise ValueError("must stay inside train.runs_dir (no absolute path, '~' or '..')")
+        if all(p in ("", ".") for p in parts):
+            raise ValueError(
+                "must name a directory inside train.runs_dir, not the directory itself"
+            )
+        return v
+
+    @field_validator("runs_dir")
+    @classmethod
+    def _runs_dir_is_a_path(cls, v: str) -> str:
+        if not v or "\0" in v:
+            raise ValueError("must be a non-empty path without NUL characters")
+        return v
+
 
 class TrackingConfig(_Section):
     """Experiment tracking backends (the local CSV/JSONL files are always written)."""
@@ -407,7 +466,7 @@ _CONSTRAINT_WORDS = {
 
 def _describe_error(err: Mapping[str, Any], model: type[BaseModel]) -> str:
     """One line for one pydantic error: 'dotted.field: problem, got value'."""
-    loc = ".".join(str(p) for p in err["loc"]) or "<config>"
+    loc = _short(".".join(str(p) for p in err["loc"]), 120).strip("'") or "<config>"
     etype = err["type"]
     ctx = err.get("ctx") or {}
     given = err.get("input")
@@ -419,13 +478,23 @@ def _describe_error(err: Mapping[str, Any], model: type[BaseModel]) -> str:
         return f"{loc}: required field is missing"
     if etype in _CONSTRAINT_WORDS:
         bound = {k: _fmt_num(v) for k, v in ctx.items()}
-        return f"{loc}: must be {_CONSTRAINT_WORDS[etype].format(**bound)}, got {given!r}"
+        return f"{loc}: must be {_CONSTRAINT_WORDS[etype].format(**bound)}, got {_short(given)}"
     if etype in ("literal_error", "enum"):
-        return f"{loc}: must be one of {ctx.get('expected', '?')}, got {given!r}"
+        return f"{loc}: must be one of {ctx.get('expected', '?')}, got {_short(given)}"
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
-    return f"{loc}: {msg[0].lower() + msg[1:] if msg else 'invalid'}, got {given!r}"
+    return f"{loc}: {msg[0].lower() + msg[1:] if msg else 'invalid'}, got {_short(given)}"
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 6, 6, 80, 80
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """repr of a value cut to a short prefix (an error line never echoes a whole input)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _fmt_num(v: Any) -> Any:
@@ -487,6 +556,60 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     return cfg.model_dump(mode="json")
 
 
+_VERBATIM_FIELDS = frozenset({"train.name", "train.runs_dir"})
+"""Names and paths: an override's value is taken as written, never parsed as YAML."""
+
+_MAX_CONFIG_BYTES = 1 << 20
+_MAX_YAML_NODES = 100_000
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (checked on the composed node graph)."""
+
+
+def _check_node(root: yaml.Node, p: Path) -> None:
+    """Refuse duplicate keys and graphs whose alias expansion exceeds _MAX_YAML_NODES."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        nid = id(node)
+        if nid in sizes:
+            return sizes[nid]
+        if nid in active:
+            raise ConfigError(f"{p}: recursive YAML alias at line {node.start_mark.line + 1}")
+        active.add(nid)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    if k.value in seen:
+                        raise ConfigError(
+                            f"{p}: duplicate key {_short(k.value)} at line "
+                            f"{k.start_mark.line + 1} (first at line {seen[k.value]})"
+                        )
+                    seen[k.value] = k.start_mark.line + 1
+                total += size(k) + size(v)
+                if total > _MAX_YAML_NODES:
+                    break
+        elif isinstance(node, yaml.SequenceNode):
+            for v in node.value:
+                total += size(v)
+                if total > _MAX_YAML_NODES:
+                    break
+        active.discard(nid)
+        if total > _MAX_YAML_NODES:
+            raise ConfigError(
+                f"{p}: YAML expands to more than {_MAX_YAML_NODES} values "
+                "(aliases repeated too often); write the values out"
+            )
+        sizes[nid] = total
+        return total
+
+    size(root)
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``"a.b.c=value"`` into (["a", "b", "c"], parsed value).
 
@@ -500,7 +623,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. algo.target_kl=0.02")
     parts = key.split(".")
     if any(not p for p in parts):
-        raise ConfigError(f"--set {text!r}: malformed key {key!r}")
+        raise ConfigError(f"--set {_short(text)}: malformed key {_short(key)}")
+    if key in _VERBATIM_FIELDS:
+        return parts, raw
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
@@ -546,18 +671,36 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
 def _read_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            raw = fh.read(_MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {p}") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"config file {p} cannot be read: {exc.__class__.__name__}") from None
+    if len(raw) > _MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {p} is larger than {_MAX_CONFIG_BYTES} bytes (1 MiB)")
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {p} is not UTF-8 text (invalid byte at offset {exc.start})"
+        ) from None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return {}
+        _check_node(node, p)
+        data = loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError(f"{p}: YAML nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{p}: {problem}{where}") from None
+        raise ConfigError(f"{p}: {_short(problem, 120).strip(chr(39))}{where}") from None
+    finally:
+        loader.dispose()
     if data is None:
         return {}
     if not isinstance(data, dict):
