@@ -81,7 +81,7 @@ def test_evaluate_run_without_checkpoints_exit_2(tmp_path):
     assert "Traceback" not in res.stderr
 
 
-def test_evaluate_unknown_protocol_exit_2(tmp_path):
+def test_compare_unknown_protocol_exit_2(tmp_path):
     res = run_cli(
         "compare",
         "baselines:human_only",
