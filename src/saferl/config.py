@@ -563,10 +563,6 @@ _MAX_CONFIG_BYTES = 1 << 20
 _MAX_YAML_NODES = 100_000
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (checked on the composed node graph)."""
-
-
 def _check_node(root: yaml.Node, p: Path) -> None:
     """Refuse duplicate keys and graphs whose alias expansion exceeds _MAX_YAML_NODES."""
     sizes: dict[int, int] = {}
@@ -620,7 +616,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. algo.target_kl=0.02")
+        raise ConfigError(f"--set {_short(text)}: expected KEY=VALUE, e.g. algo.target_kl=0.02")
     parts = key.split(".")
     if any(not p for p in parts):
         raise ConfigError(f"--set {_short(text)}: malformed key {_short(key)}")
@@ -662,7 +658,7 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
                 nxt = node[part] = {}
             if not isinstance(nxt, dict):
                 dotted = ".".join(parts[: i + 1])
-                raise ConfigError(f"--set {text!r}: {dotted} is a value, not a section")
+                raise ConfigError(f"--set {_short(text)}: {dotted} is a value, not a section")
             node = nxt
         node[parts[-1]] = value
     return data
@@ -685,7 +681,7 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(
             f"config file {p} is not UTF-8 text (invalid byte at offset {exc.start})"
         ) from None
-    loader = _Loader(text)
+    loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
