@@ -28,15 +28,18 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializeAsAny,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "AlgoConfig",
+    "CPOConfig",
     "Config",
     "ConfigError",
     "DistributedConfig",
@@ -45,10 +48,12 @@ __all__ = [
     "EvalConfig",
     "HyperoptConfig",
     "ObsEMAConfig",
+    "PPOLagrangianConfig",
     "SafetyMonitorConfig",
     "ScheduleConfig",
     "TrackingConfig",
     "TrainConfig",
+    "algo_config_model",
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",
@@ -56,6 +61,7 @@ __all__ = [
     "dump_config",
     "load_config",
     "parse_override",
+    "register_algo_config",
 ]
 
 
@@ -146,10 +152,15 @@ class EnvConfig(_Section):
 
 
 class AlgoConfig(_Section):
-    """Algorithm hyperparameters. Fields not used by the chosen algorithm are ignored."""
+    """Hyperparameters every actor-critic algorithm shares (networks, GAE, critics).
+
+    ``algo`` in a :class:`Config` is the model registered for ``algo.name``
+    (:class:`CPOConfig`, :class:`PPOLagrangianConfig`, or a plugin's, see
+    :func:`register_algo_config`): a field another algorithm uses is refused, not ignored."""
 
     name: str = "cpo"
-    """Registered algorithm (cpo | ppo_lagrangian | a plugin)."""
+    """Registered algorithm (cpo | ppo_lagrangian | a plugin): selects the model of this
+    section."""
     hidden_sizes: list[int] = Field(default_factory=lambda: [64, 64])
     """Hidden layer widths of the actor and of both critics."""
     activation: Literal["tanh", "relu", "elu", "gelu"] = "tanh"
@@ -189,48 +200,6 @@ class AlgoConfig(_Section):
     """Critic minibatch size (samples)."""
     max_grad_norm: float = Field(0.5, gt=0)
     """Gradient-norm clip for optimiser steps."""
-    # CPO / trust region
-    target_kl: float = Field(0.01, gt=0, le=1)
-    """Trust-region size delta: mean KL(pi_old || pi) per update (KL summed over action dims)."""
-    cg_iters: int = Field(15, ge=1, le=500)
-    """Conjugate-gradient iterations for H^-1 g and H^-1 b."""
-    cg_damping: float = Field(0.1, ge=0)
-    """Damping added to Fisher-vector products (H + damping I)."""
-    fvp_fraction: float = Field(0.25, gt=0, le=1)
-    """Fraction of the batch used for Fisher-vector products."""
-    cost_target_gain: float = Field(0.0, ge=0)
-    """CPO: integral gain k_i of the cost target. 0 (default) is the plain CPO step (docs/algorithms.md): each step
-    aims at J_c = d. With k_i > 0 the step aims at d - I, where
-    I <- clip(I + k_i clip(J_c - d, -d/2, d/2), 0, d/2) after every update from the first one
-    that is not a recovery step (no wind-up during the approach from far above the limit).
-    This removes the steady offset above the limit that noise in the cost gradient b leaves
-    (each step lowers the cost less than the linearised step predicts), at the price of the
-    return the lower target costs (docs/algorithms.md, section 3)."""
-    backtrack_coeff: float = Field(0.8, gt=0, lt=1)
-    """Line-search step shrink factor beta."""
-    backtrack_iters: int = Field(15, ge=1, le=100)
-    """Maximum line-search steps K."""
-    # PPO-Lagrangian
-    actor_lr: float = Field(3e-4, gt=0, le=1)
-    """Adam learning rate of the actor (PPO-Lagrangian)."""
-    clip_ratio: float = Field(0.2, gt=0, lt=1)
-    """PPO clipping epsilon."""
-    actor_epochs: int = Field(10, ge=1, le=1000)
-    """Actor passes over the batch per update (PPO-Lagrangian)."""
-    actor_minibatch: int = Field(1024, ge=1)
-    """Actor minibatch size (PPO-Lagrangian)."""
-    entropy_coef: float = Field(0.0, ge=0)
-    """Entropy bonus coefficient (PPO-Lagrangian)."""
-    lagrangian_lr: float = Field(0.05, gt=0)
-    """Learning rate of the Lagrange multiplier(s)."""
-    lagrangian_init: float = Field(0.0, ge=0)
-    """Initial value of the Lagrange multiplier(s)."""
-    pid_kp: float = Field(0.0, ge=0)
-    """Proportional gain of PID-damped multiplier updates (0 = plain gradient ascent)."""
-    pid_kd: float = Field(0.0, ge=0)
-    """Derivative gain of PID-damped multiplier updates."""
-    per_constraint: bool = False
-    """PPO-Lagrangian: one multiplier per constraint of the env's ConstraintSet."""
     cost_estimate: Literal["episodes", "rate"] = "episodes"
     """How J_c (the policy's expected episode cost) is estimated from a batch: `episodes` is
     the mean cost of the episodes that finished in it (docs/algorithms.md, section 3); `rate` is the batch's mean cost
@@ -252,6 +221,101 @@ class AlgoConfig(_Section):
         if not values or any(not -5 <= x <= 2 for x in values):
             raise ValueError("must be a number or a non-empty list of numbers in [-5, 2]")
         return v
+
+
+class CPOConfig(AlgoConfig):
+    """CPO (``algo.name: cpo``): the shared fields plus the trust region and its line search."""
+
+    name: Literal["cpo"] = "cpo"
+    """Constrained Policy Optimization."""
+    target_kl: float = Field(0.01, gt=0, le=1)
+    """Trust-region size delta: mean KL(pi_old || pi) per update (KL summed over action dims)."""
+    cg_iters: int = Field(15, ge=1, le=500)
+    """Conjugate-gradient iterations for H^-1 g and H^-1 b."""
+    cg_damping: float = Field(0.1, ge=0)
+    """Damping added to Fisher-vector products (H + damping I)."""
+    fvp_fraction: float = Field(0.25, gt=0, le=1)
+    """Fraction of the batch used for Fisher-vector products."""
+    cost_target_gain: float = Field(0.0, ge=0)
+    """Integral gain k_i of the cost target. 0 (default) is the plain CPO step (docs/algorithms.md): each step
+    aims at J_c = d. With k_i > 0 the step aims at d - I, where
+    I <- clip(I + k_i clip(J_c - d, -d/2, d/2), 0, d/2) after every update from the first one
+    that is not a recovery step (no wind-up during the approach from far above the limit).
+    This removes the steady offset above the limit that noise in the cost gradient b leaves
+    (each step lowers the cost less than the linearised step predicts), at the price of the
+    return the lower target costs (docs/algorithms.md, section 3)."""
+    backtrack_coeff: float = Field(0.8, gt=0, lt=1)
+    """Line-search step shrink factor beta."""
+    backtrack_iters: int = Field(15, ge=1, le=100)
+    """Maximum line-search steps K."""
+
+
+class PPOLagrangianConfig(AlgoConfig):
+    """PPO-Lagrangian (``algo.name: ppo_lagrangian``): the shared fields plus PPO's clipped
+    actor update and the Lagrange multipliers."""
+
+    name: Literal["ppo_lagrangian"] = "ppo_lagrangian"
+    """PPO-clip with Lagrange multiplier(s) on the cost."""
+    actor_lr: float = Field(3e-4, gt=0, le=1)
+    """Adam learning rate of the actor."""
+    clip_ratio: float = Field(0.2, gt=0, lt=1)
+    """PPO clipping epsilon."""
+    actor_epochs: int = Field(10, ge=1, le=1000)
+    """Actor passes over the batch per update."""
+    actor_minibatch: int = Field(1024, ge=1)
+    """Actor minibatch size."""
+    entropy_coef: float = Field(0.0, ge=0)
+    """Entropy bonus coefficient."""
+    lagrangian_lr: float = Field(0.05, gt=0)
+    """Learning rate of the Lagrange multiplier(s)."""
+    lagrangian_init: float = Field(0.0, ge=0)
+    """Initial value of the Lagrange multiplier(s)."""
+    pid_kp: float = Field(0.0, ge=0)
+    """Proportional gain of PID-damped multiplier updates (0 = plain gradient ascent)."""
+    pid_kd: float = Field(0.0, ge=0)
+    """Derivative gain of PID-damped multiplier updates."""
+    per_constraint: bool = False
+    """One multiplier per constraint of the env's ConstraintSet."""
+    kl_early_stop: float | None = Field(0.015, gt=0, le=1)
+    """Stop the actor's epochs early once a minibatch's mean KL(pi_old || pi) exceeds this
+    (Spinning Up's rule); null: never stop early."""
+
+
+_ALGO_CONFIGS: dict[str, type[AlgoConfig]] = {
+    "cpo": CPOConfig,
+    "ppo_lagrangian": PPOLagrangianConfig,
+}
+
+
+def register_algo_config(name: str, model: type[AlgoConfig]) -> None:
+    """Declare the config model of algorithm ``name`` (a subclass of :class:`AlgoConfig` whose
+    ``name`` field is ``Literal[name]``); ``algo`` sections naming it are validated by it.
+    Registering a factory with a ``config_model`` attribute in
+    :data:`saferl.registry.ALGORITHMS` does the same."""
+    if not (isinstance(model, type) and issubclass(model, AlgoConfig)):
+        raise TypeError(f"the config model of '{name}' must subclass saferl.config.AlgoConfig")
+    _ALGO_CONFIGS[name] = model
+
+
+def algo_config_model(name: str) -> type[AlgoConfig]:
+    """The config model of algorithm ``name``.
+
+    Raises:
+        ValueError: no algorithm of that name is registered.
+    """
+    model = _ALGO_CONFIGS.get(name)
+    if model is not None:
+        return model
+    from saferl.registry import ALGORITHMS, RegistryError
+
+    try:
+        factory = ALGORITHMS.get(name)
+    except RegistryError as exc:
+        raise ValueError(str(exc)) from None
+    # A plugin without a model of its own takes the shared fields only.
+    model = getattr(factory, "config_model", None) or AlgoConfig
+    register_algo_config(name, model)
+    return model
 
 
 class EarlyStoppingConfig(_Section):
@@ -444,12 +508,43 @@ class Config(_Section):
     """A complete saferl run."""
 
     env: EnvConfig = Field(default_factory=EnvConfig)
-    algo: AlgoConfig = Field(default_factory=AlgoConfig)
+    algo: SerializeAsAny[AlgoConfig] = Field(default_factory=CPOConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     hyperopt: HyperoptConfig = Field(default_factory=HyperoptConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+
+    @field_validator("algo", mode="wrap")
+    @classmethod
+    def _algo_model_by_name(cls, v: Any, handler: Any) -> AlgoConfig:
+        # The section is validated by the model registered for its name, so a field of another
+        # algorithm is an unknown key (named in the error), not silently ignored.
+        if isinstance(v, AlgoConfig):
+            model = algo_config_model(v.name)
+            return v if type(v) is model else model.model_validate(v.model_dump())
+        if not isinstance(v, Mapping):
+            return handler(v)
+        name = v.get("name", "cpo")
+        if not isinstance(name, str):
+            raise PydanticCustomError(
+                "algo_name", "must be a string, got {given}", {"given": _short(name)}
+            )
+        try:
+            model = algo_config_model(name)
+        except ValueError as exc:
+            raise PydanticCustomError("algo_name", "{problem}", {"problem": str(exc)}) from None
+        return model.model_validate(dict(v))
+
+    @field_validator("distributed")
+    @classmethod
+    def _distributed_not_available(cls, v: DistributedConfig) -> DistributedConfig:
+        if v != DistributedConfig():
+            raise PydanticCustomError(
+                "not_available",
+                "distributed training is not available yet; remove the distributed settings",
+            )
+        return v
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,13 +559,22 @@ _CONSTRAINT_WORDS = {
 }
 
 
-def _describe_error(err: Mapping[str, Any], model: type[BaseModel]) -> str:
-    """One line for one pydantic error: 'dotted.field: problem, got value'."""
+def _describe_error(err: Mapping[str, Any], model: type[BaseModel], data: Any = None) -> str:
+    """One line for one pydantic error: 'dotted.field: problem, got value'. ``data`` (what was
+    validated) tells which algorithm's model an ``algo`` key was checked against."""
     loc = _short(".".join(str(p) for p in err["loc"]), 120).strip("'") or "<config>"
     etype = err["type"]
     ctx = err.get("ctx") or {}
     given = err.get("input")
+    if etype == "algo_name":
+        return f"algo.name: {err['msg']}"
+    if etype == "not_available":
+        return f"{loc}: {err['msg']}"
     if etype == "extra_forbidden":
+        if err["loc"][:1] == ("algo",) and len(err["loc"]) == 2:
+            name = _algo_name_in(data)
+            allowed = ", ".join(algo_config_model(name).model_fields)
+            return f"{loc}: unknown key for algorithm '{name}'; allowed keys here: {allowed}"
         parent = _model_at(model, err["loc"][:-1])
         allowed = ", ".join(parent.model_fields) if parent is not None else "?"
         return f"{loc}: unknown key; allowed keys here: {allowed}"
@@ -520,9 +624,25 @@ def _model_at(model: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | N
     return current
 
 
-def _raise_validation(exc: ValidationError, source: str | None = None) -> None:
+def _algo_name_in(data: Any) -> str:
+    algo = data.get("algo") if isinstance(data, Mapping) else None
+    name = algo.get("name", "cpo") if isinstance(algo, Mapping) else "cpo"
+    return name if isinstance(name, str) else "cpo"
+
+
+def _raise_validation(exc: ValidationError, source: str | None = None, data: Any = None) -> None:
     errors = exc.errors(include_url=False)
-    lines = [_describe_error(e, Config) for e in errors]
+    # Fields of another algorithm: one statement naming them all (a config written for one
+    # algorithm and run with another usually has several).
+    foreign = [e for e in errors if e["type"] == "extra_forbidden" and e["loc"][:1] == ("algo",)]
+    lines = []
+    if len(foreign) > 1:
+        name = _algo_name_in(data)
+        keys = ", ".join(".".join(map(str, e["loc"])) for e in foreign)
+        allowed = ", ".join(algo_config_model(name).model_fields)
+        lines.append(f"{keys}: unknown keys for algorithm '{name}'; allowed keys here: {allowed}")
+        errors = [e for e in errors if e not in foreign]
+    lines += [_describe_error(e, Config, data) for e in errors]
     prefix = f"{source}: " if source else ""
     msg = prefix + lines[0]
     if len(lines) > 1:
@@ -547,7 +667,7 @@ def config_from_dict(data: Mapping[str, Any] | None, *, source: str | None = Non
     try:
         return Config.model_validate(dict(data))
     except ValidationError as exc:
-        _raise_validation(exc, source)
+        _raise_validation(exc, source, data)
         raise  # unreachable
 
 
@@ -714,16 +834,24 @@ def default_config_path() -> Path:
 def load_config(
     path: str | Path | None = None, overrides: Iterable[str] = (), *, base: Config | None = None
 ) -> Config:
-    """Load a YAML config (or start from ``base``/defaults), apply overrides, validate.
+    """Load a YAML config, apply overrides, validate.
+
+    Without ``path`` it starts from ``base`` if given (``base=Config()``: the field defaults),
+    else from the packaged default config (:func:`default_config_path`, what ``saferl train``
+    runs).
 
     Raises:
         ConfigError: a one-line message naming the file or dotted field at fault.
     """
+    if path is None and base is None:
+        path = default_config_path()
     if path is not None:
         data = _read_yaml(path)
         source = str(path)
     else:
-        data = config_to_dict(base) if base is not None else {}
+        # Only what differs from the field defaults: an override of algo.name then starts the
+        # new algorithm from its own defaults (fields set for the old one are still refused).
+        data = base.model_dump(mode="json", exclude_defaults=True)
         source = None
     overrides = list(overrides)
     if overrides:
@@ -733,7 +861,7 @@ def load_config(
         return Config.model_validate(data)
     except ValidationError as exc:
         # Name the file only when no override could be the culprit.
-        _raise_validation(exc, source if not overrides else None)
+        _raise_validation(exc, source if not overrides else None, data)
         raise  # unreachable
 
 

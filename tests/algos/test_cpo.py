@@ -21,7 +21,7 @@ from saferl.algos.learn import learn
 from saferl.algos.math import gaussian_kl
 from saferl.algos.networks import GaussianActor
 from saferl.algos.ppo_lagrangian import PPOLagrangian
-from saferl.config import AlgoConfig, ConfigError
+from saferl.config import AlgoConfig, ConfigError, CPOConfig, PPOLagrangianConfig
 
 FAST = {"critic_epochs": 5, "critic_minibatch": 512}
 
@@ -66,7 +66,7 @@ def test_cpo_update_on_violated_batch_lowers_cost():
     assert diag["case"] in ("recovery", "both_active")
     assert surr_c < 0  # the cost surrogate on the batch went down
     assert cost1 < cost0 - 1e-3  # and so did the true expected cost (closed form)
-    assert kl <= AlgoConfig().target_kl * (1 + 1e-4)
+    assert kl <= CPOConfig().target_kl * (1 + 1e-4)
 
 
 def test_cpo_update_on_slack_batch_raises_reward_within_trust_region():
@@ -74,7 +74,7 @@ def test_cpo_update_on_slack_batch_raises_reward_within_trust_region():
     assert diag["c"] < 0 and diag["case"] == "feasible" and diag["accepted"]
     assert surr_r > 0
     assert ret1 > ret0 + 1e-3  # true expected reward rose
-    assert 0 < kl <= AlgoConfig().target_kl * (1 + 1e-4)
+    assert 0 < kl <= CPOConfig().target_kl * (1 + 1e-4)
 
 
 def _run(algo_cls, seed, updates, **kw):
@@ -104,7 +104,10 @@ def test_same_seed_gives_identical_parameters_and_other_seed_differs(algo_cls):
     ("estimate", "gain"), [("episodes", 0.0), ("rate", 0.0), ("episodes", 0.3)]
 )
 def test_resume_from_state_dict_continues_bit_exactly(algo_cls, estimate, gain):
-    cfg = AlgoConfig(**FAST, cost_estimate=estimate, cost_target_gain=gain)
+    if algo_cls is CPO:
+        cfg = CPOConfig(**FAST, cost_estimate=estimate, cost_target_gain=gain)
+    else:  # no cost target in PPO-Lagrangian
+        cfg = PPOLagrangianConfig(**FAST, cost_estimate=estimate)
 
     # With the gain: 8-D noisy bandit starting at cost 8 e^-1 = 2.9, just above d = 2.8, so
     # CPO's first step is not a recovery step and the cost-target offset integrates from it.
@@ -166,7 +169,7 @@ def _time_averaged_true_cost(gain: float, epochs: int = 200) -> tuple[float, flo
     """CPO on the 8-D bandit with reward and cost noise (sd 4, 128 episodes per batch):
     (closed-form expected cost, cost-target offset) averaged over the last 100 updates."""
     env = GaussianBanditCMDP(32, 8, 1.0, noise=4.0)
-    algo = CPO.from_env(env, AlgoConfig(**FAST, target_kl=0.05, cost_target_gain=gain), seed=0)
+    algo = CPO.from_env(env, CPOConfig(**FAST, target_kl=0.05, cost_target_gain=gain), seed=0)
     col = RolloutCollector(env, algo, steps_per_env=4, seed=0)
     costs, offsets = [], []
     for _ in range(epochs):
@@ -230,7 +233,7 @@ def test_asymmetric_critic_needs_privileged_observations():
 
 def test_unconstrained_ppo_violates_the_constraint_that_cpo_meets():
     env = GaussianBanditCMDP(64, 2, 1.0)
-    cfg = AlgoConfig(**FAST, actor_lr=3e-3, actor_minibatch=256)
+    cfg = PPOLagrangianConfig(**FAST, actor_lr=3e-3, actor_minibatch=256)
     ppo = PPOLagrangian.from_env(env, cfg, seed=0, lagrangian=False)
     learn(env, ppo, total_steps=64 * 16 * 25, steps_per_epoch=64 * 16)
     _, cost = _expected(ppo)
@@ -242,7 +245,7 @@ def test_unconstrained_ppo_violates_the_constraint_that_cpo_meets():
 def test_ppo_lagrangian_multiplier_finds_the_dual_optimum_of_the_bandit():
     # At a* the multiplier is d(return)/d(cost) = 1 / (2 * 0.7071) = 0.7071.
     env = GaussianBanditCMDP(64, 2, 1.0)
-    cfg = AlgoConfig(**FAST, actor_lr=3e-3, actor_minibatch=256, lagrangian_lr=0.05)
+    cfg = PPOLagrangianConfig(**FAST, actor_lr=3e-3, actor_minibatch=256, lagrangian_lr=0.05)
     algo = PPOLagrangian.from_env(env, cfg, seed=0)
     hist = learn(env, algo, total_steps=64 * 16 * 120, steps_per_epoch=64 * 16)
     mu, _ = _policy(algo)
@@ -253,7 +256,7 @@ def test_ppo_lagrangian_multiplier_finds_the_dual_optimum_of_the_bandit():
 def test_per_constraint_multipliers_rise_only_for_the_violated_constraint():
     # a0^2 <= 0.05 is violated by the initial policy (E[a0^2] = sigma^2 = 0.37), a1^2 <= 3 is not.
     env = GaussianBanditCMDP(64, 2, limit=10.0, component_limits=[0.05, 3.0])
-    cfg = AlgoConfig(**FAST, per_constraint=True, lagrangian_lr=0.5)
+    cfg = PPOLagrangianConfig(**FAST, per_constraint=True, lagrangian_lr=0.5)
     algo = PPOLagrangian.from_env(env, cfg, seed=0)
     assert algo.constraint_names == ("a0", "a1")
     np.testing.assert_allclose(algo.limits, [0.05, 3.0])
@@ -270,7 +273,7 @@ def test_per_constraint_ppo_lagrangian_reaches_each_component_optimum():
     # optimum: a0 = sqrt(0.25) = 0.5, a1 = sqrt(1) = 1; multipliers 1.0 and 0.5. The early
     # overshoot winds up the integral of multiplier 0, which unwinds slowly: 250 updates.
     env = GaussianBanditCMDP(64, 2, limit=10.0, component_limits=[0.25, 1.0])
-    cfg = AlgoConfig(
+    cfg = PPOLagrangianConfig(
         **FAST, per_constraint=True, actor_lr=3e-3, actor_minibatch=256, lagrangian_lr=0.05
     )
     algo = PPOLagrangian.from_env(env, cfg, seed=0)

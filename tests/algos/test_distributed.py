@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 
 from saferl.algos.buffer import RolloutBatch, RolloutCollector
 from saferl.algos.cpo import CPO
-from saferl.config import AlgoConfig
+from saferl.config import CPOConfig
 
 CFG = {"fvp_fraction": 1.0, "critic_epochs": 1, "critic_minibatch": 64}
 
@@ -26,7 +26,7 @@ def _collect_batch() -> RolloutBatch:
     from cmdp import GaussianBanditCMDP
 
     env = GaussianBanditCMDP(8, 2, limit=0.3)
-    algo = CPO.from_env(env, AlgoConfig(**CFG), seed=0)
+    algo = CPO.from_env(env, CPOConfig(**CFG), seed=0)
     return RolloutCollector(env, algo, steps_per_env=16, seed=0).collect()
 
 
@@ -58,7 +58,7 @@ def _worker(rank: int, init_file: str, batch: RolloutBatch, out: str, estimate: 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     torch.set_num_threads(1)
     try:
-        cfg = AlgoConfig(**CFG, cost_estimate=estimate)
+        cfg = CPOConfig(**CFG, cost_estimate=estimate)
         algo = CPO(_space(2), _space(2, 2.0), cfg, cost_limit=0.3, seed=0)
         diag = algo.update(_half(batch, rank))
         if rank == 0:
@@ -87,7 +87,7 @@ def test_two_gloo_ranks_take_the_same_cpo_step_as_one_process(estimate):
     whole["ep_costs"] = batch.costs.reshape(-1).double().numpy()
     whole["ep_returns"] = batch.rewards.reshape(-1).double().numpy()
     whole["ep_lengths"] = whole["ep_costs"] * 0 + 1
-    cfg = AlgoConfig(**CFG, cost_estimate=estimate)
+    cfg = CPOConfig(**CFG, cost_estimate=estimate)
     single = CPO(_space(2), _space(2, 2.0), cfg, cost_limit=0.3, seed=0)
     diag = single.update(RolloutBatch(**whole))
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,12 +18,12 @@ def write_fake_run(
     import torch
 
     from saferl.algos.networks import GaussianActor, ObsNormalizer
-    from saferl.config import load_config
+    from saferl.config import Config, load_config
     from saferl.training.checkpoint import CheckpointManager, RunManifest
 
     cfg = load_config(
-        None,
-        [
+        base=Config(),
+        overrides=[
             f"env.id={env_id}",
             "eval.episodes=20",
             "eval.num_envs=8",

@@ -8,15 +8,15 @@ import json
 from _evalhelpers import TOY_ID
 from test_report import _check_plots_embedded
 
-from saferl.config import load_config
+from saferl.config import Config, load_config
 from saferl.training.evaluation import run_compare, run_evaluate
 from saferl.training.trainer import Trainer
 
 
 def _train(tmp_path):
     cfg = load_config(
-        None,
-        [
+        base=Config(),
+        overrides=[
             f"env.id={TOY_ID}",
             "env.num_envs=8",
             "algo.name=cpo",

@@ -175,9 +175,9 @@ def test_compare_only_baselines_uses_default_out_dir(tmp_path, monkeypatch):
     real = models.load_baseline
 
     def toy_baseline(name, **kw):  # baselines alone take the default config's env: use the toy
-        from saferl.config import load_config
+        from saferl.config import Config, load_config
 
-        return real(name, config=load_config(None, ["env.id=EvalToy-v0"]))
+        return real(name, config=load_config(base=Config(), overrides=["env.id=EvalToy-v0"]))
 
     monkeypatch.setattr(models, "load_baseline", toy_baseline)
     assert run_compare(["baselines:go_to_goal", "baselines:reckless"], episodes=5) == 0

@@ -61,13 +61,13 @@ def test_wheelchair_levels_run():
 def test_asymmetric_critic_run_trains_and_evaluates(tmp_path):
     # The trainer hands the env's privileged dims to CPO; the saved actor reads only the 44
     # deployable ones, and evaluation rebuilds it that way from the run's config.
-    from saferl.config import load_config
+    from saferl.config import Config, load_config
     from saferl.training.evaluation.models import load_run_model
     from saferl.training.trainer import Trainer
 
     cfg = load_config(
-        None,
-        [
+        base=Config(),
+        overrides=[
             "env.id=WheelchairSC-v0", "env.num_envs=8", "env.options={privileged_obs: true}",
             "algo.name=cpo", "algo.asymmetric_critic=true", "algo.hidden_sizes=[16, 16]",
             "algo.critic_epochs=1", "train.total_steps=320", "train.steps_per_epoch=160",
@@ -86,11 +86,11 @@ def test_asymmetric_critic_run_trains_and_evaluates(tmp_path):
 
 
 def _obs_ema_config(tmp_path, dims="[8, 9]", action_mode="blend"):
-    from saferl.config import load_config
+    from saferl.config import Config, load_config
 
     return load_config(
-        None,
-        [
+        base=Config(),
+        overrides=[
             "env.id=WheelchairSC-v0", "env.num_envs=4", f"env.obs_ema={{dims: {dims}}}",
             f"env.options={{action_mode: {action_mode}}}",
             "algo.name=cpo", "algo.hidden_sizes=[16, 16]", "algo.critic_epochs=1",

@@ -11,14 +11,15 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from gymnasium.spaces import Box
+from pydantic import Field
 from torch import nn
 
-from saferl.config import Config, load_config
+from saferl.config import AlgoConfig, Config, load_config
 from saferl.envs.vector import SafeVectorEnv
 from saferl.registry import ALGORITHMS, ENVS
 from saferl.safety import Constraint, ConstraintSet
@@ -95,6 +96,14 @@ def make_toy_vec(num_envs: int = 1, **options: Any) -> ToyVecEnv:
     return ToyVecEnv(num_envs, **options)
 
 
+class ToyConfig(AlgoConfig):
+    """The toy's own config model (a plugin's: the shared fields plus its step size)."""
+
+    name: Literal["toy"] = "toy"
+    target_kl: float = Field(0.01, gt=0, le=1)
+    """Step size of the REINFORCE-like actor step."""
+
+
 class ToyAlgo:
     """A linear Gaussian policy moved by a REINFORCE-like step of size ``target_kl``; a linear
     critic for reward and cost trained by Adam (``critic_optim``) on shuffled minibatches drawn
@@ -106,10 +115,12 @@ class ToyAlgo:
     the run mid-way.
     """
 
+    config_model = ToyConfig
+
     def __init__(self, observation_space, action_space, config, *, cost_limit, seed, **_):
         obs_dim = observation_space.shape[-1]
         act_dim = action_space.shape[-1]
-        self.config = config
+        self.config = config.model_copy(deep=True)
         self.cost_limit = float(cost_limit)
         self.gen = torch.Generator().manual_seed(int(seed))
         self.actor = nn.Linear(obs_dim, act_dim)
@@ -176,6 +187,27 @@ class ToyAlgo:
         case = 3 if float(cost.mean()) * 16 <= self.cost_limit else 1
         return {"loss_v": float(np.mean(losses)), "kl": target_kl * 0.5, "case": case}
 
+    # the rest of saferl.algos.base.Algorithm
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"critic": self.critic_optim}
+
+    def hyperparameters(self) -> dict[str, float]:
+        return {"cost_limit": self.cost_limit, "target_kl": float(self.config.target_kl)}
+
+    def set_hyperparameter(self, name: str, value: float) -> None:
+        if name == "cost_limit":
+            self.cost_limit = float(value)
+        elif name == "target_kl":
+            self.config.target_kl = float(value)
+        else:
+            raise KeyError(name)
+
+    def shrink_step(self, factor: float) -> list[str]:
+        self.config.target_kl *= factor
+        for group in self.critic_optim.param_groups:
+            group["lr"] *= factor
+        return [f"target_kl x{factor}", f"critic lr x{factor}"]
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "actor": self.actor.state_dict(),
@@ -224,5 +256,6 @@ def toy_overrides(**extra: object) -> list[str]:
 
 def toy_config(runs_dir: Path, name: str = "run", **extra: object) -> Config:
     return load_config(
-        None, [*toy_overrides(**extra), f"train.runs_dir={runs_dir}", f"train.name={name}"]
+        base=Config(),
+        overrides=[*toy_overrides(**extra), f"train.runs_dir={runs_dir}", f"train.name={name}"],
     )

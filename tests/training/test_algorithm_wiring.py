@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _standins import ToyVecEnv
 
-from saferl.config import load_config
+from saferl.config import Config, load_config
 from saferl.registry import ENVS
 from saferl.safety import Constraint, ConstraintSet
 from saferl.training.trainer import Trainer
@@ -37,8 +37,8 @@ def test_per_constraint_ppo_lagrangian_gets_each_declared_limit(tmp_path, strict
     ENVS.register("TwoConstraintToy-v0", lambda num_envs=1, **kw: TwoConstraintToy(num_envs, **kw),
                   overwrite=True)  # fmt: skip
     cfg = load_config(
-        None,
-        [
+        base=Config(),
+        overrides=[
             "env.id=TwoConstraintToy-v0", "env.num_envs=2", f"env.strict={str(strict).lower()}",
             "algo.name=ppo_lagrangian", "algo.per_constraint=true", "algo.hidden_sizes=[8]",
             "train.total_steps=64", "train.steps_per_epoch=64", f"train.runs_dir={tmp_path}",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from saferl.config import load_config
+from saferl.config import Config, load_config
 from saferl.training.checkpoint import load_checkpoint
 from saferl.training.tracking import read_metrics
 from saferl.training.trainer import Trainer
@@ -59,7 +59,9 @@ def same_tree(a, b, path="state"):
 
 
 def test_impairment_schedule_drives_the_env_and_resumes_exactly(tmp_path):
-    cfg = load_config(None, [*CURRICULUM, f"train.runs_dir={tmp_path}", "train.name=cur"])
+    cfg = load_config(
+        base=Config(), overrides=[*CURRICULUM, f"train.runs_dir={tmp_path}", "train.name=cur"]
+    )
     trainer = Trainer(cfg, command=["test"])
     env = trainer.env
     assert env.get_options()["impairment"] == "none"  # the schedule's start, before epoch 1
@@ -98,8 +100,8 @@ def test_schedule_on_an_option_the_env_cannot_change_is_a_config_error(tmp_path)
     from saferl.config import ConfigError
 
     cfg = load_config(
-        None,
-        [
+        base=Config(),
+        overrides=[
             "env.num_envs=2", "train.total_steps=64", "train.steps_per_epoch=64",
             f"train.runs_dir={tmp_path}", "train.name=bad", "train.progress=false",
             "train.schedules=[{target: env.friction, kind: linear, start: 0.5, end: 0.9}]",

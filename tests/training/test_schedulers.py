@@ -13,7 +13,6 @@ from saferl.training.schedulers import (
     ParamSchedule,
     Schedules,
     build_schedules,
-    find_optimizers,
 )
 
 KINDS = [
@@ -97,17 +96,32 @@ def test_state_dict_round_trip_continues_identically(spec, which):
 
 
 class _Algo:
-    """Optimisers named as an algorithm would name them."""
+    """The schedule-facing part of saferl.algos.base.Algorithm: named optimisers and settable
+    hyperparameters."""
 
-    def __init__(self):
+    def __init__(self, actor=True):
         self.reward_critic = torch.nn.Linear(2, 1)
         self.cost_critic = torch.nn.Linear(2, 1)
         self.critic_optimizer = torch.optim.Adam(
             [*self.reward_critic.parameters(), *self.cost_critic.parameters()], lr=1e-3
         )
-        self.actor_optimizer = torch.optim.Adam(torch.nn.Linear(2, 1).parameters(), lr=3e-4)
+        self.actor_optimizer = (
+            torch.optim.Adam(torch.nn.Linear(2, 1).parameters(), lr=3e-4) if actor else None
+        )
         self.target_kl = 0.01
         self.cost_limit = 15.0
+
+    def optimizers(self):
+        named = {"critic": self.critic_optimizer, "actor": self.actor_optimizer}
+        return {k: v for k, v in named.items() if v is not None}
+
+    def hyperparameters(self):
+        return {"target_kl": self.target_kl, "cost_limit": self.cost_limit}
+
+    def set_hyperparameter(self, name, value):
+        if name not in self.hyperparameters():
+            raise KeyError(name)
+        setattr(self, name, value)
 
 
 class _Env:
@@ -133,7 +147,7 @@ def test_build_schedules_wires_lr_to_the_critic_optimiser_and_values_to_the_algo
         env=env,
         total_epochs=4,
     )
-    assert find_optimizers(algo, "critic") == [algo.critic_optimizer]
+    assert scheds.items["critic_lr"].optimizers == [algo.critic_optimizer]
     assert algo.cost_limit == 30 and env.options["challenge"] == "easy"
     for _ in range(4):
         algo.critic_optimizer.step()
@@ -174,20 +188,19 @@ def test_schedules_state_dict_restores_every_item():
 @pytest.mark.parametrize(
     ("target", "env", "match"),
     [
-        ("algo.no_such_field", _Env(), "no_such_field"),
+        ("algo.no_such_field", _Env(), "'algo.no_such_field' is not a settable hyperparameter"),
+        ("algo.critic_minibatch", _Env(), "schedulable: env.cost_limit, critic_lr, algo.target_kl"),
         ("bogus", _Env(), "must be critic_lr"),
-        ("actor_lr", _Env(), "no optimiser"),
+        ("actor_lr", _Env(), "has no 'actor' optimiser"),
         ("env.challenge", object(), "set_options"),
         ("env.friction", _Env(), "explicit start"),
     ],
 )
 def test_bad_targets_are_config_errors(target, env, match):
-    class NoActor:
-        def __init__(self):
-            self.critic_optimizer = _opt()
-
     with pytest.raises(ConfigError, match=match):
-        build_schedules([ScheduleConfig(target=target)], algo=NoActor(), env=env, total_epochs=3)
+        build_schedules(
+            [ScheduleConfig(target=target)], algo=_Algo(actor=False), env=env, total_epochs=3
+        )
 
 
 def test_empty_schedules_step_is_noop():
@@ -204,13 +217,8 @@ def test_plateau_watches_its_own_metric_and_mode(lr):
         kind="plateau", start=0.01, gamma=0.5, step_size=1, metric="ep_cost", mode="min",
     )  # fmt: skip
 
-    class Algo:
-        target_kl = 0.01
-
-        def __init__(self):
-            self.critic_optimizer = _opt(0.01)
-
-    algo = Algo()
+    algo = _Algo(actor=False)
+    algo.critic_optimizer = _opt(0.01)
     schedules = build_schedules([cfg], algo=algo, env=None, total_epochs=20)
     costs = [50, 40, 30, 20, 25, 26, 27, 28]  # falls (improves) for 4 epochs, then rises
     values = [

@@ -19,7 +19,7 @@ import pytest
 import torch
 from _standins import HERE, toy_config, toy_overrides
 
-from saferl.config import load_config
+from saferl.config import ConfigError, load_config
 from saferl.training.callbacks import Callback
 from saferl.training.checkpoint import RunManifest, load_checkpoint
 from saferl.training.tracking import read_metrics
@@ -114,7 +114,7 @@ def test_existing_run_is_not_overwritten(tmp_path):
 def test_user_errors_are_one_line_train_errors(tmp_path):
     with pytest.raises(TrainError, match="no run there"):
         run_train(None, [], resume=str(tmp_path / "nope"), command=["x"])
-    with pytest.raises(TrainError, match="unknown environment"):
+    with pytest.raises(ConfigError, match=r"env\.id: unknown environment"):
         run_toy(tmp_path, "bad", **{"env.id": "Nope-v0"})
     assert not (tmp_path / "bad").exists()  # no half-made run directory
 

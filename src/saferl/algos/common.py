@@ -8,14 +8,17 @@ algorithms add their actor update and their constraint handling.
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from torch import nn
 
+from saferl.algos.base import HyperparameterError
 from saferl.algos.buffer import RolloutBatch, compute_gae
 from saferl.algos.dist import (
     all_reduce_sum_,
@@ -33,6 +36,7 @@ __all__ = [
     "actor_input_dims",
     "estimate_episode_cost",
     "estimate_episode_cost_from_rate",
+    "own_config",
 ]
 
 
@@ -160,6 +164,27 @@ def estimate_episode_cost_from_rate(
     return (rate * length).numpy(), length, "rate", new_history
 
 
+def own_config(config: AlgoConfig | None, model: type[AlgoConfig]) -> AlgoConfig:
+    """``config`` as the algorithm's own config model: None gives its defaults, a shared-fields
+    :class:`AlgoConfig` is completed with them.
+
+    Raises:
+        TypeError: the config of another algorithm.
+    """
+    if config is None:
+        return model()
+    if isinstance(config, model):
+        return config
+    if type(config) is AlgoConfig:
+        return model(**config.model_dump(exclude={"name"}))
+    raise TypeError(f"{model.__name__} expected, got {type(config).__name__} ({config.name})")
+
+
+def _leaf_types(ann: Any) -> set[Any]:
+    args = typing.get_args(ann)
+    return set().union(*(_leaf_types(a) for a in args)) if args else {ann}
+
+
 def actor_input_dims(config: AlgoConfig, obs_dim: int, privileged: int) -> int:
     """Observation dims the actor reads: all, or (``asymmetric_critic``) all but the env's
     ``privileged`` trailing ones.
@@ -221,7 +246,8 @@ class ActorCritic:
     ) -> None:
         if cost_limit is None or not math.isfinite(float(cost_limit)) or cost_limit < 0:
             raise ValueError(f"cost_limit must be a finite number >= 0, got {cost_limit!r}")
-        self.config = config
+        # A private copy: set_hyperparameter changes it, the caller's config stays as given.
+        self.config = config.model_copy(deep=True)
         self.cost_limit = float(cost_limit)
         self.seed = int(seed)
         self.device = torch.device(device)
@@ -401,6 +427,75 @@ class ActorCritic:
                 out[f"loss_v_c{k}"] = float(val)
             out["loss_v_c"] = float(np.mean(losses[1:]))
         return out
+
+    # ---------------------------------------------------------------------------------------
+    # The Algorithm contract beyond act/update/state (saferl.algos.base.Algorithm)
+    # ---------------------------------------------------------------------------------------
+    #: config fields that may change during a run (read afresh by every update)
+    SETTABLE: ClassVar[tuple[str, ...]] = (
+        "gamma",
+        "lam",
+        "cost_gamma",
+        "cost_lam",
+        "max_grad_norm",
+    )
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """``{"critic": the critics' Adam}`` (subclasses add theirs)."""
+        return {"critic": self.critic_optim}
+
+    def hyperparameters(self) -> dict[str, float]:
+        """``cost_limit`` and the :attr:`SETTABLE` config fields (those set, for optional ones)."""
+        out = {"cost_limit": float(self.cost_limit)}
+        for name in self.SETTABLE:
+            value = getattr(self.config, name)
+            if value is not None:
+                out[name] = float(value)
+        return out
+
+    def set_hyperparameter(self, name: str, value: float) -> None:
+        """Set ``cost_limit`` or a :attr:`SETTABLE` field of this algorithm's own config copy
+        (validated against the field's range).
+
+        Raises:
+            HyperparameterError: not a settable hyperparameter of this algorithm.
+            ValueError: out of range.
+        """
+        if name == "cost_limit":
+            value = float(value)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"cost_limit must be a finite number >= 0, got {value!r}")
+            self.cost_limit = value
+            return
+        if name not in self.SETTABLE:
+            allowed = ", ".join(["cost_limit", *self.SETTABLE])
+            raise HyperparameterError(
+                f"{type(self).__name__} has no settable hyperparameter '{name}' (settable: "
+                f"{allowed})"
+            )
+        field = type(self.config).model_fields[name]
+        if int in _leaf_types(field.annotation) and float not in _leaf_types(field.annotation):
+            value = round(value)
+        try:
+            setattr(self.config, name, value)
+        except ValidationError as exc:
+            msg = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+            raise ValueError(f"{name}: {msg}, got {value!r}") from None
+
+    def shrink_step(self, factor: float) -> list[str]:
+        """Scale every optimiser's learning rate by ``factor`` (subclasses shrink their step
+        size too)."""
+        done = []
+        for name, opt in self.optimizers().items():
+            for group in opt.param_groups:
+                group["lr"] *= factor
+            done.append(f"{name} lr x{factor:g}")
+        return done
+
+    def _shrink_field(self, name: str, factor: float) -> str:
+        old = getattr(self.config, name)
+        setattr(self.config, name, old * factor)
+        return f"{name} {old:.3g} -> {old * factor:.3g}"
 
     # ---------------------------------------------------------------------------------------
     # State

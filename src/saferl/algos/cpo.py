@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from saferl.algos.buffer import RolloutBatch
-from saferl.algos.common import ActorCritic, PreparedBatch
+from saferl.algos.common import ActorCritic, PreparedBatch, own_config
 from saferl.algos.dist import global_mean, weighted_average_
 from saferl.algos.math import (
     backtracking_line_search,
@@ -42,7 +42,7 @@ from saferl.algos.math import (
     set_flat_params_,
 )
 from saferl.algos.networks import GaussianActor
-from saferl.config import AlgoConfig
+from saferl.config import AlgoConfig, CPOConfig
 
 __all__ = ["CPO"]
 
@@ -52,7 +52,8 @@ class CPO(ActorCritic):
 
     Args:
         observation_space, action_space: single-instance Box spaces of the env.
-        config: hyperparameters (``saferl.config.AlgoConfig``): network sizes, GAE, critics,
+        config: hyperparameters (:class:`saferl.config.CPOConfig`; a shared-fields
+            ``AlgoConfig`` is completed with CPO's defaults): network sizes, GAE, critics,
             ``target_kl`` (delta), ``cg_iters``, ``cg_damping``, ``fvp_fraction``,
             ``backtrack_coeff``, ``backtrack_iters``.
         cost_limit: per-episode limit ``d`` on the combined cost (undiscounted, summed).
@@ -81,7 +82,7 @@ class CPO(ActorCritic):
         super().__init__(
             observation_space,
             action_space,
-            config if config is not None else AlgoConfig(),
+            own_config(config, CPOConfig),
             cost_limit=cost_limit,
             seed=seed,
             device=device,
@@ -112,6 +113,22 @@ class CPO(ActorCritic):
         return cls(
             env.single_observation_space, env.single_action_space, config, seed=seed, **kwargs
         )
+
+    config_model = CPOConfig
+    config: CPOConfig
+
+    SETTABLE = (
+        *ActorCritic.SETTABLE,
+        "target_kl",
+        "cg_damping",
+        "fvp_fraction",
+        "cost_target_gain",
+        "backtrack_coeff",
+    )
+
+    def shrink_step(self, factor: float) -> list[str]:
+        """A smaller trust region (``target_kl`` times ``factor``) and critic learning rate."""
+        return [self._shrink_field("target_kl", factor), *super().shrink_step(factor)]
 
     # ---------------------------------------------------------------------------------------
     def update(self, batch: RolloutBatch) -> dict[str, Any]:

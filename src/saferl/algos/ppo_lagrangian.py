@@ -30,11 +30,11 @@ import numpy as np
 import torch
 
 from saferl.algos.buffer import RolloutBatch
-from saferl.algos.common import ActorCritic, PreparedBatch
+from saferl.algos.common import ActorCritic, PreparedBatch, own_config
 from saferl.algos.dist import global_mean
 from saferl.algos.math import gaussian_kl
 from saferl.algos.networks import GaussianActor
-from saferl.config import AlgoConfig
+from saferl.config import AlgoConfig, PPOLagrangianConfig
 from saferl.safety import ConstraintSet
 
 __all__ = ["PPOLagrangian"]
@@ -45,9 +45,10 @@ class PPOLagrangian(ActorCritic):
 
     Args:
         observation_space, action_space: single-instance Box spaces of the env.
-        config: hyperparameters (``actor_lr``, ``clip_ratio``, ``actor_epochs``,
-            ``actor_minibatch``, ``entropy_coef``, ``lagrangian_lr``, ``lagrangian_init``,
-            ``pid_kp``, ``pid_kd``, ``per_constraint`` and the shared critic/GAE fields).
+        config: hyperparameters (:class:`saferl.config.PPOLagrangianConfig`: ``actor_lr``,
+            ``clip_ratio``, ``actor_epochs``, ``actor_minibatch``, ``entropy_coef``,
+            ``lagrangian_lr``, ``lagrangian_init``, ``pid_kp``, ``pid_kd``, ``per_constraint``,
+            ``kl_early_stop`` and the shared critic/GAE fields).
         cost_limit: per-episode limit ``d`` on the combined cost.
         seed, device: as for :class:`~saferl.algos.cpo.CPO`.
         constraint_names: the env's constraint names (required with ``per_constraint``).
@@ -55,8 +56,6 @@ class PPOLagrangian(ActorCritic):
             default from ``constraints`` if given.
         constraints: the env's ``ConstraintSet`` (alternative to names and limits).
         lagrangian: ``False`` for plain PPO (multipliers fixed at 0).
-        kl_stop_factor: stop the actor epochs early once a minibatch's KL(pi_old || pi)
-            exceeds ``kl_stop_factor * target_kl`` (``None``: never; Spinning Up's rule).
         privileged_obs_dims: trailing observation dims only the critics read when
             ``config.asymmetric_critic`` (``from_env`` takes the env's ``privileged_obs_dims``).
     """
@@ -74,10 +73,9 @@ class PPOLagrangian(ActorCritic):
         constraint_limits: Sequence[float | None] | None = None,
         constraints: ConstraintSet | None = None,
         lagrangian: bool = True,
-        kl_stop_factor: float | None = 1.5,
         privileged_obs_dims: int = 0,
     ) -> None:
-        config = config if config is not None else AlgoConfig()
+        config = own_config(config, PPOLagrangianConfig)
         if constraints is not None:
             constraint_names = constraint_names or constraints.names
             if constraint_limits is None:
@@ -111,13 +109,32 @@ class PPOLagrangian(ActorCritic):
         # None: follow self.cost_limit (which a schedule may change between updates)
         self._own_limits = own_limits
         self.lagrangian = bool(lagrangian)
-        self.kl_stop_factor = kl_stop_factor
         self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
         k = len(names)
         ki = config.lagrangian_lr
         self.pid_integral = np.full(k, config.lagrangian_init / ki if self.lagrangian else 0.0)
         self.prev_cost = np.full(k, np.nan)
         self.multipliers = np.full(k, config.lagrangian_init if self.lagrangian else 0.0)
+
+    config_model = PPOLagrangianConfig
+    config: PPOLagrangianConfig
+
+    SETTABLE = (
+        *ActorCritic.SETTABLE,
+        "clip_ratio",
+        "entropy_coef",
+        "lagrangian_lr",
+        "kl_early_stop",
+    )
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """``{"critic": ..., "actor": ...}``."""
+        return {**super().optimizers(), "actor": self.actor_optim}
+
+    def shrink_step(self, factor: float) -> list[str]:
+        """A tighter KL early stop (times ``factor``, if set) and lower learning rates."""
+        kl = [self._shrink_field("kl_early_stop", factor)] if self.config.kl_early_stop else []
+        return [*kl, *super().shrink_step(factor)]
 
     @classmethod
     def from_env(
@@ -223,9 +240,7 @@ class PPOLagrangian(ActorCritic):
             mean_old, log_std_old = self.actor(data.obs)
             log_std_old = log_std_old.clone()
             logp_old = GaussianActor.log_prob(mean_old, log_std_old, data.actions)
-        kl_stop = (
-            None if self.kl_stop_factor is None else float(self.kl_stop_factor) * cfg.target_kl
-        )
+        kl_stop = cfg.kl_early_stop
         clip_frac, n_steps, loss_acc, stopped = 0.0, 0, 0.0, False
         for _ in range(cfg.actor_epochs):
             if stopped:

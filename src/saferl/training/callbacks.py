@@ -53,12 +53,17 @@ def _num(value: Any) -> float:
 
 
 class Callback:
-    """Base class: every hook is a no-op; ``self.trainer`` is set by :meth:`init_callback`."""
+    """Base class: every hook is a no-op; ``self.trainer`` is set by :meth:`init_callback`.
+
+    A callback whose ``on_epoch_end`` returns False says why in :attr:`stop_reason` (the
+    trainer reports it)."""
 
     name: str = "callback"
 
     def __init__(self) -> None:
         self.trainer: Any = None
+        #: why this callback stopped training (set with the False it returns), else None
+        self.stop_reason: str | None = None
 
     def init_callback(self, trainer: Any) -> None:
         self.trainer = trainer
@@ -114,8 +119,15 @@ class CallbackList(Callback):
             cb.on_rollout_end(rollout_metrics)
 
     def on_epoch_end(self, metrics: dict[str, Any]) -> bool:
-        results = [cb.on_epoch_end(metrics) is not False for cb in self.callbacks]
-        return all(results)
+        stopped = [cb for cb in self.callbacks if cb.on_epoch_end(metrics) is False]
+        self.stop_reason = (
+            "; ".join(
+                getattr(cb, "stop_reason", None) or f"stopped by callback '{cb.name}'"
+                for cb in stopped
+            )
+            or None
+        )
+        return not stopped
 
     def on_train_end(self) -> None:
         for cb in self.callbacks:
@@ -173,6 +185,10 @@ class EarlyStopping(Callback):
         self.wait += 1
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
+            self.stop_reason = (
+                f"early stopping: {self.metric} did not improve for {self.wait} epochs "
+                f"(best {self.best:.4g} at epoch {self.best_epoch})"
+            )
             logger.info(
                 "early stopping at epoch %d: %s has not improved on %.6g (epoch %d) for %d epochs",
                 epoch,
@@ -347,6 +363,9 @@ class SafetyMonitor(Callback):
                 extra={"data": {"event": "safety_alert", "epoch": metrics.get("epoch")}},
             )
             if self.halt:
+                self.stop_reason = (
+                    f"safety monitor halt: cost above the limit for {self.consecutive} epochs"
+                )
                 return False
         return True
 

@@ -22,11 +22,12 @@ Shapes (``t`` = epochs since the schedule proper began, ``T`` = its length in ep
 * ``warmup_epochs > 0``: a linear ramp from ``0.1 * start`` first (torch: ``LinearLR`` chained by
   ``SequentialLR``).
 
-Learning-rate targets (``critic_lr``, ``actor_lr``, or ``algo.critic_lr``/``algo.actor_lr``) are
-wired to the algorithm's optimisers of that name (see :func:`find_optimizers`). Other targets are
-dotted config fields: ``algo.X`` is set on the algorithm (``set_hyperparameter(X, v)`` if it has
-one, else its attribute ``X``, else its ``config.X``); ``env.cost_limit`` sets the algorithm's
-``cost_limit`` (what the constraint is optimised against); other ``env.X`` fields are passed to
+Learning-rate targets (``critic_lr``, ``actor_lr``, or ``algo.critic_lr``/``algo.actor_lr``;
+in general ``<name>_lr``) are wired to the algorithm's optimiser of that name
+(``algo.optimizers()``, see :class:`saferl.algos.base.Algorithm`). Other targets are dotted
+config fields: ``algo.X`` must be one of the algorithm's ``hyperparameters()`` and is set with
+``set_hyperparameter(X, v)``; ``env.cost_limit`` sets the algorithm's ``cost_limit`` (what the
+constraint is optimised against); other ``env.X`` fields are passed to
 the environment's ``set_options(X=v)`` (an environment without it cannot be scheduled; such a
 target needs an explicit ``start``). ``env.impairment`` and ``env.challenge`` are categorical: the
 scheduled number indexes the level list (floor, clipped), starting from 0 unless ``start`` says.
@@ -55,39 +56,13 @@ __all__ = [
     "ParamSchedule",
     "Schedules",
     "build_schedules",
-    "find_optimizers",
 ]
 
-LR_TARGETS = {"critic_lr": "critic", "actor_lr": "actor"}
 LEVELS = {
     "env.impairment": ["none", "mild", "moderate", "severe"],
     "env.challenge": ["easy", "standard", "hard"],
 }
 WARMUP_START = 0.1
-
-
-def find_optimizers(algo: Any, kind: str) -> list[torch.optim.Optimizer]:
-    """The algorithm's optimisers whose name contains ``kind`` ("critic" or "actor").
-
-    Looks at ``algo.optimizers`` (a dict name -> optimiser, or a method returning one) first, then
-    at the algorithm's attributes that are :class:`torch.optim.Optimizer` instances.
-    """
-    named: dict[str, torch.optim.Optimizer] = {}
-    opts = getattr(algo, "optimizers", None)
-    if callable(opts):
-        opts = opts()
-    if isinstance(opts, Mapping):
-        named.update(opts)
-    else:
-        for attr, value in vars(algo).items():
-            if isinstance(value, torch.optim.Optimizer):
-                named[attr] = value
-    found, seen = [], set()
-    for name, opt in named.items():
-        if kind in name and id(opt) not in seen:
-            seen.add(id(opt))
-            found.append(opt)
-    return found
 
 
 def _closed_form(cfg: ScheduleConfig, start: float, end: float, t: int, horizon: int) -> float:
@@ -365,13 +340,22 @@ def _setter(
         )
     if target == "env.cost_limit" or section == "algo":
         name = "cost_limit" if target == "env.cost_limit" else field
-        current = _get_from(algo, name)
-        if not isinstance(current, (int, float)) or isinstance(current, bool):
+        values = algo.hyperparameters()
+        if name not in values:
+            allowed = ", ".join(f"algo.{k}" for k in values if k != "cost_limit")
+            lrs = ", ".join(f"{k}_lr" for k in algo.optimizers())
             raise ConfigError(
-                f"train.schedules: target '{target}' is not a numeric value of the algorithm "
-                f"({type(algo).__name__} has no '{name}')"
+                f"train.schedules: target '{target}' is not a settable hyperparameter of "
+                f"{type(algo).__name__} (schedulable: env.cost_limit, {lrs}, {allowed})"
             )
-        return (lambda v: _set_on(algo, name, v, target)), float(current)
+
+        def apply(v: float) -> None:
+            try:
+                algo.set_hyperparameter(name, v)
+            except ValueError as exc:
+                raise ConfigError(f"train.schedules: target '{target}': {exc}") from None
+
+        return apply, values[name]
     # Other env fields change the running environment: it must offer set_options(**kw).
     if not callable(getattr(env, "set_options", None)):
         raise ConfigError(
@@ -396,24 +380,6 @@ def _setter(
     return (lambda v: env.set_options(**{field: v})), float(cfg.start)
 
 
-def _get_from(obj: Any, name: str) -> Any:
-    value = getattr(obj, name, None)
-    if value is None:
-        value = getattr(getattr(obj, "config", None), name, None)
-    return value
-
-
-def _set_on(obj: Any, name: str, value: Any, target: str) -> None:
-    """Set an algorithm value: ``set_hyperparameter`` if offered, else the attribute, else the
-    field of its ``config``."""
-    if hasattr(obj, "set_hyperparameter"):
-        obj.set_hyperparameter(name, value)
-    elif hasattr(obj, name):
-        setattr(obj, name, value)
-    else:
-        setattr(obj.config, name, value)
-
-
 def build_schedules(
     configs: Sequence[ScheduleConfig], *, algo: Any, env: Any, total_epochs: int
 ) -> Schedules:
@@ -428,8 +394,15 @@ def build_schedules(
         if target in items:
             raise ConfigError(f"train.schedules: target '{target}' is scheduled twice")
         lr_key = target.removeprefix("algo.")
-        if lr_key in LR_TARGETS:
-            items[target] = LRSchedule(cfg, find_optimizers(algo, LR_TARGETS[lr_key]), total_epochs)
+        optimizers = algo.optimizers()
+        if lr_key.endswith("_lr") and lr_key.removesuffix("_lr") in optimizers:
+            items[target] = LRSchedule(cfg, [optimizers[lr_key.removesuffix("_lr")]], total_epochs)
+        elif lr_key in ("critic_lr", "actor_lr"):
+            raise ConfigError(
+                f"train.schedules: target '{target}': {type(algo).__name__} has no "
+                f"'{lr_key.removesuffix('_lr')}' optimiser (its optimisers: "
+                f"{', '.join(optimizers) or 'none'})"
+            )
         else:
             apply, default = _setter(target, cfg, algo, env)
             items[target] = ParamSchedule(cfg, default, total_epochs, apply)

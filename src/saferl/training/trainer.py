@@ -46,9 +46,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from saferl.algos.base import ALGORITHM_MEMBERS, Algorithm
 from saferl.config import Config, ConfigError, config_to_dict, dump_config, load_config
 from saferl.log import add_jsonl_handler, remove_handler
-from saferl.registry import ALGORITHMS, ENVS, TRACKERS, RegistryError
+from saferl.registry import TRACKERS
+from saferl.training import setup
 from saferl.training.callbacks import (
     BestModel,
     Callback,
@@ -69,9 +71,8 @@ from saferl.training.checkpoint import (
     set_rng_states,
     to_plain,
 )
-from saferl.training.schedulers import _get_from, _set_on, build_schedules, find_optimizers
+from saferl.training.schedulers import build_schedules
 from saferl.training.tracking import LocalTracker, MultiTracker, Tracker
-from saferl.utils import accepts_kwarg
 
 logger = logging.getLogger(__name__)
 
@@ -261,20 +262,24 @@ class Trainer:
         np.random.seed(tc.seed)  # noqa: NPY002 (the legacy global RNG, for third-party code)
         torch.manual_seed(tc.seed)
 
-        # -- environment, algorithm, collector --------------------------------------------------
-        self.env_id = cfg.env.id
-        self.env = self._make_env()
-        constraints = getattr(self.env, "constraints", None)
-        if cfg.env.cost_limit is not None:
-            self.cost_limit = float(cfg.env.cost_limit)
-        elif constraints is not None:
-            self.cost_limit = float(constraints.get_limit(strict=cfg.env.strict))
-        else:
+        # -- environment, algorithm, collector (training/setup.py: the rules every front-end
+        #    shares) ---------------------------------------------------------------------------
+        self.env_spec = setup.env_spec(cfg)
+        self.env_id = self.env_spec.id
+        setup.check_resources(cfg)
+        self.env = self.env_spec.make(cfg.env.num_envs)
+        obs_space = getattr(self.env, "single_observation_space", self.env.observation_space)
+        act_space = getattr(self.env, "single_action_space", self.env.action_space)
+        setup.check_resources(cfg, int(np.prod(obs_space.shape)), int(np.prod(act_space.shape)))
+        self.limits = setup.cost_limits(cfg, self.env)
+        self.cost_limit = self.limits.combined
+        self.algo = setup.build_algorithm(cfg, self.env, self.limits)
+        if not isinstance(self.algo, Algorithm):
+            missing = [n for n in ALGORITHM_MEMBERS if not hasattr(self.algo, n)]
             raise TrainError(
-                f"env.cost_limit: environment '{self.env_id}' declares no constraints; set "
-                "env.cost_limit"
+                f"algo.name: '{cfg.algo.name}' does not implement saferl.algos.base.Algorithm "
+                f"(missing: {', '.join(missing)})"
             )
-        self.algo = self._make_algorithm()
         self.collector = self._make_collector()
         self.total_epochs = max(1, math.ceil(tc.total_steps / tc.steps_per_epoch))
 
@@ -314,6 +319,8 @@ class Trainer:
         self.total_failures = 0
         self.train_time = 0.0
         self.last_metrics: dict[str, Any] = {}
+        #: the newest epoch's row that finished at least one episode (for the summary)
+        self.last_finished: dict[str, Any] = {}
         self.stop_reason: str | None = None
         self._stop_signal: int | None = None
 
@@ -361,56 +368,6 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     # construction helpers
     # ------------------------------------------------------------------------------------------
-    def _make_env(self) -> Any:
-        factory, options = self._env_factory_and_options()
-        return factory(num_envs=self.config.env.num_envs, **options)
-
-    def _env_factory_and_options(self) -> tuple[Any, dict[str, Any]]:
-        """The env factory (wrapped as ``env.obs_ema`` says) and the configured options it is
-        built with (the rules evaluation uses too: ``env_factory_from_config``,
-        ``env_options_from_config``), after checking the env has the levels asked."""
-        from saferl.training.evaluation.models import (
-            env_factory_from_config,
-            env_options_from_config,
-        )
-
-        cfg = self.config.env
-        try:
-            factory = ENVS.get(cfg.id)
-        except RegistryError as exc:
-            raise TrainError(f"env.id: {exc}") from None
-        if cfg.challenge != "standard" and not accepts_kwarg(factory, "challenge"):
-            raise TrainError(f"env.challenge: environment '{cfg.id}' has no challenge levels")
-        if cfg.impairment is not None and not accepts_kwarg(factory, "impairment"):
-            raise TrainError(f"env.impairment: environment '{cfg.id}' has no impairment levels")
-        options = env_options_from_config(self.config, factory)
-        return env_factory_from_config(self.config, factory), options
-
-    def _make_algorithm(self) -> Any:
-        cfg = self.config
-        try:
-            factory = ALGORITHMS.get(cfg.algo.name)
-        except RegistryError as exc:
-            raise TrainError(f"algo.name: {exc}") from None
-        env = self.env
-        obs_space = getattr(env, "single_observation_space", env.observation_space)
-        act_space = getattr(env, "single_action_space", env.action_space)
-        kwargs: dict[str, Any] = {"cost_limit": self.cost_limit, "seed": cfg.train.seed}
-        if accepts_kwarg(factory, "device"):
-            kwargs["device"] = cfg.train.device
-        if accepts_kwarg(factory, "privileged_obs_dims"):  # for algo.asymmetric_critic
-            kwargs["privileged_obs_dims"] = int(getattr(env, "privileged_obs_dims", 0))
-        constraints = getattr(env, "constraints", None)
-        if constraints is not None and accepts_kwarg(factory, "constraint_names"):
-            kwargs["constraint_names"] = tuple(constraints.names)
-            if accepts_kwarg(factory, "constraint_limits"):
-                # Per-component limits the env declares (strict ones under env.strict); None
-                # falls back to the combined limit inside the algorithm.
-                attr = "strict_limit" if cfg.env.strict else "limit"
-                kwargs["constraint_limits"] = [getattr(c, attr) for c in constraints]
-        # A private copy: schedules and step shrinking change it, the run's config stays as given.
-        return factory(obs_space, act_space, cfg.algo.model_copy(deep=True), **kwargs)
-
     def _make_collector(self) -> Any:
         """The algorithm's own collector if it offers one, else the standard RolloutCollector."""
         tc = self.config.train
@@ -479,13 +436,14 @@ class Trainer:
             },
             "cost_limit": self.cost_limit,
             # Values a schedule or a rollback may have moved (not in every algorithm's state).
-            "hparams": self._hparams(),
+            "hparams": self.algo.hyperparameters(),
             "algo": self.algo.state_dict(),
             "env": self.env.state_dict(),
             "collector": self.collector.state_dict(),
             "callbacks": self.callbacks.state_dict(),
             "rng": get_rng_states(),
             "last_metrics": dict(self.last_metrics),
+            "last_finished": dict(self.last_finished),
         }
 
     def _obs_ema_spec(self) -> dict[str, list] | None:
@@ -520,18 +478,15 @@ class Trainer:
         self.env.load_state_dict(state["env"])
         self.collector.load_state_dict(state["collector"])
         self.callbacks.load_state_dict(state["callbacks"])
+        settable = self.algo.hyperparameters()
         for name, value in state.get("hparams", {}).items():
-            _set_on(self.algo, name, value, f"algo.{name}")
+            if name in settable:
+                self.algo.set_hyperparameter(name, value)
+            else:  # a checkpoint from an older version of the algorithm
+                logger.warning("checkpoint hyperparameter '%s' is not settable; ignored", name)
         self.last_metrics = dict(state.get("last_metrics", {}))
+        self.last_finished = dict(state.get("last_finished", {}))
         set_rng_states(state["rng"])
-
-    def _hparams(self) -> dict[str, float]:
-        out = {}
-        for name in ("target_kl", "cost_limit", "entropy_coef"):
-            value = _get_from(self.algo, name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                out[name] = float(value)
-        return out
 
     def save_checkpoint(self) -> Path:
         """Write ``epoch_<N>.pt`` and ``last.pt`` now."""
@@ -549,15 +504,14 @@ class Trainer:
         from saferl.training.evaluation import ActorPolicy, run_episodes
 
         cfg = self.config
-        factory, options = self._env_factory_and_options()
         episodes = cfg.train.best_eval_episodes
         first = cfg.eval.seed + BEST_EVAL_SEED_OFFSET
         table = run_episodes(
             ActorPolicy.from_algorithm(self.algo, name="best-model check"),
-            factory,
+            self.env_spec.factory,
             range(first, first + episodes),
             num_envs=min(episodes, cfg.eval.num_envs),
-            env_options=options,
+            env_options=self.env_spec.options,
             deterministic=cfg.eval.deterministic,
             limit=self.cost_limit,
         )
@@ -685,7 +639,7 @@ class Trainer:
                     )
                     exit_code = EXIT_FAILED
                 elif not keep_going:
-                    self.stop_reason = self._callback_stop_reason()
+                    self.stop_reason = self.callbacks.stop_reason or "stopped by a callback"
 
                 # 4. trackers, 5. checkpoint
                 t_end = time.perf_counter()
@@ -698,6 +652,10 @@ class Trainer:
                 metrics["fps"] = roll["steps"] / max(t_end - t_start, 1e-9)
                 self.tracker.log_metrics(metrics, self.env_steps)
                 self.last_metrics = metrics
+                if metrics["episodes"] > 0:
+                    self.last_finished = {
+                        k: metrics[k] for k in ("epoch", "ep_return", "ep_cost", "episodes")
+                    }
                 stopping = not keep_going or self._stop_signal is not None
                 if self.epoch % tc.checkpoint_every == 0 or stopping:
                     self.save_checkpoint()
@@ -780,31 +738,19 @@ class Trainer:
 
     def _nonfinite_grads(self) -> list[str]:
         bad = []
-        for kind in ("critic", "actor"):
-            for i, opt in enumerate(find_optimizers(self.algo, kind)):
-                for group in opt.param_groups:
-                    for p in group["params"]:
-                        if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
-                            bad.append(f"{kind} optimiser {i} gradient")
-                            break
-        return sorted(set(bad))
+        for name, opt in self.algo.optimizers().items():
+            for group in opt.param_groups:
+                if any(
+                    p.grad is not None and not bool(torch.isfinite(p.grad).all())
+                    for p in group["params"]
+                ):
+                    bad.append(f"{name} optimiser gradient")
+                    break
+        return bad
 
     def _shrink_step(self) -> str:
-        """Halve target KL (trust-region algorithms) and every optimiser's learning rate."""
-        done = []
-        kl = _get_from(self.algo, "target_kl")
-        if isinstance(kl, (int, float)):
-            _set_on(self.algo, "target_kl", float(kl) * SHRINK, "algo.target_kl")
-            done.append(f"target_kl {kl:.3g} -> {kl * SHRINK:.3g}")
-        seen = set()
-        for kind in ("critic", "actor"):
-            for opt in find_optimizers(self.algo, kind):
-                if id(opt) in seen:
-                    continue
-                seen.add(id(opt))
-                for g in opt.param_groups:
-                    g["lr"] *= SHRINK
-                done.append(f"{kind} lr x{SHRINK}")
+        """The algorithm's own rule for a more cautious next update (``shrink_step``)."""
+        done = self.algo.shrink_step(SHRINK)
         return "shrunk " + ", ".join(done) if done else "nothing to shrink"
 
     def _restore_snapshot(self, snapshot: Mapping[str, Any]) -> None:
@@ -841,20 +787,7 @@ class Trainer:
 
     def _current_cost_limit(self) -> float:
         """The limit the algorithm currently optimises against (a curriculum may move it)."""
-        value = _get_from(self.algo, "cost_limit")
-        return float(value) if isinstance(value, (int, float)) else self.cost_limit
-
-    def _callback_stop_reason(self) -> str:
-        es = self.callbacks.get("early_stopping")
-        if isinstance(es, EarlyStopping) and es.stopped_epoch == self.epoch:
-            return (
-                f"early stopping: {es.metric} did not improve for {es.wait} epochs "
-                f"(best {es.best:.4g} at epoch {es.best_epoch})"
-            )
-        sm = self.callbacks.get("safety_monitor")
-        if isinstance(sm, SafetyMonitor) and sm.halt and sm.consecutive >= sm.alert_after:
-            return f"safety monitor halt: cost above the limit for {sm.consecutive} epochs"
-        return "stopped by a callback"
+        return float(self.algo.cost_limit)
 
     def _log_epoch(self, m: Mapping[str, Any]) -> None:
         logger.info(
@@ -916,12 +849,20 @@ class Trainer:
         if self.stop_reason:
             lines.append(f"  reason        {self.stop_reason}")
         if m:
-            ret, cost, limit = m.get("ep_return"), m.get("ep_cost"), m.get("cost_limit")
-            feas = ""
-            if isinstance(cost, float) and math.isfinite(cost):
+            limit = m.get("cost_limit")
+            f = self.last_finished
+            if f:
+                ret, cost = f["ep_return"], f["ep_cost"]
                 feas = "  (within the limit)" if cost <= limit else "  (ABOVE the limit)"
-            lines.append(f"  final return  {ret:.4g}")
-            lines.append(f"  final cost    {cost:.4g} / limit {limit:.4g}{feas}")
+                when = (
+                    ""
+                    if f["epoch"] == m.get("epoch")
+                    else f"  (epoch {f['epoch']}, the last one that finished episodes)"
+                )
+                lines.append(f"  final return  {ret:.4g}{when}")
+                lines.append(f"  final cost    {cost:.4g} / limit {limit:.4g}{feas}")
+            else:
+                lines.append(f"  final return  no episode finished yet (limit {limit:.4g})")
         best = self.callbacks.get("best_model")
         best_path = rd / "checkpoints" / "best.pt"
         if isinstance(best, BestModel) and best_path.exists():
@@ -1017,39 +958,3 @@ def run_train(
         config = load_config(config_path, overrides)
         trainer = Trainer(config, command=command, init_from=init_from)
     return trainer.train()
-
-
-def _main(argv: Sequence[str] | None = None) -> int:
-    """``python -m saferl.training.trainer``: the same flags as ``saferl train``, except that
-    without ``--config`` it uses the ``Config()`` field defaults, not the packaged default.yaml."""
-    import argparse
-
-    from saferl.log import setup_logging
-
-    p = argparse.ArgumentParser(prog="python -m saferl.training.trainer")
-    p.add_argument("--config", "-c")
-    p.add_argument("--set", "-s", dest="overrides", action="append", default=[])
-    p.add_argument("--name")
-    p.add_argument("--runs-dir")
-    p.add_argument("--resume")
-    p.add_argument("--init-from")
-    p.add_argument("--log-level", default="INFO")
-    args = p.parse_args(argv)
-    setup_logging(args.log_level)
-    try:
-        return run_train(
-            args.config,
-            args.overrides,
-            name=args.name,
-            runs_dir=args.runs_dir,
-            resume=args.resume,
-            init_from=args.init_from,
-            command=[sys.executable, "-m", "saferl.training.trainer", *(argv or sys.argv[1:])],
-        )
-    except (ConfigError, RegistryError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

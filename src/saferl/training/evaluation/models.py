@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from saferl.config import Config, ConfigError, load_config
-from saferl.registry import ENVS, RegistryError
+from saferl.training import setup
 from saferl.training.evaluation.errors import EvaluationError
 from saferl.training.evaluation.policies import ActorPolicy, EvalPolicy, ScriptedAdapter
-from saferl.utils import accepts_kwarg, names_param
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +31,6 @@ __all__ = [
     "BASELINE_PREFIX",
     "EvaluationError",
     "Model",
-    "env_options_from_config",
     "load_baseline",
     "load_model",
     "load_run_model",
@@ -88,67 +86,33 @@ class Model:
         }
 
 
-def _env_factory(env_id: str) -> Callable[..., Any]:
+def _spec(cfg: Config, env_id: str | None = None) -> setup.EnvSpec:
+    """The env spec of ``cfg`` (``env_id`` in place of ``env.id`` if given), as training builds
+    it; config errors become :class:`EvaluationError`."""
+    if env_id is not None and env_id != cfg.env.id:
+        cfg = cfg.model_copy(update={"env": cfg.env.model_copy(update={"id": env_id})})
     try:
-        return ENVS.get(env_id)
-    except RegistryError as exc:
-        raise EvaluationError(f"env.id: {exc}") from None
+        return setup.env_spec(cfg)
+    except ConfigError as exc:
+        raise EvaluationError(str(exc)) from None
 
 
-def env_factory_from_config(cfg: Config, factory: Callable[..., Any]) -> Callable[..., Any]:
-    """``factory`` wrapped as the run's config says: with ``env.obs_ema`` the envs it builds
-    append moving averages of observation dims (:class:`~saferl.envs.wrappers.ObservationEMA`),
-    for training, evaluation and ``best.pt`` checks alike.
-
-    Raises:
-        ConfigError: ``env.obs_ema`` names dims the env does not have (raised when an env is
-            built).
-    """
-    spec = cfg.env.obs_ema
-    if spec is None:
-        return factory
-    import functools
-
-    from saferl.envs.wrappers import ObservationEMA
-
-    wrapped = ObservationEMA.wrap_factory(factory, spec.dims, spec.weights)
-
-    @functools.wraps(factory)
-    def make(*args: Any, **options: Any) -> Any:
-        try:
-            return wrapped(*args, **options)
-        except ValueError as exc:
-            raise ConfigError(f"env.obs_ema.{exc}") from None
-
-    return make
-
-
-def env_options_from_config(cfg: Config, factory: Callable[..., Any]) -> dict[str, Any]:
-    """The env options the trainer builds its env with: ``env.options``, the challenge where the
-    factory names that parameter (or a non-default one is configured; environments without
-    levels keep working) and the impairment if set."""
-    options = dict(cfg.env.options)
-    if names_param(factory, "challenge") or cfg.env.challenge != "standard":
-        options.setdefault("challenge", cfg.env.challenge)
-    if cfg.env.impairment is not None and accepts_kwarg(factory, "impairment"):
-        options.setdefault("impairment", cfg.env.impairment)
-    return options
-
-
-def limit_for(cfg: Config, factory: Callable[..., Any], options: dict[str, Any]) -> float:
-    """The per-episode cost limit a run is held to: ``env.cost_limit``, else the limit the env
-    declares (its strict one with ``env.strict``)."""
-    if cfg.env.cost_limit is not None:
-        return float(cfg.env.cost_limit)
-    env = factory(num_envs=1, **options)
+def _probe(spec: setup.EnvSpec, cfg: Config, options: dict[str, Any] | None = None) -> Any:
+    """(observation dim, action dim, privileged dims, cost limit) of one probe instance."""
     try:
-        constraints = getattr(env, "constraints", None)
-        if constraints is None:
-            raise EvaluationError(
-                f"env.cost_limit: environment '{cfg.env.id}' declares no constraints; set "
-                "env.cost_limit"
-            )
-        return float(constraints.get_limit(strict=cfg.env.strict))
+        env = spec.make(1, **(options or {}))
+    except ConfigError as exc:
+        raise EvaluationError(str(exc)) from None
+    try:
+        limit = setup.cost_limits(cfg, env).combined
+        return (
+            int(env.single_observation_space.shape[0]),
+            int(env.single_action_space.shape[0]),
+            int(getattr(env, "privileged_obs_dims", 0)),
+            limit,
+        )
+    except ConfigError as exc:
+        raise EvaluationError(str(exc)) from None
     finally:
         close = getattr(env, "close", None)
         if callable(close):
@@ -161,7 +125,9 @@ def _all_scripted(factory: Callable[..., Any], options: dict[str, Any]) -> dict[
         return dict(cls)
     env = factory(num_envs=1, **options)
     try:
-        return dict(getattr(type(env), "SCRIPTED_POLICIES", {}) or {})
+        # the env class's, also through wrappers such as the moving averages of env.obs_ema
+        base = getattr(env, "unwrapped", env)
+        return dict(getattr(type(base), "SCRIPTED_POLICIES", {}) or {})
     finally:
         close = getattr(env, "close", None)
         if callable(close):
@@ -244,19 +210,8 @@ def load_run_model(
     algo_state = state.get("algo") if isinstance(state, dict) else None
     if not isinstance(algo_state, dict) or "actor" not in algo_state:
         raise EvaluationError(f"checkpoint {path} holds no policy (state['algo']['actor'])")
-    env_id = state.get("meta", {}).get("env", cfg.env.id)
-    base = _env_factory(env_id)
-    options = env_options_from_config(cfg, base)
-    factory = env_factory_from_config(cfg, base)
-    probe = factory(num_envs=1, **options)
-    try:
-        obs_dim = int(probe.single_observation_space.shape[0])
-        act_dim = int(probe.single_action_space.shape[0])
-        privileged = int(getattr(probe, "privileged_obs_dims", 0))
-    finally:
-        close = getattr(probe, "close", None)
-        if callable(close):
-            close()
+    spec = _spec(cfg, state.get("meta", {}).get("env", cfg.env.id))
+    obs_dim, act_dim, privileged, limit = _probe(spec, cfg)
     ac = cfg.algo
     try:  # the trainer's rule (asymmetric critic: all but the env's trailing privileged dims)
         inputs = actor_input_dims(ac, obs_dim, privileged)
@@ -280,10 +235,10 @@ def load_run_model(
         name=rd.name,
         spec=str(run_dir),
         policy=policy,
-        env_id=env_id,
-        env_factory=factory,
-        env_options=options,
-        limit=limit_for(cfg, factory, options),
+        env_id=spec.id,
+        env_factory=spec.factory,
+        env_options=dict(spec.options),
+        limit=limit,
         config=cfg,
         run_dir=rd,
         checkpoint=path,
@@ -317,11 +272,10 @@ def load_baseline(
     """
     cfg = config if config is not None else load_config(None)
     short = name[len(BASELINE_PREFIX) :] if name.startswith(BASELINE_PREFIX) else name
-    eid = env_id or cfg.env.id
-    factory = _env_factory(eid)
-    options = (
-        dict(env_options) if env_options is not None else env_options_from_config(cfg, factory)
-    )
+    spec = _spec(cfg, env_id)
+    eid = spec.id
+    factory = spec.factory
+    options = dict(env_options) if env_options is not None else dict(spec.options)
     every = _all_scripted(factory, options)
     available = _available(every, options)
     if short not in available:
@@ -340,7 +294,7 @@ def load_baseline(
         env_id=eid,
         env_factory=factory,
         env_options=options,
-        limit=float(limit) if limit is not None else limit_for(cfg, factory, options),
+        limit=float(limit) if limit is not None else _probe(spec, cfg, options)[3],
         config=cfg,
     )
 
