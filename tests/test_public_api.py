@@ -34,19 +34,23 @@ def test_make_env_returns_the_native_batched_env():
     env.close()
 
 
-def test_lazy_names_resolve():
+def test_lazy_names_resolve_to_the_objects_of_their_modules():
+    import importlib
+
     import saferl
 
-    for name in (
-        "CPO",
-        "PPOLagrangian",
-        "Trainer",
-        "run_train",
-        "check_safe_env",
-        "ConstraintSet",
-        "evaluate_model",
-        "run_evaluate",
-        "run_compare",
-        "load_model",
-    ):
-        assert callable(getattr(saferl, name)), name
+    for name, target in saferl._LAZY.items():
+        module, _, attr = target.partition(":")
+        assert getattr(saferl, name) is getattr(importlib.import_module(module), attr), name
+        assert name in saferl.__all__ and name in dir(saferl), name
+    assert saferl.CPO.__name__ == "CPO" and saferl.Trainer.__name__ == "Trainer"
+    assert set(saferl._LAZY) >= {"Algorithm", "CPO", "PPOLagrangian", "Trainer", "run_compare"}
+
+
+def test_unknown_public_name_is_an_attribute_error():
+    import pytest
+
+    import saferl
+
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        saferl.Nope  # noqa: B018

@@ -21,6 +21,7 @@ _LAZY = {
     "ConstraintSet": "saferl.safety:ConstraintSet",
     "check_safe_env": "saferl.envs:check_safe_env",
     "ObservationEMA": "saferl.envs.wrappers:ObservationEMA",
+    "Algorithm": "saferl.algos.base:Algorithm",
     "CPO": "saferl.algos.cpo:CPO",
     "PPOLagrangian": "saferl.algos.ppo_lagrangian:PPOLagrangian",
     "Trainer": "saferl.training.trainer:Trainer",

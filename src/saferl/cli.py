@@ -217,6 +217,22 @@ def compare(
             "run's eval.seed).",
         ),
     ] = None,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            help="Baselines only: the environment (with its own defaults) instead of the "
+            "default config's.",
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-s",
+            help="Baselines only: an env.* or eval.* field, e.g. env.impairment=severe.",
+        ),
+    ] = None,
 ) -> None:
     """Compare trained policies and baselines: tests, effect sizes and a feasibility-first ranking."""
     from saferl.training.evaluation import EvaluationError, run_compare
@@ -228,6 +244,8 @@ def compare(
             protocols=_split(protocols),
             episodes=episodes,
             seed=seed,
+            env_id=env,
+            overrides=list(set_ or []),
         )
     except (EvaluationError, ConfigError, RegistryError) as exc:
         _fail(str(exc))

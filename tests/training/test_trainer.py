@@ -513,7 +513,11 @@ def test_default_main_job_runs_to_the_end_with_a_summary(tmp_path):
     for line in ("final return", "final cost", "best model", "plots"):
         assert line in res.stdout
     rows = read_metrics(run / "metrics.jsonl")
-    assert rows[-1]["env_steps"] >= load_config(None).train.total_steps - 20_000
+    cfg = load_config()
+    epochs = math.ceil(cfg.train.total_steps / cfg.train.steps_per_epoch)
+    per_epoch = cfg.train.steps_per_epoch // cfg.env.num_envs * cfg.env.num_envs
+    assert [r["epoch"] for r in rows] == list(range(1, epochs + 1))
+    assert rows[-1]["env_steps"] == epochs * per_epoch
     print(f"default main job: {elapsed:.0f} s wall, {len(rows)} epochs")
 
 
@@ -577,3 +581,32 @@ def test_best_model_judged_on_evaluation_episodes_matches_an_independent_evaluat
 def test_best_model_evaluation_needs_a_gaussian_actor(tmp_path):
     with pytest.raises(TrainError, match=r"^train.best_eval_episodes: .*Gaussian actor"):
         Trainer(toy_config(tmp_path, "toy", **{"train.best_eval_episodes": 4}))
+
+
+def test_summary_reports_the_latest_finished_episodes_when_the_last_epoch_finished_none(
+    tmp_path, capsys
+):
+    # 16-step episodes, 4 instances x 8 steps per epoch: episodes end in every second epoch
+    code, run = run_toy(tmp_path, "long", **{"train.steps_per_epoch": 32, "train.total_steps": 96})
+    rows = read_metrics(run / "metrics.jsonl")
+    assert code == 0 and [r["episodes"] for r in rows] == [0, 4, 0]
+    out = capsys.readouterr().out
+    assert "nan" not in out
+    assert f"final return  {rows[1]['ep_return']:.4g}  (epoch 2, the last one" in out
+    assert f"final cost    {rows[1]['ep_cost']:.4g} / limit" in out
+
+
+def test_a_callback_says_why_it_stopped_the_run(tmp_path):
+    class StopAtTwo(Callback):
+        name = "stop_at_two"
+
+        def on_epoch_end(self, metrics):
+            if metrics["epoch"] == 2:
+                self.stop_reason = "enough after two epochs"
+                return False
+            return True
+
+    trainer = Trainer(toy_config(tmp_path, "cb"), command=["t"], extra_callbacks=[StopAtTwo()])
+    assert trainer.train() == 0 and trainer.epoch == 2
+    assert trainer.stop_reason == "enough after two epochs"
+    assert RunManifest(trainer.run_dir / "manifest.json").data["stop_reason"] == trainer.stop_reason

@@ -10,8 +10,10 @@ condition:
   the first model of the pair minus the second);
 * Holm-Bonferroni adjusted p-values over the family of all pairs x metrics of that condition,
   separately for each test (Benjamini-Hochberg adjusted values are reported alongside);
-* the ranking: feasible models (mean cost <= limit) first, then by mean return; a second flag says
-  whether each model is also feasible by the upper bound of its cost CI.
+* the ranking: feasible models (mean cost <= limit) first, by mean return; then the infeasible
+  ones, the smallest excess over the limit first (a model at 12x the limit is not "better" than
+  one 10 % over it because it returns more); a second flag says whether each model is also
+  feasible by the upper bound of its cost CI.
 
 The headline ranking is that of the first protocol's first condition (``standard`` by default).
 Outputs in the comparison directory: ``comparison.json``, ``comparison.md``, ``comparison.html``
@@ -30,10 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from saferl.config import Config, ConfigError, load_config
 from saferl.training.evaluation import stats
 from saferl.training.evaluation.api import run_protocols, settings_from
 from saferl.training.evaluation.errors import EvaluationError
-from saferl.training.evaluation.models import BASELINE_PREFIX, Model, load_model
+from saferl.training.evaluation.models import BASELINE_PREFIX, Model, load_baseline, load_model
 from saferl.training.evaluation.protocols import resolve_protocols
 from saferl.training.evaluation.report import (
     Plot,
@@ -342,7 +345,8 @@ def _intro(result: Mapping[str, Any]) -> list[str]:
         f"Tests: Welch's t and Mann-Whitney U (two-sided) per pair and metric; p-values "
         f"Holm-adjusted over all pairs x metrics of a condition; significant at alpha = "
         f"{result['alpha']}. Effect sizes: Cohen's d and Cliff's delta of a minus b.",
-        "Ranking: feasible models (mean cost <= limit) first, then by mean return.",
+        "Ranking: feasible models (mean cost <= limit) first, by mean return; then the "
+        "infeasible ones by their excess over the limit (smallest first), then by mean return.",
     ]
 
 
@@ -387,16 +391,43 @@ def render_comparison_html(result: Mapping[str, Any], plots: Sequence[Plot]) -> 
 # --------------------------------------------------------------------------------------------
 
 
-def _load_models(specs: Sequence[str]) -> list[Model]:
+def _baseline_config(env_id: str | None, overrides: Sequence[str]) -> Config:
+    """The config baselines-only comparisons run in: the packaged default's env, or with
+    ``env_id`` that env with its own defaults; ``overrides`` (``--set env.*``) on top."""
+    bad = [o for o in overrides if not o.strip().startswith(("env.", "eval."))]
+    if bad:
+        raise EvaluationError(
+            f"--set {bad[0]}: a baselines-only comparison takes env.* and eval.* fields only"
+        )
+    try:
+        if env_id is None:
+            return load_config(None, list(overrides))
+        return load_config(base=Config(), overrides=[f"env.id={env_id}", *overrides])
+    except ConfigError as exc:
+        raise EvaluationError(str(exc)) from None
+
+
+def _load_models(
+    specs: Sequence[str], env_id: str | None = None, overrides: Sequence[str] = ()
+) -> list[Model]:
     runs = [s for s in specs if not s.startswith(BASELINE_PREFIX)]
+    if runs and (env_id is not None or overrides):
+        raise EvaluationError(
+            "--env/--set apply to baselines-only comparisons; with a run directory the "
+            "baselines run in that run's env"
+        )
     loaded: dict[str, Model] = {}
     reference: Model | None = None
     for spec in runs:
         loaded[spec] = load_model(spec)
         reference = reference or loaded[spec]
+    config = None if runs else _baseline_config(env_id, overrides)
     for spec in specs:
         if spec.startswith(BASELINE_PREFIX):
-            loaded[spec] = load_model(spec, reference=reference)
+            if reference is None:
+                loaded[spec] = load_baseline(spec, config=config)
+            else:
+                loaded[spec] = load_model(spec, reference=reference)
     models = [loaded[s] for s in specs]
     env_ids = {m.env_id for m in models}
     if len(env_ids) > 1:
@@ -425,6 +456,8 @@ def run_compare(
     protocols: list[str] | None = None,
     episodes: int | None = None,
     seed: int | None = None,
+    env_id: str | None = None,
+    overrides: Sequence[str] = (),
 ) -> int:
     """What ``saferl compare MODEL MODEL...`` calls; returns the exit code (0).
 
@@ -440,6 +473,9 @@ def run_compare(
         seed: env seed of the first episode (episode k uses ``seed + k``, the same for every
             model, so the comparison is paired); default the first run's ``eval.seed``. Another
             seed checks a result on episodes that took no part in choosing it.
+        env_id: baselines-only comparisons: the env (with its own defaults) instead of the
+            packaged default config's.
+        overrides: baselines-only comparisons: ``env.*``/``eval.*`` fields (``--set``).
 
     Raises:
         EvaluationError: (a ``ValueError``) fewer than two models, a duplicate, an unknown
@@ -454,7 +490,7 @@ def run_compare(
     if dupes:
         raise EvaluationError(f"model given twice: {', '.join(dupes)}")
     names = resolve_protocols(protocols) if protocols else None
-    loaded = _load_models(specs)
+    loaded = _load_models(specs, env_id, overrides)
     ref = loaded[0]
     ecfg = ref.config.eval
     proto_names = resolve_protocols(names if names else list(ecfg.protocols))
