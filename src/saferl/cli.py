@@ -115,11 +115,50 @@ def train(
         Path | None,
         typer.Option("--init-from", help="Start from the weights of this checkpoint file."),
     ] = None,
+    use_mlflow: Annotated[
+        bool,
+        typer.Option("--use-mlflow", help="Also track in MLflow (pip install 'saferl[mlflow]')."),
+    ] = False,
+    use_wandb: Annotated[
+        bool,
+        typer.Option(
+            "--use-wandb",
+            help="Also track in Weights & Biases, offline without an API key "
+            "(pip install 'saferl[wandb]').",
+        ),
+    ] = False,
+    use_tensorboard: Annotated[
+        bool,
+        typer.Option(
+            "--use-tensorboard",
+            help="Also write TensorBoard event files (pip install 'saferl[tensorboard]').",
+        ),
+    ] = False,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri",
+            help="MLflow tracking URI (default: sqlite:///RUNS_DIR/mlflow.db); needs MLflow.",
+        ),
+    ] = None,
 ) -> None:
     """Train a policy (default: CPO on WheelchairSC-v0, files under runs/)."""
     overrides = list(set_ or [])
     if resume is None and config is None:
         config = default_config_path()
+    added = [
+        b
+        for b, on in (
+            ("mlflow", use_mlflow),
+            ("wandb", use_wandb),
+            ("tensorboard", use_tensorboard),
+        )
+        if on
+    ]
+    if added or tracking_uri is not None:
+        overrides = _tracking_overrides(
+            resume / "config.yaml" if resume is not None else config, overrides, added, tracking_uri
+        )
     if resume is None:
         # Validate before anything else so a bad value fails fast with one line.
         try:
@@ -128,7 +167,10 @@ def train(
                 checked.append(f"train.name={name}")
             if runs_dir is not None:
                 checked.append(f"train.runs_dir={runs_dir}")
-            load_config(config, checked)
+            checked_config = load_config(config, checked)
+            from saferl.training.tracking.base import check_backends
+
+            check_backends(checked_config.tracking.backends)
         except ConfigError as exc:
             _fail(str(exc))
     run_train = _optional_attr("saferl.training.trainer", "run_train")
@@ -147,6 +189,26 @@ def train(
     except (ConfigError, RegistryError, UserError, FileNotFoundError) as exc:
         _fail(str(exc))
     raise typer.Exit(int(code or 0))
+
+
+def _tracking_overrides(
+    config: Path | None, overrides: list[str], added: list[str], tracking_uri: str | None
+) -> list[str]:
+    """``--use-*`` and ``--tracking-uri`` as ``--set`` overrides: the backends are appended to the
+    config's own ``tracking.backends`` (the run's, when resuming)."""
+    try:
+        current = load_config(config, overrides).tracking.backends
+    except ConfigError as exc:
+        _fail(str(exc))
+    out = list(overrides)
+    backends = [*current, *(b for b in added if b not in current)]
+    if backends != current:
+        out.append(f"tracking.backends=[{', '.join(backends)}]")
+    if tracking_uri is not None:
+        if "mlflow" not in backends:
+            _fail("--tracking-uri is the MLflow tracking URI; add --use-mlflow")
+        out.append(f"tracking.mlflow_uri={tracking_uri}")
+    return out
 
 
 @app.command()

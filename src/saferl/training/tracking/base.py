@@ -120,14 +120,23 @@ def require_package(backend: str) -> None:
 
 
 def check_backends(names: Iterable[str]) -> None:
-    """Check the packages of the built-in backends in ``names`` (others are left to the registry).
+    """Check that every backend in ``names`` is registered and, for the built-in ones, that its
+    package is installed (nothing is imported).
 
     Raises:
         BackendUnavailableError: a built-in backend's package is missing.
+        ConfigError: a name that no one registered.
     """
+    from saferl.registry import TRACKERS
+
     for name in names:
         if name in BUILTIN_BACKENDS:
             require_package(name)
+        elif name not in TRACKERS:
+            available = ", ".join(TRACKERS.names())
+            raise ConfigError(
+                f"tracking.backends: unknown tracker '{name}'; available: {available}"
+            )
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
