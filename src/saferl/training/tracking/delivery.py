@@ -3,7 +3,7 @@
 :class:`QueuedTracker` wraps a backend. The training loop's calls only append to a queue and
 return at once; a daemon thread hands the queue to the backend in order. When the backend raises
 (server down, disk full, expired credentials) the call stays at the head of the queue and is
-retried with exponential backoff (0.5 s doubling to 15 s), so a backend that comes back receives
+retried with exponential backoff (0.5 s doubling to 5 s), so a backend that comes back receives
 its backlog in order. The first failure is reported once as a warning; a recovery is logged at
 INFO. The queue keeps at most ``queue_size`` metrics rows: beyond that the oldest row is dropped
 and remembered, and the end-of-run report names it (the local files always hold every row).
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["DeliveryReport", "QueuedTracker"]
 
 RETRY_FIRST_S = 0.5
-RETRY_MAX_S = 15.0
+RETRY_MAX_S = 5.0
 #: While closing, a backend that fails this many times in a row is given up on (its backlog is
 #: reported as not delivered) rather than holding the process for the whole flush timeout.
 CLOSE_ATTEMPTS = 3
