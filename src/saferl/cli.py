@@ -296,6 +296,51 @@ def compare(
     raise typer.Exit(int(code or 0))
 
 
+@app.command()
+def runs(
+    directory: Annotated[
+        Path, typer.Argument(help="A run directory or a folder of them (default: runs).")
+    ] = Path("runs"),
+    mlflow: Annotated[
+        str | None,
+        typer.Option("--mlflow", help="List the saferl runs of this MLflow tracking URI instead."),
+    ] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="With --mlflow: only this experiment.")
+    ] = None,
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="COLUMN=VALUE or COLUMN!=VALUE, e.g. env=WheelchairSC-v0."),
+    ] = None,
+    sort: Annotated[
+        str | None, typer.Option(help="Column to sort by, high to low (e.g. best_return).")
+    ] = None,
+    ascending: Annotated[bool, typer.Option("--ascending", help="Sort low to high.")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Show at most N runs.")] = None,
+    format_: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """List runs: env, algorithm, seed, steps, final and best return and cost, status."""
+    from saferl.training.tracking.runs import (
+        filter_runs,
+        format_runs,
+        runs_from_dirs,
+        runs_from_mlflow,
+        sort_runs,
+    )
+
+    try:
+        if experiment is not None and mlflow is None:
+            raise UserError("--experiment needs --mlflow")
+        if mlflow is not None:
+            rows = runs_from_mlflow(mlflow, experiment)
+        else:
+            rows = runs_from_dirs(directory)
+        rows = sort_runs(filter_runs(rows, filter_ or []), sort, ascending=ascending)
+        typer.echo(format_runs(rows[:limit] if limit else rows, format_))
+    except (ConfigError, UserError) as exc:
+        _fail(str(exc))
+
+
 def _split(text: str | None) -> list[str] | None:
     if text is None:
         return None
