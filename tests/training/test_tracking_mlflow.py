@@ -238,7 +238,8 @@ def test_policy_logged_as_a_pyfunc_model_gives_saferls_own_actions(tmp_path, mon
     tags = client.get_run(info["run_id"]).data.tags
     assert tags["saferl.env"] == "WheelchairSC-v0" and tags["saferl.algo"] == "cpo"
     assert tags["saferl.seed"] == "0" and "saferl.version.torch" in tags
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.db", "wc"]
+    # MLflow's implicit defaults (./mlflow.db, ./mlruns) are never used.
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
 
 
 def test_example_script_with_wandb_and_mlflow_offline_without_a_key(tmp_path, monkeypatch):
@@ -282,4 +283,6 @@ def test_example_script_with_wandb_and_mlflow_offline_without_a_key(tmp_path, mo
     assert info["mlflow"]["delivery"]["delivered_epochs"] == "1-2"
     assert info["mlflow"]["tracking_uri"] == f"sqlite:///{(tmp_path / 'runs').resolve()}/mlflow.db"
     assert "upload it with: wandb sync" in (run / "log.jsonl").read_text()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # no ./mlflow.db, no ./mlruns
+    # MLflow's implicit defaults (./mlflow.db, ./mlruns) are never used.
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
+    assert (tmp_path / "runs" / "mlflow.db").is_file()
