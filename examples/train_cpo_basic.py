@@ -4,6 +4,8 @@
     python examples/train_cpo_basic.py --env-type exoskeleton --max-iterations 1000 \\
         --early-stopping --impairment severe
     python examples/train_cpo_basic.py --algo ppo_lagrangian --set algo.per_constraint=true
+    python examples/train_cpo_basic.py --env-type exoskeleton --max-iterations 1000 \\
+        --use-wandb --use-mlflow --early-stopping   # W&B offline without an API key
 
 Every flag maps onto a config field; ``--set section.field=value`` reaches any other one.
 """
@@ -30,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cost-limit", type=float, help="per-episode limit (default: env's)")
     parser.add_argument("--early-stopping", action="store_true", help="stop on a return plateau")
     parser.add_argument("--name", help="run name (directory runs/NAME)")
+    parser.add_argument("--use-mlflow", action="store_true", help="also track in MLflow")
+    parser.add_argument("--use-wandb", action="store_true", help="also track in W&B")
+    parser.add_argument("--use-tensorboard", action="store_true", help="TensorBoard files")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (with --use-mlflow)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
 
@@ -49,12 +55,26 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append("train.early_stopping.enabled=true")
     if args.name:
         overrides.append(f"train.name={args.name}")
+    backends = [
+        name
+        for name, on in (
+            ("mlflow", args.use_mlflow),
+            ("wandb", args.use_wandb),
+            ("tensorboard", args.use_tensorboard),
+        )
+        if on
+    ]
+    if backends:
+        overrides.append(f"tracking.backends=[{', '.join(backends)}]")
+    if args.tracking_uri:
+        overrides.append(f"tracking.mlflow_uri={args.tracking_uri}")
     try:
         config = saferl.load_config(overrides=[*overrides, *args.set])
-    except saferl.ConfigError as exc:
+        trainer = saferl.Trainer(config, command=[sys.executable, *sys.argv])
+    except saferl.ConfigError as exc:  # also a backend whose package is missing
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return saferl.Trainer(config, command=[sys.executable, *sys.argv]).train()
+    return trainer.train()
 
 
 if __name__ == "__main__":

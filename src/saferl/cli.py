@@ -115,11 +115,50 @@ def train(
         Path | None,
         typer.Option("--init-from", help="Start from the weights of this checkpoint file."),
     ] = None,
+    use_mlflow: Annotated[
+        bool,
+        typer.Option("--use-mlflow", help="Also track in MLflow (pip install 'saferl[mlflow]')."),
+    ] = False,
+    use_wandb: Annotated[
+        bool,
+        typer.Option(
+            "--use-wandb",
+            help="Also track in Weights & Biases, offline without an API key "
+            "(pip install 'saferl[wandb]').",
+        ),
+    ] = False,
+    use_tensorboard: Annotated[
+        bool,
+        typer.Option(
+            "--use-tensorboard",
+            help="Also write TensorBoard event files (pip install 'saferl[tensorboard]').",
+        ),
+    ] = False,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri",
+            help="MLflow tracking URI (default: sqlite:///RUNS_DIR/mlflow.db); needs MLflow.",
+        ),
+    ] = None,
 ) -> None:
     """Train a policy (default: CPO on WheelchairSC-v0, files under runs/)."""
     overrides = list(set_ or [])
     if resume is None and config is None:
         config = default_config_path()
+    added = [
+        b
+        for b, on in (
+            ("mlflow", use_mlflow),
+            ("wandb", use_wandb),
+            ("tensorboard", use_tensorboard),
+        )
+        if on
+    ]
+    if added or tracking_uri is not None:
+        overrides = _tracking_overrides(
+            resume / "config.yaml" if resume is not None else config, overrides, added, tracking_uri
+        )
     if resume is None:
         # Validate before anything else so a bad value fails fast with one line.
         try:
@@ -128,7 +167,10 @@ def train(
                 checked.append(f"train.name={name}")
             if runs_dir is not None:
                 checked.append(f"train.runs_dir={runs_dir}")
-            load_config(config, checked)
+            checked_config = load_config(config, checked)
+            from saferl.training.tracking.base import check_backends
+
+            check_backends(checked_config.tracking.backends)
         except ConfigError as exc:
             _fail(str(exc))
     run_train = _optional_attr("saferl.training.trainer", "run_train")
@@ -147,6 +189,26 @@ def train(
     except (ConfigError, RegistryError, UserError, FileNotFoundError) as exc:
         _fail(str(exc))
     raise typer.Exit(int(code or 0))
+
+
+def _tracking_overrides(
+    config: Path | None, overrides: list[str], added: list[str], tracking_uri: str | None
+) -> list[str]:
+    """``--use-*`` and ``--tracking-uri`` as ``--set`` overrides: the backends are appended to the
+    config's own ``tracking.backends`` (the run's, when resuming)."""
+    try:
+        current = load_config(config, overrides).tracking.backends
+    except ConfigError as exc:
+        _fail(str(exc))
+    out = list(overrides)
+    backends = [*current, *(b for b in added if b not in current)]
+    if backends != current:
+        out.append(f"tracking.backends=[{', '.join(backends)}]")
+    if tracking_uri is not None:
+        if "mlflow" not in backends:
+            _fail("--tracking-uri is the MLflow tracking URI; add --use-mlflow")
+        out.append(f"tracking.mlflow_uri={tracking_uri}")
+    return out
 
 
 @app.command()
@@ -250,6 +312,51 @@ def compare(
     except (EvaluationError, ConfigError, RegistryError) as exc:
         _fail(str(exc))
     raise typer.Exit(int(code or 0))
+
+
+@app.command()
+def runs(
+    directory: Annotated[
+        Path, typer.Argument(help="A run directory or a folder of them (default: runs).")
+    ] = Path("runs"),
+    mlflow: Annotated[
+        str | None,
+        typer.Option("--mlflow", help="List the saferl runs of this MLflow tracking URI instead."),
+    ] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="With --mlflow: only this experiment.")
+    ] = None,
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="COLUMN=VALUE or COLUMN!=VALUE, e.g. env=WheelchairSC-v0."),
+    ] = None,
+    sort: Annotated[
+        str | None, typer.Option(help="Column to sort by, high to low (e.g. best_return).")
+    ] = None,
+    ascending: Annotated[bool, typer.Option("--ascending", help="Sort low to high.")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Show at most N runs.")] = None,
+    format_: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """List runs: env, algorithm, seed, steps, final and best return and cost, status."""
+    from saferl.training.tracking.runs import (
+        filter_runs,
+        format_runs,
+        runs_from_dirs,
+        runs_from_mlflow,
+        sort_runs,
+    )
+
+    try:
+        if experiment is not None and mlflow is None:
+            raise UserError("--experiment needs --mlflow")
+        if mlflow is not None:
+            rows = runs_from_mlflow(mlflow, experiment)
+        else:
+            rows = runs_from_dirs(directory)
+        rows = sort_runs(filter_runs(rows, filter_ or []), sort, ascending=ascending)
+        typer.echo(format_runs(rows[:limit] if limit else rows, format_))
+    except (ConfigError, UserError) as exc:
+        _fail(str(exc))
 
 
 def _split(text: str | None) -> list[str] | None:

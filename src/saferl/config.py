@@ -435,20 +435,55 @@ class TrainConfig(_Section):
 
 
 class TrackingConfig(_Section):
-    """Experiment tracking backends (the local CSV/JSONL files are always written)."""
+    """Experiment tracking backends (the local CSV/JSONL files are always written; see
+    docs/tracking.md)."""
 
     backends: list[str] = Field(default_factory=list)
-    """Extra tracking backends: mlflow, wandb, tensorboard or a plugin."""
-    experiment: str = "saferl"
-    """Experiment (MLflow) / project (W&B) name."""
+    """Backends besides the local files: mlflow, wandb, tensorboard or a plugin's name (each is an
+    optional extra, e.g. pip install 'saferl[mlflow]'); 'local' is always on."""
+    experiment: str | None = None
+    """MLflow experiment and W&B project; null: 'saferl-<env.id>' (one per environment)."""
     mlflow_uri: str | None = None
-    """MLflow tracking URI (e.g. http://127.0.0.1:5000); null uses sqlite:///mlflow.db in the run's parent."""
-    wandb_mode: Literal["online", "offline", "disabled"] = "offline"
-    """W&B mode; online without an API key falls back to offline."""
+    """MLflow tracking URI (http://host:port, sqlite:///file.db, ...); null:
+    sqlite:///<train.runs_dir>/mlflow.db with artifacts in <train.runs_dir>/mlartifacts."""
+    mlflow_log_model: bool = True
+    """MLflow: log the final policy (best.pt, else last.pt) as an MLflow pyfunc model."""
+    wandb_mode: Literal["auto", "online", "offline"] = "auto"
+    """W&B: auto is online when an API key is found (WANDB_API_KEY or ~/.netrc), else offline;
+    online without a key falls back to offline. Offline runs are written under the run directory
+    (upload later with 'wandb sync')."""
     wandb_entity: str | None = None
-    """W&B entity (team or user)."""
+    """W&B entity (team or user); null: the account's default."""
     tags: list[str] = Field(default_factory=list)
-    """Tags attached to the run."""
+    """Tags attached to the MLflow and W&B runs."""
+    queue_size: int = Field(10_000, ge=1)
+    """Metrics rows a failing backend keeps for retry; beyond it the oldest are dropped (the
+    end-of-run report names them; the local files keep every row)."""
+    flush_timeout: float = Field(30.0, ge=0)
+    """Seconds the end of a run waits for each backend to deliver what it has queued."""
+
+    @field_validator("backends")
+    @classmethod
+    def _backends_once(cls, v: list[str]) -> list[str]:
+        seen = [b for i, b in enumerate(v) if b in v[:i]]
+        if seen:
+            raise ValueError(f"'{seen[0]}' is listed twice")
+        if any(not b.strip() for b in v):
+            raise ValueError("backend names must not be empty")
+        return v
+
+    @field_validator("mlflow_uri", "mlflow_log_model", "wandb_entity")
+    @classmethod
+    def _only_with_backend(cls, v: Any, info: ValidationInfo) -> Any:
+        # A setting for a backend that is not in use would silently do nothing: refuse it.
+        backend = "mlflow" if (info.field_name or "").startswith("mlflow") else "wandb"
+        default = TrackingConfig.model_fields[info.field_name].default
+        if v != default and backend not in (info.data.get("backends") or []):
+            raise ValueError(
+                f"only used by the {backend} backend; add {backend} to tracking.backends "
+                f"(saferl train --use-{backend})"
+            )
+        return v
 
 
 class EvalConfig(_Section):

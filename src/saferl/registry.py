@@ -188,4 +188,10 @@ for _name, _target in {
     "ppo_lagrangian": "saferl.algos.ppo_lagrangian:PPOLagrangian",
 }.items():
     ALGORITHMS.register(_name, _target, source="builtin")
-TRACKERS.register("local", "saferl.training.tracking:LocalTracker", source="builtin")
+for _name, _target in {
+    "local": "saferl.training.tracking:LocalTracker",
+    "mlflow": "saferl.training.tracking.mlflow_backend:MLflowTracker",
+    "wandb": "saferl.training.tracking.wandb_backend:WandbTracker",
+    "tensorboard": "saferl.training.tracking.tensorboard_backend:TensorBoardTracker",
+}.items():
+    TRACKERS.register(_name, _target, source="builtin")

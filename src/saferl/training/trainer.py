@@ -49,7 +49,6 @@ import torch
 from saferl.algos.base import ALGORITHM_MEMBERS, Algorithm
 from saferl.config import Config, ConfigError, config_to_dict, dump_config, load_config
 from saferl.log import add_jsonl_handler, remove_handler
-from saferl.registry import TRACKERS
 from saferl.training import setup
 from saferl.training.callbacks import (
     BestModel,
@@ -72,7 +71,7 @@ from saferl.training.checkpoint import (
     to_plain,
 )
 from saferl.training.schedulers import build_schedules
-from saferl.training.tracking import LocalTracker, MultiTracker, Tracker
+from saferl.training.tracking import MultiTracker, build_trackers
 
 logger = logging.getLogger(__name__)
 
@@ -380,23 +379,14 @@ class Trainer:
         return RolloutCollector(self.env, self.algo, steps_per_env, seed=tc.seed)
 
     def _make_trackers(self) -> MultiTracker:
-        resume_epoch = self.epoch if self.resuming else None
-        trackers: list[tuple[str, Tracker]] = [
-            ("local", LocalTracker(self.run_dir, self.config.tracking, resume_epoch=resume_epoch))
-        ]
-        for name in self.config.tracking.backends:
-            if name == "local":
-                continue
-            try:
-                trackers.append((name, TRACKERS.get(name)(self.run_dir, self.config.tracking)))
-            except Exception as exc:  # an optional backend never stops training
-                logger.warning(
-                    "tracker '%s' unavailable (%s: %s); continuing with the local files",
-                    name,
-                    exc.__class__.__name__,
-                    exc,
-                )
-        return MultiTracker(trackers)
+        """The local files plus ``tracking.backends``, each backend queued and failure-isolated
+        (saferl.training.tracking.build_trackers); a missing backend package is a TrainError."""
+        try:
+            return build_trackers(
+                self.run_dir, self.config, resume_epoch=self.epoch if self.resuming else None
+            )
+        except ConfigError as exc:
+            raise TrainError(str(exc)) from None
 
     def _init_from(self, path: Path) -> None:
         """Copy policy and critic tensors (not optimiser or RNG state) from a checkpoint."""

@@ -1,13 +1,7 @@
-"""Experiment tracking behind one small protocol; the local CSV/JSON-lines files are always on.
+"""The local tracker: ``metrics.csv`` and ``metrics.jsonl`` in the run directory, always on.
 
-A :class:`Tracker` receives the run's parameters once, one metrics row per epoch, artifacts (plots,
-checkpoints) and a final ``close``. :class:`LocalTracker` writes ``metrics.csv`` and
-``metrics.jsonl`` in the run directory; :class:`MultiTracker` fans out to several backends and
-isolates their failures: a backend that raises is reported once (a warning naming it) and never
-stops training or costs the other backends a row.
-
-Other backends (MLflow, W&B, TensorBoard, plugins) are registered in
-:data:`saferl.registry.TRACKERS` as ``factory(run_dir, tracking_config) -> Tracker``.
+These files are the run's record of its metrics: every other backend is a copy, and a backend that
+was down can be refilled from them (``read_metrics``).
 """
 
 from __future__ import annotations
@@ -15,35 +9,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from saferl.utils import atomic_write_text
 
-logger = logging.getLogger(__name__)
-
-__all__ = ["LocalTracker", "MultiTracker", "Tracker", "read_metrics"]
-
-
-@runtime_checkable
-class Tracker(Protocol):
-    """What every tracking backend implements."""
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        """Record the run's (flattened or nested) configuration once."""
-
-    def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
-        """Record one row of scalar metrics at ``step`` (environment steps)."""
-
-    def log_artifact(self, path: str | Path) -> None:
-        """Record a file (plot, checkpoint, report)."""
-
-    def close(self) -> None:
-        """Flush and release resources; called once at the end of the run."""
+__all__ = ["LocalTracker", "read_metrics"]
 
 
 def _json_value(v: Any) -> Any:
@@ -162,48 +136,3 @@ class LocalTracker:
     def _rewrite(self) -> None:
         atomic_write_text(self.jsonl_path, "".join(json.dumps(r) + "\n" for r in self.rows))
         self._rewrite_csv()
-
-
-class MultiTracker:
-    """Fans every call out to several trackers; a failing backend is reported once, then skipped
-    quietly on each later failure (it is still called: a transient outage may recover).
-
-    Args:
-        trackers: name -> tracker; the order is kept (put the local tracker first).
-    """
-
-    def __init__(self, trackers: Mapping[str, Tracker] | Sequence[tuple[str, Tracker]]) -> None:
-        items = trackers.items() if isinstance(trackers, Mapping) else trackers
-        self.trackers: dict[str, Tracker] = dict(items)
-        self.failures: dict[str, int] = {}
-
-    def _call(self, method: str, *args: Any) -> None:
-        for name, tracker in self.trackers.items():
-            try:
-                getattr(tracker, method)(*args)
-            except Exception as exc:
-                count = self.failures.get(name, 0)
-                self.failures[name] = count + 1
-                if count == 0:
-                    logger.warning(
-                        "tracker '%s' failed in %s (%s: %s); training continues, the local "
-                        "files keep every row; further failures of '%s' are not reported",
-                        name,
-                        method,
-                        exc.__class__.__name__,
-                        exc,
-                        name,
-                        extra={"data": {"tracker": name, "method": method}},
-                    )
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        self._call("log_params", params)
-
-    def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
-        self._call("log_metrics", metrics, step)
-
-    def log_artifact(self, path: str | Path) -> None:
-        self._call("log_artifact", path)
-
-    def close(self) -> None:
-        self._call("close")
