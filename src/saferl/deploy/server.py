@@ -420,6 +420,9 @@ def serve(
     except OSError as exc:
         sock.close()
         raise DeployError(f"--port: cannot bind {host}:{port} ({exc.strerror or exc})") from None
+    # listening before the address is announced: clients that connect while uvicorn starts
+    # wait in the backlog instead of being refused
+    sock.listen(2048)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     print(
