@@ -7,6 +7,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -43,6 +44,14 @@ class Server:
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         return self.proc.stdout.readline() if ready else ""
 
+    def connect(self) -> http.client.HTTPConnection:
+        """Keep-alive connection with TCP_NODELAY (http.client sends headers and body
+        separately; with Nagle's algorithm the body waits for the server's delayed ACK)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn.connect()
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
     def request(
         self,
         method: str,
@@ -52,7 +61,7 @@ class Server:
         conn: http.client.HTTPConnection | None = None,
     ) -> tuple[int, bytes]:
         own = conn is None
-        c = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        c = conn or self.connect()
         headers = {"Content-Type": content_type} if body is not None and content_type else {}
         c.request(method, path, body=body, headers=headers)
         r = c.getresponse()
@@ -187,7 +196,7 @@ def test_bounded_load_from_concurrent_clients_has_no_errors(served):
     failures: list[str] = []
 
     def client(k: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        conn = server.connect()
         got = []
         try:
             for t in range(n_requests):
@@ -288,30 +297,45 @@ def test_serve_a_run_directory_and_stop_cleanly(exo):
 
 
 def test_serve_refuses_bad_arguments_in_one_line(wheelchair, tmp_path):
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "saferl", "serve", *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
+    from typer.testing import CliRunner
+
+    from saferl.cli import app
+
+    runner = CliRunner()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        cases = (
+            ((str(wheelchair.onnx), "--port", "70000"), "--port: expected 0..65535"),
+            ((str(wheelchair.onnx), "--max-batch", "0"), "--max-batch: must be >= 1"),
+            ((str(tmp_path / "nope.onnx"),), "no such file"),
+            ((str(tmp_path),), "is not a run directory"),
+            ((str(wheelchair.onnx), "--host", "no such host."), "--host: cannot resolve"),
+            (
+                (str(wheelchair.onnx), "--port", str(taken.getsockname()[1])),
+                "--port: cannot bind",
+            ),
         )
+        for args, message in cases:
+            res = runner.invoke(app, ["serve", *args])
+            assert res.exit_code == 2, (args, res.stdout, res.stderr)
+            lines = res.stderr.strip().splitlines()
+            assert len(lines) == 1 and message in lines[0], res.stderr
+            assert "Traceback" not in res.stderr
 
-    for args, message in (
-        ((str(wheelchair.onnx), "--port", "70000"), "--port: expected 0..65535"),
-        ((str(tmp_path / "nope.onnx"), "--max-batch", "0"), "--max-batch: must be >= 1"),
-        ((str(tmp_path / "nope.onnx"),), "no such file"),
-    ):
-        res = run(*args)
-        assert res.returncode == 2, res.stderr
-        lines = res.stderr.strip().splitlines()
-        assert len(lines) == 1 and message in lines[0], res.stderr
-        assert "Traceback" not in res.stderr
-    # a port already taken
-    import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(1)
-        res = run(str(wheelchair.onnx), "--port", str(s.getsockname()[1]))
-    assert res.returncode == 2 and "--port: cannot bind" in res.stderr
-    assert "Traceback" not in res.stderr
+def test_replies_are_not_held_back_by_nagles_algorithm(served):
+    """The listening socket is a TCP socket to asyncio (TCP_NODELAY on every connection):
+    without it each reply waited ~40 ms for the client's delayed ACK."""
+    server, rt = served
+    conn = server.connect()
+    body = json.dumps({"obs": _obs(rt, 1)[0].tolist(), "session": "nagle"})
+    times = []
+    try:
+        for _ in range(21):
+            t0 = time.perf_counter()
+            assert server.request("POST", "/act", body, conn=conn)[0] == 200
+            times.append(time.perf_counter() - t0)
+    finally:
+        conn.close()
+    assert sorted(times)[10] < 0.02, f"median {sorted(times)[10] * 1e3:.1f} ms"

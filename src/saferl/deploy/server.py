@@ -57,6 +57,10 @@ _LATENCY_BUCKETS = (
     1.0,
 )
 _MAX_SESSION_ID = 128
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - part of the deploy extra
+    _orjson = None
 _ALLOWED_KEYS = {"obs", "session", "reset"}
 
 
@@ -68,6 +72,14 @@ class RequestError(Exception):
         self.status = status
         self.message = message
         self.reason = reason
+
+
+def _fast_loads(body: bytes) -> Any:
+    """orjson (strict JSON, ~10x faster than the standard library on a batch of numbers) when
+    installed, else the standard parser."""
+    if _orjson is not None:
+        return _orjson.loads(body)
+    return json.loads(body, parse_constant=_reject_constant)
 
 
 def _reject_constant(name: str) -> float:
@@ -97,11 +109,16 @@ def parse_act_request(
         RequestError: the status and message for the client.
     """
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
-    except RequestError:
-        raise
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(400, f"malformed JSON: {exc}", "malformed_json") from None
+        data = _fast_loads(body)
+    except ValueError:
+        # not strict JSON: the standard parser tells NaN/Infinity literals and overflowing
+        # numbers (422, non-finite) from malformed text (400); only bad requests pay for it
+        try:
+            data = json.loads(body, parse_constant=_reject_constant)
+        except RequestError:
+            raise
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RequestError(400, f"malformed JSON: {exc}", "malformed_json") from None
     if not isinstance(data, dict):
         raise RequestError(422, "body: expected a JSON object with 'obs'", "bad_field")
     unknown = sorted(set(data) - _ALLOWED_KEYS)
@@ -126,7 +143,8 @@ def parse_act_request(
             f"obs: batch of {rows} observations exceeds this server's limit {max_batch}",
             "too_large",
         )
-    if _has_bool(raw):
+    # the per-element scan only when the body has a JSON boolean somewhere (a C-speed search)
+    if (b"true" in body or b"false" in body) and _has_bool(raw):
         raise RequestError(422, "obs: must be numbers, got true/false", "bad_dtype")
     try:
         arr = np.asarray(raw)
@@ -206,8 +224,12 @@ def _reset(value: Any, rows: int, single: bool) -> list[bool] | None:
 def _json_response(payload: Any, status: int = 200) -> Any:
     from starlette.responses import Response
 
+    if _orjson is not None:
+        text: bytes | str = _orjson.dumps(payload)
+    else:
+        text = json.dumps(payload, allow_nan=False, separators=(",", ":"))
     return Response(
-        json.dumps(payload, allow_nan=False, separators=(",", ":")),
+        text,
         status_code=status,
         media_type="application/json",
     )
@@ -401,25 +423,28 @@ def serve(
     uvicorn = require("uvicorn")
     if not 0 <= int(port) <= 65535:
         raise DeployError(f"--port: expected 0..65535, got {port}")
-    if not _is_loopback(host):
-        logger.warning(
-            "binding %s: the service has no authentication or TLS; anyone who can reach this "
-            "address can drive the policy",
-            host,
-        )
     app = create_app(runtime, max_batch=max_batch, max_sessions=max_sessions)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise DeployError(f"--host: cannot resolve {host!r} ({exc.strerror})") from None
-    family, _, _, _, addr = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    family, kind, proto, _, addr = infos[0]
+    # proto must be IPPROTO_TCP (not 0): asyncio sets TCP_NODELAY only on such sockets, and
+    # without it every reply (headers and body written separately) waits ~40 ms for the
+    # client's delayed ACK
+    sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(addr)
     except OSError as exc:
         sock.close()
         raise DeployError(f"--port: cannot bind {host}:{port} ({exc.strerror or exc})") from None
+    if not _is_loopback(host):
+        logger.warning(
+            "bound %s: the service has no authentication or TLS; anyone who can reach this "
+            "address can drive the policy",
+            host,
+        )
     # listening before the address is announced: clients that connect while uvicorn starts
     # wait in the backlog instead of being refused
     sock.listen(2048)
