@@ -238,7 +238,7 @@ def compare(
 def export_(
     run_dir: Annotated[Path, typer.Argument(help="Run directory to export (runs/NAME).")],
     format_: Annotated[
-        str, typer.Option("--format", "-f", help="onnx (needs saferl[deploy]) or torchscript.")
+        str, typer.Option("--format", "-f", help="onnx (needs the deploy extra) or torchscript.")
     ] = "onnx",
     checkpoint: Annotated[
         str, typer.Option(help="best (falls back to last), last, or a checkpoint file path.")

@@ -220,11 +220,11 @@ def test_episodes_driven_by_the_export_equal_saferl_evaluate(trained):
     """Same seeds, same episodes: return, cost and length of every episode are identical when
     the exported file drives the raw env and keeps its own averages."""
     run = load_run_model(trained.run_dir, checkpoint="last")
-    table_run, _ = evaluate_model(run, ["standard"], episodes=3)
+    table_run, _ = evaluate_model(run, ["standard"], episodes=2)
     for path in (trained.onnx, trained.torchscript):
         exported = load_exported_model(path)
         assert exported.describe()["kind"] == "exported"
-        table, _ = evaluate_model(exported, ["standard"], episodes=3)
+        table, _ = evaluate_model(exported, ["standard"], episodes=2)
         for col in ("seed", "return", "cost", "length"):
             np.testing.assert_array_equal(table[col], table_run[col], err_msg=col)
 
