@@ -359,6 +359,83 @@ def runs(
         _fail(str(exc))
 
 
+@app.command("export")
+def export_(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory to export (runs/NAME).")],
+    format_: Annotated[
+        str, typer.Option("--format", "-f", help="onnx (needs the deploy extra) or torchscript.")
+    ] = "onnx",
+    checkpoint: Annotated[
+        str, typer.Option(help="best (falls back to last), last, or a checkpoint file path.")
+    ] = "best",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Output file (default RUN_DIR/export/policy.onnx or policy.pt)."
+        ),
+    ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="float64 (actions equal saferl evaluate's) or float32 (runtimes without doubles)."
+        ),
+    ] = "float64",
+) -> None:
+    """Export the deterministic policy (normaliser, clipping, obs_ema state) and a JSON sidecar."""
+    from saferl.deploy import DeployError, export_run
+
+    try:
+        path, side = export_run(
+            str(run_dir), format_, out, checkpoint=checkpoint, precision=precision
+        )
+    except DeployError as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {path} and {side}")
+
+
+@app.command()
+def serve(
+    model: Annotated[
+        Path, typer.Argument(help="Run directory (runs/NAME) or exported file (.onnx, .pt).")
+    ],
+    host: Annotated[
+        str, typer.Option(help="Address to bind (no authentication: keep it on loopback).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one (printed).")] = 8000,
+    checkpoint: Annotated[
+        str, typer.Option(help="For a run directory: best, last or a checkpoint file.")
+    ] = "best",
+    max_batch: Annotated[
+        int, typer.Option("--max-batch", help="Most observations per request.")
+    ] = 1024,
+    max_sessions: Annotated[
+        int, typer.Option("--max-sessions", help="Per-user sessions kept (obs_ema state).")
+    ] = 10_000,
+    threads: Annotated[int, typer.Option(help="Intra-op threads of the policy runtime.")] = 1,
+) -> None:
+    """Serve a policy over HTTP JSON: POST /act, GET /health, /metadata, /metrics."""
+    from saferl.deploy import DeployError, load_policy, policy_from_run
+    from saferl.deploy import serve as run_server
+
+    for name, value, low in (
+        ("--max-batch", max_batch, 1),
+        ("--max-sessions", max_sessions, 1),
+        ("--threads", threads, 1),
+    ):
+        if value < low:
+            _fail(f"{name}: must be >= {low}, got {value}")
+    if not 0 <= port <= 65535:
+        _fail(f"--port: expected 0..65535, got {port}")
+    try:
+        if model.is_dir():
+            runtime = policy_from_run(model, checkpoint=checkpoint, threads=threads)
+        else:
+            runtime = load_policy(model, threads=threads)
+        run_server(runtime, host=host, port=port, max_batch=max_batch, max_sessions=max_sessions)
+    except DeployError as exc:
+        _fail(str(exc))
+
+
 def _split(text: str | None) -> list[str] | None:
     if text is None:
         return None
