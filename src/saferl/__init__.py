@@ -30,6 +30,8 @@ _LAZY = {
     "evaluate_model": "saferl.training.evaluation:evaluate_model",
     "run_evaluate": "saferl.training.evaluation:run_evaluate",
     "run_compare": "saferl.training.evaluation:run_compare",
+    "export_run": "saferl.deploy:export_run",
+    "load_policy": "saferl.deploy:load_policy",
 }
 
 __all__ = [

@@ -235,3 +235,20 @@ def test_exported_model_refuses_sampled_actions(exo):
     model = load_exported_model(exo.onnx)
     with pytest.raises(EvaluationError, match="deterministic"):
         evaluate_model(model, ["stochastic"], episodes=1)
+
+
+def test_compare_takes_an_exported_file_beside_its_run(exo, tmp_path):
+    """``saferl compare RUN FILE.onnx``: the run and its export are two models on the same
+    episodes; the deterministic export equals the run's mean action on each of them."""
+    import json
+
+    from saferl.training.evaluation import run_compare
+
+    out = tmp_path / "ab"
+    run_compare([str(exo.run_dir), str(exo.onnx)], out=str(out), protocols=["standard"], episodes=2)
+    result = json.loads((out / "comparison.json").read_text())
+    summaries = result["groups"][0]["summaries"]
+    assert len(summaries) == 2
+    (a, b) = summaries.values()
+    assert a["return"]["estimate"] == b["return"]["estimate"]
+    assert a["cost"]["estimate"] == b["cost"]["estimate"]

@@ -299,8 +299,22 @@ def load_baseline(
     )
 
 
+#: file suffixes of exported policies (``saferl export``), evaluated through ``saferl.deploy``
+EXPORTED_SUFFIXES = (".onnx", ".pt")
+
+
 def load_model(spec: str, *, checkpoint: str = "best", reference: Model | None = None) -> Model:
-    """A run directory or ``baselines:<name>``; baselines take ``reference``'s env and limit."""
+    """A run directory, an exported policy file (``.onnx``/``.pt`` with its sidecar, run by its
+    runtime: what a robot would run) or ``baselines:<name>``; baselines take ``reference``'s
+    env and limit."""
+    path = Path(spec)
+    if path.suffix in EXPORTED_SUFFIXES and path.is_file():
+        from saferl.deploy import DeployError, load_exported_model
+
+        try:
+            return load_exported_model(path)
+        except DeployError as exc:
+            raise EvaluationError(str(exc)) from None
     if spec.startswith(BASELINE_PREFIX):
         if reference is not None:
             return load_baseline(
