@@ -17,10 +17,12 @@ Distributed: the Fisher-vector product all-reduces its result (count-weighted) t
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -29,10 +31,12 @@ from saferl.algos.dist import weighted_average_
 __all__ = [
     "CASES",
     "CPOStep",
+    "CPOStepMulti",
     "LineSearchResult",
     "backtracking_line_search",
     "conjugate_gradient",
     "cpo_step",
+    "cpo_step_multi",
     "fisher_vector_product",
     "flat_grad",
     "flat_params",
@@ -425,6 +429,218 @@ def cpo_step(
     nu = max(0.0, (lam * c + r) / s)
     x = (hinv_g - nu * hinv_b) / lam
     return CPOStep(x, "both_active" if nu > 0 else "kl_only", lam, nu, q, r, s, c, A, B)
+
+
+# ------------------------------------------------------------------------------------------
+# The CPO step with several constraints
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CPOStepMulti:
+    """Result of :func:`cpo_step_multi` (m constraints).
+
+    Attributes:
+        x: the step in parameter space (1-D float64).
+        case: one of :data:`CASES`; ``both_active`` when at least one constraint binds.
+        lam: trust-region multiplier lambda* (``nan`` when not from the dual).
+        nu: ``(m,)`` constraint multipliers nu* (0 for inactive constraints; ``nan`` in
+            recovery).
+        active: indices of the binding constraints.
+        weights: ``(m,)`` in recovery, the weights w* of the constraints whose combination the
+            step decreases (they sum to 1; ``nan`` otherwise).
+        q: ``g^T H^-1 g``; r: ``(m,)`` ``B^T H^-1 g``; S: ``(m, m)`` ``B^T H^-1 B``.
+        c: ``(m,)`` the constraint values passed in (per-step units).
+    """
+
+    x: torch.Tensor
+    case: str
+    lam: float
+    nu: np.ndarray
+    active: tuple[int, ...]
+    weights: np.ndarray
+    q: float
+    r: np.ndarray
+    S: np.ndarray
+    c: np.ndarray
+
+    @property
+    def case_code(self) -> int:
+        return CASES[self.case]
+
+
+def _subsets(idx: Sequence[int]) -> list[tuple[int, ...]]:
+    out: list[tuple[int, ...]] = []
+    for k in range(len(idx) + 1):
+        out.extend(itertools.combinations(idx, k))
+    return out
+
+
+def _solve(S: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
+    """``S^-1 rhs`` for a well-conditioned ``S``, else None (a degenerate subset is skipped)."""
+    if np.linalg.cond(S) > 1e12:
+        return None
+    return np.linalg.solve(S, rhs)
+
+
+def _minimax_weights(c: np.ndarray, S: np.ndarray, delta: float) -> tuple[np.ndarray, float]:
+    """``max over w in the simplex of c^T w - sqrt(2 delta w^T S w)`` and its maximiser.
+
+    This is the dual of ``min over the trust region of max_i (c_i + b_i^T x)``: the value is the
+    smallest worst violation the trust region allows (> 0: the problem is infeasible). On a
+    support A the maximiser satisfies ``S_AA u = (c_A - mu 1) / sqrt(2 delta)`` with
+    ``u^T S_AA u = 1`` and ``w = u / sum(u)``; the value is mu. Every support is tried and the
+    KKT point kept (the problem is concave, so a KKT point is the maximum).
+    """
+    m = len(c)
+    best_mu, best_w = -math.inf, np.full(m, math.nan)
+    root = math.sqrt(2.0 * delta)
+    for A in _subsets(range(m))[1:]:
+        ia = list(A)
+        Saa, ca, ones = S[np.ix_(ia, ia)], c[ia], np.ones(len(ia))
+        si_one, si_c = _solve(Saa, ones), _solve(Saa, ca)
+        if si_one is None or si_c is None:
+            continue
+        a, b, e = ones @ si_one, ones @ si_c, ca @ si_c
+        disc = b * b - a * (e - 2.0 * delta)
+        if a <= _EPS or disc < 0:
+            continue
+        for mu in ((b + math.sqrt(disc)) / a, (b - math.sqrt(disc)) / a):
+            u = (si_c - mu * si_one) / root
+            if np.any(u <= 0):
+                continue
+            w = np.zeros(m)
+            w[ia] = u / u.sum()
+            norm = math.sqrt(max(float(w @ S @ w), 0.0))
+            grad = c - root * (S @ w) / norm  # dphi/dw; KKT: <= mu off the support
+            if np.all(grad <= mu + 1e-9 * (1.0 + abs(mu))) and mu > best_mu:
+                best_mu, best_w = float(mu), w
+    return best_w, best_mu
+
+
+def cpo_step_multi(
+    g: torch.Tensor,
+    B: torch.Tensor,
+    hinv_g: torch.Tensor,
+    hinv_B: torch.Tensor,
+    c: Sequence[float] | np.ndarray | torch.Tensor,
+    delta: float,
+    s_tol: float = 1e-8,
+) -> CPOStepMulti:
+    """Exact solution of ``max_x g^T x  s.t.  c_i + b_i^T x <= 0 (i = 1..m),  1/2 x^T H x <= delta``.
+
+    The dual is ``min over lambda > 0, nu >= 0 of (q - 2 r^T nu + nu^T S nu) / (2 lambda)
+    + lambda delta - c^T nu``. For a set A of binding constraints its stationary point is
+    ``lambda = sqrt((q - r_A^T S_AA^-1 r_A) / (2 delta - c_A^T S_AA^-1 c_A))`` and
+    ``nu_A = S_AA^-1 (r_A + lambda c_A)``, the single-constraint formulas with the scalars made
+    matrices; every subset of the m constraints is tried (m is small) and the one whose point
+    satisfies every KKT condition (nu_A >= 0, the other constraints satisfied) with the lowest
+    dual value is kept. With m = 1 this is :func:`cpo_step`.
+
+    Cases: ``feasible`` (the whole trust region satisfies every constraint: TRPO step),
+    ``kl_only`` (no constraint binds at the trust-region optimum), ``both_active`` (some bind),
+    ``trpo`` (every cost gradient degenerate, every constraint satisfied) and ``recovery``: no
+    point of the trust region satisfies all constraints. Recovery then takes the step that
+    minimises the *worst* violation ``max_i (c_i + b_i^T x)`` over the trust region: it lowers
+    the most violated constraint first, and lowers several together where that is what keeps
+    the worst one lowest, so no group's violation is traded for another's (with m = 1 it is the
+    usual ``-sqrt(2 delta / s) H^-1 b``). Constraints whose cost gradient is degenerate
+    (``b_i^T H^-1 b_i <= s_tol``) do not depend on the step: satisfied ones are dropped;
+    a violated one makes the problem infeasible and recovery works on the others.
+
+    Args:
+        g: reward-surrogate gradient (ascent direction), ``(n,)``.
+        B: ``(n, m)`` cost-surrogate gradients, one column per constraint.
+        hinv_g: ``H^-1 g``; hinv_B: ``(n, m)`` ``H^-1 B`` (same solver, for consistency).
+        c: ``(m,)`` constraint values ``(J_c,i - d_i) / T`` in per-step units (> 0: violated).
+        delta: trust-region size (mean KL).
+        s_tol: degenerate cost-gradient threshold, as in :func:`cpo_step`.
+    """
+    g, hinv_g = g.double(), hinv_g.double()
+    B, hinv_B = B.double().reshape(len(g), -1), hinv_B.double().reshape(len(g), -1)
+    c = np.asarray(torch.as_tensor(c, dtype=torch.float64).cpu(), np.float64).reshape(-1)
+    m = B.shape[1]
+    if len(c) != m:
+        raise ValueError(f"c has {len(c)} values for {m} constraints")
+    delta = float(delta)
+    q = float(torch.dot(g, hinv_g))
+    r = (B.T @ hinv_g).cpu().numpy()
+    S = (B.T @ hinv_B).cpu().numpy()
+    S = 0.5 * (S + S.T)
+    nan_m = np.full(m, math.nan)
+    zeros = torch.zeros_like(hinv_g)
+
+    def result(x, case, lam=math.nan, nu=None, active=(), weights=None):
+        nu = np.zeros(m) if nu is None else nu
+        w = nan_m if weights is None else weights
+        return CPOStepMulti(x, case, lam, nu, tuple(active), w, q, r, S, c)
+
+    def tr_step() -> torch.Tensor:
+        return math.sqrt(2.0 * delta / q) * hinv_g if q > _EPS else zeros
+
+    diag = np.diag(S)
+    live = [i for i in range(m) if diag[i] > s_tol]
+    dead_violated = [i for i in range(m) if diag[i] <= s_tol and c[i] >= 0]
+
+    def recovery(idx: list[int]) -> CPOStepMulti:
+        violated = [i for i in idx if c[i] > 0]
+        if not violated:
+            return result(zeros, "recovery", nu=nan_m)
+        w_live, _ = _minimax_weights(c[idx], S[np.ix_(idx, idx)], delta)
+        w = np.zeros(m)
+        w[idx] = w_live
+        direction = hinv_B @ torch.from_numpy(w)
+        norm = math.sqrt(max(float(w @ S @ w), 0.0))
+        x = -math.sqrt(2.0 * delta) * direction / norm if norm > 0 else zeros
+        return result(x, "recovery", nu=nan_m, weights=w)
+
+    if dead_violated:
+        return recovery(live)
+    if not live:
+        return result(tr_step(), "trpo")
+    root = math.sqrt(2.0 * delta)
+    if all(c[i] + root * math.sqrt(diag[i]) <= 0 for i in live):
+        return result(tr_step(), "feasible")
+    _, worst = _minimax_weights(c[live], S[np.ix_(live, live)], delta)
+    if worst >= 0:
+        return recovery(live)
+
+    best: tuple[float, float, np.ndarray, tuple[int, ...]] | None = None
+    for A in _subsets(live):
+        ia = list(A)
+        if ia:
+            Saa = S[np.ix_(ia, ia)]
+            si_r, si_c = _solve(Saa, r[ia]), _solve(Saa, c[ia])
+            if si_r is None or si_c is None:
+                continue
+            num = q - r[ia] @ si_r
+            den = 2.0 * delta - c[ia] @ si_c
+        else:
+            si_r = si_c = np.zeros(0)
+            num, den = q, 2.0 * delta
+        if num <= _EPS or den <= 0:
+            continue
+        lam = math.sqrt(num / den)
+        nu = np.zeros(m)
+        nu[ia] = si_r + lam * si_c
+        if np.any(nu[ia] < 0):
+            continue
+        slack = c + (r - S @ nu) / lam  # c_j + b_j^T x at x = (H^-1 g - H^-1 B nu) / lambda
+        others = [j for j in live if j not in A]
+        if any(slack[j] > 1e-10 * (1.0 + abs(c[j])) for j in others):
+            continue
+        dual = (q - 2.0 * r @ nu + nu @ S @ nu) / (2.0 * lam) + lam * delta - c @ nu
+        if best is None or dual < best[0]:
+            best = (dual, lam, nu, A)
+    if best is None:
+        # Only reachable with g in the span of the binding cost gradients (nothing to gain
+        # along the constraints; with more parameters than constraints this needs g ~ 0):
+        # stay put, as the single-constraint step does.
+        return result(zeros, "kl_only")
+    _, lam, nu, A = best
+    x = (hinv_g - hinv_B @ torch.from_numpy(nu)) / lam
+    active = tuple(i for i in A if nu[i] > 0)
+    return result(x, "both_active" if active else "kl_only", lam, nu, active)
 
 
 # ------------------------------------------------------------------------------------------
