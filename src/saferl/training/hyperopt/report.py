@@ -208,8 +208,17 @@ def _plots(
     return written, notes
 
 
+def _importance_target(multi: bool) -> dict[str, Any]:
+    """Importances of a multi-objective study are those for the return; Optuna's default
+    evaluator (PED-ANOVA) treats low targets as good, hence the sign."""
+    if not multi:
+        return {}
+    return {"target": lambda t: -t.values[0], "target_name": "-return"}
+
+
 def _importances(optuna: Any, study: Any, multi: bool) -> tuple[dict[str, float], str | None]:
-    kw: dict[str, Any] = {"target": lambda t: t.values[0]} if multi else {}
+    kw = _importance_target(multi)
+    kw.pop("target_name", None)
     try:
         return dict(optuna.importance.get_param_importances(study, **kw)), None
     except Exception as exc:
@@ -220,14 +229,22 @@ def write_report(
     *, study_name: str, url: str, out_dir: Path, plots: bool = True
 ) -> dict[str, Path]:
     """Rebuild a study's files from its storage; returns name -> path of what was written."""
-    from saferl.training.hyperopt.study import (
-        import_optuna,
-        open_storage,
-        redact,
-        space_from_record,
-    )
+    from saferl.training.hyperopt.study import import_optuna
 
     optuna = import_optuna()
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # "no feasible trial yet" is in the summary
+    try:
+        return _write_report(optuna, study_name, url, out_dir, plots)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _write_report(
+    optuna: Any, study_name: str, url: str, out_dir: Path, plots: bool
+) -> dict[str, Path]:
+    from saferl.training.hyperopt.study import open_storage, redact, space_from_record
+
     state = optuna.trial.TrialState
     study = optuna.load_study(study_name=study_name, storage=open_storage(url))
     base, _space = space_from_record(study)

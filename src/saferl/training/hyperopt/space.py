@@ -245,8 +245,9 @@ def overrides_for(values: Mapping[str, Any]) -> list[str]:
     return [f"{k}={format_value(v)}" for k, v in values.items()]
 
 
-def default_space(algo: str) -> SearchSpace:
-    """The default space of ``algo`` (unconditional: the trial's algorithm is the base config's).
+def default_space(algo: str, base: Config | None = None) -> SearchSpace:
+    """The default space of ``algo`` (unconditional: the trial's algorithm is the base config's),
+    checked against ``base`` (default: the config defaults with ``algo.name=algo``).
 
     Raises:
         ConfigError: no default space for this algorithm.
@@ -256,7 +257,11 @@ def default_space(algo: str) -> SearchSpace:
             f"algo.name: no default search space for '{algo}' (defaults exist for "
             f"{', '.join(DEFAULT_SPACES)}); give one with --space FILE"
         )
-    return _parse_params(DEFAULT_SPACES[algo], None, f"default space of {algo}")
+    if base is None:
+        base = load_config(None, [f"algo.name={algo}"])
+    return parse_space(
+        {"parameters": DEFAULT_SPACES[algo]}, base, source=f"default space of {algo}"
+    )
 
 
 def parse_space(data: Any, base: Config, *, source: str = "space") -> SearchSpace:

@@ -126,6 +126,19 @@ def check_storage_url(url: str, n_workers: int) -> None:
                 ) from None
 
 
+def _driver_url(url: str) -> str:
+    """``postgresql://`` with the installed driver named (psycopg 3, else psycopg2)."""
+    if not url.startswith("postgresql://"):
+        return url
+    try:
+        import psycopg  # noqa: F401
+
+        driver = "psycopg"
+    except ModuleNotFoundError:
+        driver = "psycopg2"
+    return f"postgresql+{driver}://" + url[len("postgresql://") :]
+
+
 def open_storage(url: str) -> Any:
     """An Optuna storage for ``url`` (journal file, SQLite or PostgreSQL).
 
@@ -138,26 +151,18 @@ def open_storage(url: str) -> Any:
             kwargs: dict[str, Any] = {"pool_pre_ping": True}
             if url.startswith("postgresql"):
                 kwargs["connect_args"] = {"connect_timeout": 10}
-                if url.startswith("postgresql://"):
-                    url = "postgresql+psycopg://" + url[len("postgresql://") :]
-                    with contextlib.suppress(ModuleNotFoundError):
-                        import psycopg  # noqa: F401
-
-                        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-                    url = "postgresql+psycopg2://" + url[len("postgresql+psycopg://") :]
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+            return optuna.storages.RDBStorage(_driver_url(url), engine_kwargs=kwargs)
         from optuna.storages.journal import JournalFileBackend
 
         path = Path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    except TuneError:
-        raise
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
+        cause = getattr(exc, "orig", None) or exc
+        text = " ".join(str(cause).split())
+        text = text if len(text) <= 200 else text[:200] + "…"
         raise TuneError(
-            f"--storage {redact(url)}: cannot open it ({exc.__class__.__name__}: "
-            f"{_short(first, 160)})"
+            f"--storage {redact(url)}: cannot open it ({cause.__class__.__name__}: {text})"
         ) from None
 
 
@@ -716,8 +721,7 @@ def prepare(
     elif hopt.search_space:
         space = parse_space(hopt.search_space, base, source="hyperopt.search_space")
     else:
-        space = default_space(base.algo.name)
-        space.source = f"default space of {base.algo.name}"
+        space = default_space(base.algo.name, base)
     if hopt.sampler == "cmaes":
         make_sampler(hopt, 0)  # a missing cmaes package is a user error, found before any write
     return base, space
