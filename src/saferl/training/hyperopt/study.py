@@ -368,12 +368,16 @@ def space_from_record(study: Any) -> tuple[Config, SearchSpace]:
 
 
 def _proc_start(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux), to tell a reused pid apart."""
+    """The process's start time in clock ticks since boot (Linux), to tell a reused pid apart;
+    None when there is no such live process (a zombie, killed but not yet reaped, is dead)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
 
 
 def worker_id() -> str:
@@ -648,6 +652,7 @@ def _worker_main(job: WorkerJob) -> int:
 
 def _spawn_workers(jobs: Sequence[WorkerJob]) -> int:
     import multiprocessing as mp
+    from multiprocessing.connection import wait
 
     ctx = mp.get_context("spawn")
     procs = [
@@ -657,8 +662,11 @@ def _spawn_workers(jobs: Sequence[WorkerJob]) -> int:
         p.start()
     codes = []
     try:
-        for p in procs:
-            p.join()
+        # Reap each worker as soon as it exits (a killed one must not linger as a zombie).
+        pending = {p.sentinel: p for p in procs}
+        while pending:
+            for sentinel in wait(list(pending)):
+                pending.pop(sentinel).join()
     except KeyboardInterrupt:  # the workers got the signal too: let them checkpoint and leave
         for p in procs:
             p.join(timeout=120)
