@@ -292,7 +292,8 @@ def parse_space(data: Any, base: Config, *, source: str = "space") -> SearchSpac
     for algo, entries in cond_data.items():
         if not isinstance(algo, str) or algo not in ALGORITHMS:
             raise ConfigError(
-                f"{source}: conditional.{_short(algo)}: not a registered algorithm; known: "
+                f"{source}: conditional.{algo if isinstance(algo, str) else _short(algo)}: "
+                "not a registered algorithm; known: "
                 f"{', '.join(ALGORITHMS.names())}"
             )
         if not isinstance(entries, Mapping) or not entries:
@@ -389,8 +390,13 @@ def _check_against(space: SearchSpace, base: Config, source: str) -> None:
             try:
                 load_config(None, overrides, base=base)
             except ConfigError as exc:
-                where = f"conditional.{p.algo}." if p.algo else ""
-                raise ConfigError(f"{source}: {where}{p.field}: {exc}") from None
+                where = f"conditional.{p.algo}: " if p.algo else ""
+                text = str(exc)
+                if not text.startswith(p.field + ":"):
+                    text = f"{p.field}: {text}"
+                if ", got " not in text:
+                    text += f" (value {_short(v)})"
+                raise ConfigError(f"{source}: {where}{text}") from None
     if names_param is not None:
         from saferl.registry import ALGORITHMS
 
@@ -410,5 +416,8 @@ def load_space_file(path: str, base: Config) -> SearchSpace:
     """
     from saferl.config import _read_yaml
 
-    data = _read_yaml(path)
+    try:
+        data = _read_yaml(path)
+    except ConfigError as exc:
+        raise ConfigError(f"--space {exc}") from None
     return parse_space(data, base, source=f"--space {path}")

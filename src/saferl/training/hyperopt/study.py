@@ -105,7 +105,7 @@ def check_storage_url(url: str, n_workers: int) -> None:
     """Refuse storage URLs saferl does not support, and SQLite shared by several processes."""
     if "://" in url and not is_rdb(url):
         raise TuneError(
-            f"--storage {_short(redact(url))}: must be a journal file path, sqlite:///FILE or "
+            f"--storage {redact(url)[:200]}: must be a journal file path, sqlite:///FILE or "
             "postgresql://USER@HOST:PORT/DB"
         )
     if url.startswith("sqlite:///") and n_workers > 1:
@@ -874,6 +874,8 @@ def run_report(study_name: str, url: str, out_dir: str | Path, plots: bool = Tru
     from saferl.training.hyperopt.report import write_report
 
     optuna = import_optuna()
+    if not is_rdb(url) and not Path(url).is_file():  # do not create an empty journal
+        raise TuneError(f"--study: no study '{study_name}' in {url} (no such journal file)")
     storage = open_storage(url)
     names = {s.study_name for s in optuna.study.get_all_study_summaries(storage)}
     if study_name not in names:
