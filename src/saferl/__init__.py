@@ -29,6 +29,7 @@ _LAZY = {
     "evaluate_model": "saferl.training.evaluation:evaluate_model",
     "run_evaluate": "saferl.training.evaluation:run_evaluate",
     "run_compare": "saferl.training.evaluation:run_compare",
+    "run_tune": "saferl.training.hyperopt:run_tune",
 }
 
 __all__ = [

@@ -730,6 +730,16 @@ def prepare(
         space = parse_space(hopt.search_space, base, source="hyperopt.search_space")
     else:
         space = default_space(base.algo.name, base)
+    spe = [base.train.steps_per_epoch]
+    for p in space.all_params():
+        if p.field == "train.steps_per_epoch":
+            spe.append(max(p.choices) if p.kind == "categorical" else int(p.high))
+    if max(spe) > hopt.trial_steps:
+        raise TuneError(
+            f"--trial-steps: {hopt.trial_steps} is less than one epoch of "
+            f"train.steps_per_epoch={max(spe)} (base config or space); a trial would overrun "
+            "its budget"
+        )
     if hopt.sampler == "cmaes":
         make_sampler(hopt, 0)  # a missing cmaes package is a user error, found before any write
     return base, space
