@@ -19,6 +19,7 @@ import csv
 import io
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -235,7 +236,10 @@ def write_report(
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # "no feasible trial yet" is in the summary
     try:
-        return _write_report(optuna, study_name, url, out_dir, plots)
+        with warnings.catch_warnings():
+            # PED-ANOVA warns about the direction of any explicit target (ours is negated)
+            warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator")
+            return _write_report(optuna, study_name, url, out_dir, plots)
     finally:
         optuna.logging.set_verbosity(verbosity)
 
