@@ -610,7 +610,15 @@ def worker_loop(job: WorkerJob, sampler: Any = None) -> int:
             else:
                 a = outcome.attrs
                 trial.set_constraint("cost", a["eval_cost"] - a["cost_limit"])
-                study.tell(trial, outcome.values)
+                try:
+                    study.tell(trial, outcome.values)
+                except RuntimeError as exc:
+                    # GridSampler calls study.stop() once its grid is done, which Optuna allows
+                    # only inside study.optimize; the trial is stored by then (tell's finally).
+                    if "Study.stop" not in str(exc):
+                        raise
+                    logger.info("the sampler's search space is exhausted")
+                    return EXIT_OK
                 logger.info(
                     "trial %d: return %.4g, cost %.4g / limit %.4g (%s), %.1f s",
                     trial.number,
