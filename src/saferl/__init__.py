@@ -32,6 +32,7 @@ _LAZY = {
     "run_compare": "saferl.training.evaluation:run_compare",
     "export_run": "saferl.deploy:export_run",
     "load_policy": "saferl.deploy:load_policy",
+    "run_tune": "saferl.training.hyperopt:run_tune",
 }
 
 __all__ = [

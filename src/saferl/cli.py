@@ -442,12 +442,221 @@ def _split(text: str | None) -> list[str] | None:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
+# saferl tune: flag -> hyperopt field (a flag's value goes through the config's validation, and
+# an error names the flag).
+_TUNE_FLAGS = {
+    "--study": "study_name",
+    "--storage": "storage",
+    "--n-trials": "n_trials",
+    "--timeout": "timeout_s",
+    "--n-workers": "n_workers",
+    "--objective": "objective",
+    "--compute": "compute",
+    "--sampler": "sampler",
+    "--pruner": "pruner",
+    "--seed": "seed",
+    "--trial-steps": "trial_steps",
+}
+_TUNE_TEXT_FIELDS = ("study_name", "storage")  # taken as written, never parsed as YAML
+_TUNE_RUN_ONLY = (
+    "--n-trials",
+    "--timeout",
+    "--n-workers",
+    "--objective",
+    "--compute",
+    "--sampler",
+    "--pruner",
+    "--seed",
+    "--trial-steps",
+)
+
+
+def _tune_overrides(flags: dict[str, str | None]) -> list[str]:
+    from saferl.training.hyperopt.space import format_value
+
+    out = []
+    for flag, value in flags.items():
+        if value is None:
+            continue
+        field = _TUNE_FLAGS[flag]
+        text = format_value(value) if field in _TUNE_TEXT_FIELDS else value
+        out.append(f"hyperopt.{field}={text}")
+    return out
+
+
+def _flag_message(message: str) -> str:
+    """A config error about a hyperopt field set by a flag, worded with the flag's name."""
+    for flag, field in _TUNE_FLAGS.items():
+        prefix = f"hyperopt.{field}:"
+        if message.startswith(prefix):
+            return flag + message[len(prefix) - 1 :]
+    return message
+
+
 @app.command()
 def tune(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Base config YAML of every trial (default: the "
+            "embedded default, CPO on WheelchairSC-v0).",
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help="Override a base-config field (repeatable)."),
+    ] = None,
+    space: Annotated[
+        Path | None,
+        typer.Option(
+            "--space",
+            help="Search-space YAML (default: hyperopt.search_space, else "
+            "the algorithm's default space; docs/tuning.md).",
+        ),
+    ] = None,
+    n_trials: Annotated[
+        str | None,
+        typer.Option(
+            "--n-trials",
+            help="Finished trials the study should hold (a restarted study runs the missing ones).",
+        ),
+    ] = None,
+    timeout: Annotated[
+        str | None, typer.Option("--timeout", help="Seconds after which no new trial starts.")
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option("--study", help="Study name (continued if it exists).")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="Journal file path (default RUNS_DIR/studies/NAME/"
+            "journal.log), sqlite:///FILE or postgresql://USER@HOST:PORT/DB.",
+        ),
+    ] = None,
+    objective: Annotated[
+        str | None,
+        typer.Option(
+            "--objective",
+            help="composite (return with the cost limit as a "
+            "constraint) or multi (return, cost, compute).",
+        ),
+    ] = None,
+    compute: Annotated[
+        str | None,
+        typer.Option("--compute", help="multi's compute objective: wall_time or env_steps."),
+    ] = None,
+    n_workers: Annotated[
+        str | None, typer.Option("--n-workers", help="Local worker processes on the study.")
+    ] = None,
+    pruner: Annotated[
+        str | None,
+        typer.Option(
+            "--pruner",
+            help="auto, median, hyperband, successive_halving, rule (saferl's rule) or none.",
+        ),
+    ] = None,
+    sampler: Annotated[
+        str | None,
+        typer.Option("--sampler", help="tpe, random, cmaes, nsga2, gp or qmc."),
+    ] = None,
+    seed: Annotated[
+        str | None, typer.Option("--seed", help="Sampler seed (default: train.seed).")
+    ] = None,
+    trial_steps: Annotated[
+        str | None, typer.Option("--trial-steps", help="Env steps per trial.")
+    ] = None,
+    warm_start: Annotated[
+        str | None,
+        typer.Option(
+            "--warm-start", help="Enqueue the best trials of this other study (once per study)."
+        ),
+    ] = None,
+    warm_start_storage: Annotated[
+        str | None,
+        typer.Option(
+            "--warm-start-storage",
+            help="Storage of the --warm-start study (default: this study's).",
+        ),
+    ] = None,
+    runs_dir: Annotated[
+        Path | None,
+        typer.Option("--runs-dir", help="Parent of studies/ (default: train.runs_dir)."),
+    ] = None,
+    report: Annotated[
+        bool,
+        typer.Option("--report", help="Only rebuild the study's files from the storage."),
+    ] = False,
+    plots: Annotated[
+        bool, typer.Option("--plots/--no-plots", help="Write the HTML/PNG plots.")
+    ] = True,
 ) -> None:
-    """Hyperparameter search with Optuna (not available yet)."""
-    _not_available("tune")
+    """Hyperparameter search with Optuna: constraint-aware, multi-objective, pruned, resumable."""
+    flags = {
+        "--study": study,
+        "--storage": storage,
+        "--n-trials": n_trials,
+        "--timeout": timeout,
+        "--n-workers": n_workers,
+        "--objective": objective,
+        "--compute": compute,
+        "--sampler": sampler,
+        "--pruner": pruner,
+        "--seed": seed,
+        "--trial-steps": trial_steps,
+    }
+    if report:
+        given = [f for f in _TUNE_RUN_ONLY if flags[f] is not None]
+        given += [
+            f
+            for f, v in (
+                ("--space", space),
+                ("--warm-start", warm_start),
+                ("--warm-start-storage", warm_start_storage),
+            )
+            if v is not None
+        ]
+        if given:
+            _fail(
+                f"{given[0]}: does nothing with --report (it rebuilds the files of a study "
+                "from its storage; give --study, --storage, --runs-dir or --config)"
+            )
+    elif warm_start_storage is not None and warm_start is None:
+        _fail("--warm-start-storage: does nothing without --warm-start")
+    overrides = [*(set_ or []), *_tune_overrides(flags)]
+    if runs_dir is not None:
+        overrides.append(f"train.runs_dir={runs_dir}")
+    if config is None:
+        config = default_config_path()
+    try:
+        from saferl.training.hyperopt import run_report, run_tune, storage_url
+        from saferl.training.hyperopt.study import study_dir
+
+        if report:
+            cfg = load_config(config, overrides)
+            url = storage_url(cfg.hyperopt, cfg.train.runs_dir)
+            code = run_report(
+                cfg.hyperopt.study_name,
+                url,
+                study_dir(cfg.train.runs_dir, cfg.hyperopt.study_name),
+                plots=plots,
+            )
+        else:
+            code = run_tune(
+                str(config),
+                overrides,
+                space_path=str(space) if space is not None else None,
+                warm_start_study=warm_start,
+                warm_start_storage=warm_start_storage,
+                plots=plots,
+                log_level=logging.getLevelName(logging.getLogger("saferl").getEffectiveLevel()),
+            )
+    except (ConfigError, RegistryError, UserError) as exc:
+        _fail(_flag_message(str(exc)))
+    raise typer.Exit(int(code or 0))
 
 
 @app.command()

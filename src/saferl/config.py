@@ -506,26 +506,69 @@ class EvalConfig(_Section):
 
 
 class HyperoptConfig(_Section):
-    """Optuna study run by `saferl tune`."""
+    """Optuna study run by `saferl tune` (docs/tuning.md). Each trial is a short training run of
+    this config with the sampled values applied as `--set` overrides."""
 
-    n_trials: int = Field(50, ge=1)
-    """Trials to run in this process."""
     study_name: str = "saferl"
-    """Study name (a study with this name is resumed if it exists)."""
+    """Study name: a study with this name in the storage is continued; its files are written to
+    `train.runs_dir/studies/<name>/`."""
     storage: str | None = None
-    """Optuna storage URL or journal path; null uses a journal file under runs_dir."""
-    objectives: list[Literal["return", "cost", "compute"]] = Field(
-        default_factory=lambda: ["return"]
-    )
-    """One objective (constraint-aware return) or several (multi-objective Pareto front)."""
-    sampler: Literal["tpe", "random", "cmaes", "nsga2", "qmc"] = "tpe"
-    """Optuna sampler."""
-    pruner: Literal["median", "hyperband", "successive_halving", "none"] = "median"
-    """Optuna pruner (single objective only)."""
+    """Where the study lives: a journal file path (safe for several local worker processes),
+    `sqlite:///FILE` (one process) or `postgresql://USER@HOST:PORT/DB` (workers on several
+    machines); null is the journal file `train.runs_dir/studies/<name>/journal.log`."""
+    n_trials: int = Field(50, ge=1, le=100_000)
+    """Finished (complete or pruned) trials the study should hold; a restarted study runs only
+    the missing ones."""
+    timeout_s: float | None = Field(None, gt=0)
+    """Stop asking for new trials after this many seconds (a running trial finishes)."""
+    n_workers: int = Field(1, ge=1, le=256)
+    """Local worker processes sharing the study (not with SQLite storage)."""
+    objective: Literal["composite", "multi"] = "composite"
+    """`composite`: one value, the evaluation return minus `cost_penalty` times the cost above
+    the limit, with the limit also recorded as a constraint; `multi`: maximise return, minimise
+    cost and minimise compute, only trials within the limit forming the Pareto front."""
+    compute: Literal["wall_time", "env_steps"] = "wall_time"
+    """The compute objective of `multi`: seconds of training (varies with batch, networks and
+    machine load) or environment steps (deterministic; differs between trials only when they
+    stop early)."""
+    sampler: Literal["tpe", "random", "cmaes", "nsga2", "gp", "qmc"] = "tpe"
+    """Optuna sampler (cmaes: single objective only)."""
+    pruner: Literal["auto", "median", "hyperband", "successive_halving", "rule", "none"] = "auto"
+    """`auto`: median for `composite`, saferl's rule for `multi`; Optuna's pruners
+    (median, hyperband, successive_halving) work on `composite` only; `rule` is saferl's rule
+    (cost far above the limit, or return below a quantile of finished trials at the same step)."""
+    seed: int | None = Field(None, ge=0, lt=2**32)
+    """Sampler seed; null takes train.seed. Each worker process (and each restart) derives its
+    own seed from it, so a one-worker study run from scratch is reproducible."""
     trial_steps: int = Field(200_000, ge=1)
-    """Environment steps per trial."""
+    """Environment steps per trial (train.total_steps of each trial)."""
+    eval_episodes: int = Field(32, ge=1)
+    """Complete evaluation episodes that score a trial (env seeds from eval.seed + 2,000,000,
+    apart from those `saferl evaluate` and best.pt use; the mean action if eval.deterministic)."""
+    eval_checkpoint: Literal["best", "last"] = "best"
+    """Checkpoint of a trial that is evaluated (best: as `saferl evaluate` does by default)."""
+    cost_penalty: float = Field(1.0, ge=0)
+    """`composite`: return units lost per unit of episode cost above the limit."""
+    report_points: int = Field(20, ge=2, le=1000)
+    """Training progress is reported to the pruner at this many evenly spaced env steps."""
+    prune_warmup: float = Field(0.3, ge=0, lt=1)
+    """No pruning before this fraction of trial_steps."""
+    prune_min_trials: int = Field(4, ge=1)
+    """Finished trials needed at a step before a trial can be pruned by comparison with them."""
+    prune_quantile: float = Field(0.25, gt=0, lt=1)
+    """saferl's rule: prune when the return is below this quantile of finished trials' returns
+    at the same step."""
+    prune_cost_factor: float = Field(2.0, gt=1)
+    """saferl's rule: prune when the training episode cost exceeds this multiple of the limit."""
+    heartbeat_s: float = Field(30.0, gt=0)
+    """Seconds between a running trial's heartbeats in the storage."""
+    stale_after_s: float = Field(600.0, gt=0)
+    """A running trial of a worker on another machine whose heartbeat is this old is failed and
+    re-enqueued (on the same machine a dead worker process is detected at once)."""
+    max_retries: int = Field(2, ge=0)
+    """How often the parameters of a trial whose worker died are re-enqueued."""
     search_space: dict[str, Any] = Field(default_factory=dict)
-    """Dotted field -> distribution, e.g. {'algo.target_kl': {'low': 0.001, 'high': 0.05, 'log': true}}."""
+    """The space searched (format in docs/tuning.md); empty: the algorithm's default space."""
 
 
 class DistributedConfig(_Section):
