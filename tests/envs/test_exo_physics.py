@@ -8,6 +8,7 @@ import pytest
 import sympy as sp
 
 from saferl.envs import walker as W
+from saferl.utils import cache_dir
 
 G = W.GRAVITY
 
@@ -277,7 +278,7 @@ def test_feedforward_cache_round_trip(tmp_path, monkeypatch):
     grid = W.feedforward_grid()
     monkeypatch.setenv("SAFERL_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(W, "_FF_GRIDS", {})
-    path = W._cache_dir() / f"exo_ff_{W._grid_key()}.npz"
+    path = cache_dir() / f"exo_ff_{W._grid_key()}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, grid=grid * 2.0)  # a marked cache file must be read, not recomputed
     np.testing.assert_allclose(W.feedforward_grid(), grid * 2.0)

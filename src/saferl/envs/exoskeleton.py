@@ -25,6 +25,7 @@ from saferl.envs import walker as W
 from saferl.envs.human import IMPAIRMENT_LEVELS, levels_option, parse_levels
 from saferl.envs.vector import SafeVectorEnv, ScriptedPolicy, SingleEnv
 from saferl.safety import Constraint, ConstraintSet
+from saferl.utils import parse_choice
 
 __all__ = [
     "CHALLENGES",
@@ -130,12 +131,6 @@ INIT_ANGLE_STD = np.deg2rad(2.0)
 INIT_RATE_STD = 0.2
 
 
-def _parse_choice(value: Any, choices: Mapping[str, Any] | tuple, argname: str) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{argname}: unknown value {value!r}; expected one of {list(choices)}")
-    return value
-
-
 class _SubsetRNG:
     """Maps local indices of a gathered subset to the env's per-instance streams."""
 
@@ -209,14 +204,14 @@ class ExoGaitVecEnv(SafeVectorEnv):
         instance_offset: int = 0,
         render_mode: str | None = None,
     ) -> None:
-        self.challenge_name = _parse_choice(challenge, CHALLENGES, "challenge")
+        self.challenge_name = parse_choice(challenge, CHALLENGES, "challenge")
         self.challenge = CHALLENGES[self.challenge_name]
         self._built_challenge = self.challenge_name  # set_options may change challenge_name
-        self.objective = _parse_choice(objective, OBJECTIVES, "objective")
+        self.objective = parse_choice(objective, OBJECTIVES, "objective")
         self.w_exo, self.w_hum = OBJECTIVES[self.objective]
         if dtype is np.float32 or dtype is np.float64 or isinstance(dtype, np.dtype):
             dtype = np.dtype(dtype).name
-        self.dtype = np.dtype(_parse_choice(dtype, ("float32", "float64"), "dtype"))
+        self.dtype = np.dtype(parse_choice(dtype, ("float32", "float64"), "dtype"))
         if not (isinstance(physics_dt, (int, float)) and 0 < physics_dt <= CONTROL_DT):
             raise ValueError(
                 f"physics_dt: expected a float in (0, {CONTROL_DT}], got {physics_dt!r}"
@@ -549,7 +544,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
             value = options["impairment"]
             self.level_codes[:] = parse_levels("random" if value is None else value, self.num_envs)
         if "challenge" in options:
-            name = _parse_choice(options["challenge"], CHALLENGES, "challenge")
+            name = parse_choice(options["challenge"], CHALLENGES, "challenge")
             self.challenge_name, self.challenge = name, CHALLENGES[name]
 
     def _fixed_options(self) -> dict[str, Any]:

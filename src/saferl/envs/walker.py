@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, fields, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from saferl.utils import atomic_write, cache_dir
 
 __all__ = [
     "GRAVITY",
@@ -835,14 +834,6 @@ def learn_feedforward(
     return hum.ff.astype(np.float64)
 
 
-def _cache_dir() -> Path:
-    """``$SAFERL_CACHE_DIR``, else ``$XDG_CACHE_HOME/saferl``, else ``~/.cache/saferl``."""
-    if os.environ.get("SAFERL_CACHE_DIR"):
-        return Path(os.environ["SAFERL_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "saferl"
-
-
 def _learning_config(config: PhysicsConfig | None) -> PhysicsConfig:
     """The physics the feedforward is learned with: ``config`` at the default 2.5 ms step (the
     table is a property of the human, not of the integrator)."""
@@ -874,14 +865,14 @@ def feedforward_grid(cache: bool = True, config: PhysicsConfig | None = None) ->
 
     Learned by :func:`learn_feedforward` on the nominal body for every (beta, T sqrt(g/H)) grid
     point, once per physics ``config`` (its time step excluded): kept in memory and in
-    ``<cache dir>/exo_ff_<hash>.npz`` (:func:`_cache_dir`), keyed by a hash of every parameter
-    that shapes it and written atomically (temp file + rename), so concurrent processes never
+    ``<cache dir>/exo_ff_<hash>.npz`` (:func:`saferl.utils.cache_dir`), keyed by a hash of every
+    parameter that shapes it and written atomically (:func:`saferl.utils.atomic_write`), so concurrent processes never
     read a partial file. Takes ~10 s on one core when the cache is cold.
     """
     key = _grid_key(config)
     if key in _FF_GRIDS:
         return _FF_GRIDS[key]
-    path = _cache_dir() / f"exo_ff_{key}.npz"
+    path = cache_dir() / f"exo_ff_{key}.npz"
     if cache and path.exists():
         try:
             with np.load(path) as data:
@@ -901,13 +892,7 @@ def feedforward_grid(cache: bool = True, config: PhysicsConfig | None = None) ->
     grid = (ff / (M0 * GRAVITY * H0)).reshape(len(FF_GRID_BETA), len(FF_GRID_TN), FF_BINS, 2)
     if cache:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, grid=grid)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            atomic_write(path, lambda fh: np.savez(fh, grid=grid))
         except OSError:
             pass  # read-only cache dir: keep it in memory only
     _FF_GRIDS[key] = grid

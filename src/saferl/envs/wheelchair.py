@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -38,6 +35,7 @@ from gymnasium.spaces import Box
 from saferl.envs.human import IMPAIRMENT_LEVELS, JoystickOperator, levels_option, parse_levels
 from saferl.envs.vector import SafeVectorEnv, ScriptedPolicy, SingleEnv
 from saferl.safety import Constraint, ConstraintSet
+from saferl.utils import atomic_write, cache_dir, parse_choice
 
 __all__ = [
     "CHALLENGES",
@@ -496,25 +494,16 @@ _ARRAYS = (
 )
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("SAFERL_CACHE_DIR")
-    if base:
-        return Path(base)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "saferl"
-
-
 def get_map_library(p: MapParams, use_cache: bool = True) -> MapLibrary:
     """The library for ``p``: from memory, else from the file cache, else built and cached.
 
-    The file is ``<cache>/wheelchair_maps_<hash>.npz`` (``SAFERL_CACHE_DIR`` or
-    ``$XDG_CACHE_HOME/saferl`` or ``~/.cache/saferl``), keyed by a hash of ``p``, written to a
-    temporary file and renamed (atomic). A corrupt or unwritable cache falls back to building.
+    The file is ``<cache>/wheelchair_maps_<hash>.npz`` (:func:`saferl.utils.cache_dir`), keyed
+    by a hash of ``p``, written atomically (:func:`saferl.utils.atomic_write`). A corrupt or unwritable cache falls back to building.
     """
     key = _params_key(p)
     if key in _LIBRARIES:
         return _LIBRARIES[key]
-    path = _cache_dir() / f"wheelchair_maps_{key}.npz"
+    path = cache_dir() / f"wheelchair_maps_{key}.npz"
     lib = None
     if use_cache and path.exists():
         try:
@@ -527,17 +516,11 @@ def get_map_library(p: MapParams, use_cache: bool = True) -> MapLibrary:
     if lib is None:
         lib = build_map_library(p)
         if use_cache:
+            arrays = {k: getattr(lib, k) for k in _ARRAYS}
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-                with os.fdopen(fd, "wb") as fh:
-                    np.savez(fh, **{k: getattr(lib, k) for k in _ARRAYS})
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, path)
+                atomic_write(path, lambda fh: np.savez(fh, **arrays))
             except OSError:
-                pass
+                pass  # read-only cache dir: keep it in memory only
     _LIBRARIES[key] = lib
     return lib
 
@@ -607,12 +590,6 @@ def _door_table(lib: MapLibrary) -> np.ndarray:
 _CHALLENGE_CODE = {name: i for i, name in enumerate(CHALLENGES)}
 
 
-def _parse_choice(value: Any, choices, argname: str) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{argname}: unknown value {value!r}; expected one of {list(choices)}")
-    return value
-
-
 class WheelchairSCVecEnv(SafeVectorEnv):
     """Natively batched ``WheelchairSC-v0`` (N instances as float32 arrays).
 
@@ -672,10 +649,8 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         use_map_cache: bool = True,
         chair: ChairParams | None = None,
     ) -> None:
-        challenge = _parse_choice(challenge, CHALLENGES, "challenge")
-        self.action_mode = _parse_choice(
-            action_mode, ("blend", "residual", "assist"), "action_mode"
-        )
+        challenge = parse_choice(challenge, CHALLENGES, "challenge")
+        self.action_mode = parse_choice(action_mode, ("blend", "residual", "assist"), "action_mode")
         self.challenge_name = challenge
         self.challenge = CHALLENGES[challenge]
         self._built_challenge = challenge  # set_options may change challenge_name
@@ -802,7 +777,7 @@ class WheelchairSCVecEnv(SafeVectorEnv):
                 "random" if value is None else value, self.num_envs, "impairment"
             )
         if "challenge" in options and options["challenge"] != self.challenge_name:
-            name = _parse_choice(options["challenge"], CHALLENGES, "challenge")
+            name = parse_choice(options["challenge"], CHALLENGES, "challenge")
             self.maps = self._add_library(name)
             self.challenge_name, self.challenge = name, CHALLENGES[name]
 
