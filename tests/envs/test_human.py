@@ -6,12 +6,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from saferl.envs.human import (
-    IMPAIRMENT_LEVELS,
-    JOYSTICK_IMPAIRMENTS,
-    JoystickOperator,
-    parse_levels,
-)
+from saferl.envs.human import JOYSTICK_IMPAIRMENTS, JoystickOperator
+from saferl.envs.levels import IMPAIRMENT_LEVELS, parse_levels
 from saferl.envs.vector import InstanceRNG
 
 QUIET = replace(

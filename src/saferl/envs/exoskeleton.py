@@ -22,7 +22,7 @@ import numpy as np
 from gymnasium.spaces import Box
 
 from saferl.envs import walker as W
-from saferl.envs.human import IMPAIRMENT_LEVELS, levels_option, parse_levels
+from saferl.envs.levels import IMPAIRMENT_LEVELS, levels_option, parse_levels
 from saferl.envs.vector import SafeVectorEnv, ScriptedPolicy, SingleEnv
 from saferl.safety import Constraint, ConstraintSet
 from saferl.utils import parse_choice
@@ -38,7 +38,7 @@ __all__ = [
     "make_vec",
 ]
 
-LEVELS: tuple[str, ...] = IMPAIRMENT_LEVELS  # the shared level names (envs/human.py)
+LEVELS: tuple[str, ...] = IMPAIRMENT_LEVELS  # the shared level names (envs/levels.py)
 CONTROL_DT = W.CONTROL_DT  # 100 Hz
 EPISODE_STEPS = 1000
 SETTLE_STEPS = 20  # 0.2 s settling with the exo off before the first observation
