@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from saferl.envs.human import JOYSTICK_IMPAIRMENTS, JoystickOperator
+from saferl.envs.wheelchair.user import JOYSTICK_IMPAIRMENTS, JoystickOperator
 from saferl.envs.levels import IMPAIRMENT_LEVELS, parse_levels
 from saferl.envs.vector import InstanceRNG
 

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium.spaces import Box
 
-from saferl.envs.human import JoystickOperator
+from saferl.envs.wheelchair.user import JoystickOperator
 from saferl.envs.levels import IMPAIRMENT_LEVELS, levels_option, parse_levels
 from saferl.envs.vector import SafeVectorEnv, ScriptedPolicy, SingleEnv
 from saferl.safety import Constraint, ConstraintSet
