@@ -13,7 +13,7 @@ import pytest
 
 import saferl.envs  # noqa: F401  (registers the ids)
 from saferl.envs import check_safe_env
-from saferl.envs import walker as W
+from saferl.envs.exoskeleton import physics as W
 from saferl.envs.exoskeleton import (
     COLLAPSE_RATIO,
     EXO_CONSTRAINTS,

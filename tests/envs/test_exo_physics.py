@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from saferl.envs import walker as W
+from saferl.envs.exoskeleton import physics as W
 from saferl.utils import cache_dir
 
 G = W.GRAVITY

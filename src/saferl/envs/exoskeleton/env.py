@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium.spaces import Box
 
-from saferl.envs import walker as W
+from saferl.envs.exoskeleton import physics as W
 from saferl.envs.levels import IMPAIRMENT_LEVELS, levels_option, parse_levels
 from saferl.envs.vector import SafeVectorEnv, ScriptedPolicy, SingleEnv
 from saferl.safety import Constraint, ConstraintSet
