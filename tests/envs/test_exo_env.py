@@ -13,7 +13,6 @@ import pytest
 
 import saferl.envs  # noqa: F401  (registers the ids)
 from saferl.envs import check_safe_env
-from saferl.envs.exoskeleton import physics as W
 from saferl.envs.exoskeleton import (
     COLLAPSE_RATIO,
     EXO_CONSTRAINTS,
@@ -22,6 +21,8 @@ from saferl.envs.exoskeleton import (
     ExoGaitVecEnv,
     make_vec,
 )
+from saferl.envs.exoskeleton import physics as W
+from saferl.envs.exoskeleton import user as U
 from saferl.envs.vector import ScriptedPolicy
 
 LEVELS = ("none", "mild", "moderate", "severe")
@@ -88,10 +89,10 @@ def test_severe_bilateral_weakness_collapses_into_the_harness():
     sim.set_body(mass, height)
     sim.beta[:] = beta
     sim.v_belt[:] = W.belt_speed(period, height)
-    hum = W.HumanController(n, np.float64)
-    hum.tau_max[:] = W.TAU_MAX_PER_KG * mass
+    hum = U.HumanController(n, np.float64)
+    hum.tau_max[:] = U.TAU_MAX_PER_KG * mass
     hum.period[:] = period
-    hum.ff[:] = W.interpolate_feedforward(mass, height, beta, period)
+    hum.ff[:] = U.interpolate_feedforward(mass, height, beta, period)
     hum.strength[:] = [[0.15, 1.0], [0.15, 1.0]]  # instance 0 weak, instance 1 unimpaired
     idx = np.arange(n)
     W.place_on_reference(sim, idx, np.zeros(n), period)

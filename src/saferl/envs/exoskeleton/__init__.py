@@ -3,4 +3,4 @@
 from __future__ import annotations
 
 from saferl.envs.exoskeleton.env import *  # noqa: F403
-from saferl.envs.exoskeleton.env import __all__
+from saferl.envs.exoskeleton.env import __all__ as __all__

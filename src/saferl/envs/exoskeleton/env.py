@@ -22,6 +22,7 @@ import numpy as np
 from gymnasium.spaces import Box
 
 from saferl.envs.exoskeleton import physics as W
+from saferl.envs.exoskeleton import user as U
 from saferl.envs.levels import IMPAIRMENT_LEVELS, levels_option, parse_levels
 from saferl.envs.vector import SafeVectorEnv, ScriptedPolicy, SingleEnv
 from saferl.safety import Constraint, ConstraintSet
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 LEVELS: tuple[str, ...] = IMPAIRMENT_LEVELS  # the shared level names (envs/levels.py)
-CONTROL_DT = W.CONTROL_DT  # 100 Hz
+CONTROL_DT = U.CONTROL_DT  # 100 Hz
 EPISODE_STEPS = 1000
 SETTLE_STEPS = 20  # 0.2 s settling with the exo off before the first observation
 TAU_EXO_MAX = 60.0  # N m per joint [design]
@@ -249,7 +250,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
             raise ValueError(f"physics: expected a PhysicsConfig or None, got {physics!r}")
         self.physics = replace(physics or W.PhysicsConfig(), dt=float(physics_dt))
         self.sim = W.WalkerSim(n, self.physics, dt)
-        self.human = W.HumanController(n, dt)
+        self.human = U.HumanController(n, dt)
         # exo actuator state (hip, knee) per leg, and the previous step's torques
         self.exo_h = np.zeros((2, n), dt)
         self.exo_k = np.zeros((2, n), dt)
@@ -281,7 +282,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
         if (self.episode_challenge[idx] != code).any():  # only after set_options(challenge=)
             self.episode_challenge[idx] = code
             self._update_push_groups()
-        lv = [W.IMPAIRMENT_LEVELS[LEVELS[c]] for c in range(4)]
+        lv = [U.WALKER_IMPAIRMENTS[LEVELS[c]] for c in range(4)]
         tab = lambda f: np.array([f(x) for x in lv])[codes]  # noqa: E731
         mass = BODY_MASS[0] + (BODY_MASS[1] - BODY_MASS[0]) * u[:, 1]
         height = BODY_HEIGHT[0] + (BODY_HEIGHT[1] - BODY_HEIGHT[0]) * u[:, 2]
@@ -307,14 +308,14 @@ class ExoGaitVecEnv(SafeVectorEnv):
         self.rom_hip_lo[:, idx] = np.deg2rad(ROM_HIP_DEG[0]) + np.where(par_mask, hip_shift, 0.0)
         self.rom_knee_hi[:, idx] = np.deg2rad(ROM_KNEE_DEG[1]) + np.where(par_mask, knee_shift, 0.0)
         hum.strength[:, idx] = np.where(par_mask, s_par, s_non)
-        hum.tau_max[idx] = W.TAU_MAX_PER_KG * mass
+        hum.tau_max[idx] = U.TAU_MAX_PER_KG * mass
         vth = tab(lambda x: x.spasticity_vth)
         hum.spas_vth[idx] = np.where(np.isfinite(vth), vth, 1e6)
         hum.spas_gain[:, idx] = np.where(par_mask, tab(lambda x: x.spasticity_gain), 0.0)
         hum.noise_cv[idx] = tab(lambda x: x.motor_noise_cv)
         hum.phase_noise[idx] = tab(lambda x: x.phase_noise)
         hum.period[idx] = period
-        hum.ff[idx] = W.interpolate_feedforward(mass, height, beta, period, self.physics)
+        hum.ff[idx] = U.interpolate_feedforward(mass, height, beta, period, self.physics)
         self.push_t[idx] = 0
         self.push_f[idx] = 0.0
         # initial state: reference at a random phase plus noise
@@ -336,9 +337,9 @@ class ExoGaitVecEnv(SafeVectorEnv):
             sim, hum, rng = self.sim, self.human, self.rng
         else:
             sim = W.WalkerSim(n, self.physics, self.dtype)
-            hum = W.HumanController(n, self.dtype)
+            hum = U.HumanController(n, self.dtype)
             _gather(self.sim, sim, idx, W.WalkerSim)
-            _gather(self.human, hum, idx, W.HumanController)
+            _gather(self.human, hum, idx, U.HumanController)
             rng = _SubsetRNG(self.rng, idx)
         for _ in range(SETTLE_STEPS):
             hum.begin_step(sim, rng)
@@ -353,7 +354,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
                 setattr(hum, name, np.roll(getattr(hum, name), shift, axis=0))
             hum.ptr[...] = self.human.ptr
             _scatter(sim, self.sim, idx, W.WalkerSim)
-            _scatter(hum, self.human, idx, W.HumanController)
+            _scatter(hum, self.human, idx, U.HumanController)
         self.fn_peak[:, idx] = self.sim.fn[:, idx]
 
     # ----------------------------------------------------------------------------- step
