@@ -14,7 +14,7 @@ import pytest
 import saferl.envs  # noqa: F401  (registers the ids)
 from saferl.envs import check_safe_env
 from saferl.envs.exoskeleton import (
-    COLLAPSE_RATIO,
+    COSTS,
     EXO_CONSTRAINTS,
     TAU_EXO_MAX,
     ExoGaitEnv,
@@ -107,7 +107,7 @@ def test_severe_bilateral_weakness_collapses_into_the_harness():
         ys.append(sim.yp / sim.y0)
         loads.append(sim.fn.sum(axis=0) / ((1 - beta) * mass * W.GRAVITY))
     ys, loads = np.array(ys[200:]), np.array(loads[200:])
-    zone = COLLAPSE_RATIO  # the `collapse` cost's threshold, y_p / y0
+    zone = COSTS.collapse_ratio  # the `collapse` cost's threshold, y_p / y0
     assert np.mean(ys[:, 0] < zone) > 0.5  # weak: sunk into the collapse zone
     assert loads[:, 0].mean() < 0.5  # the legs carry less than half their share
     assert np.all(ys[:, 1] > zone + 0.05)  # unimpaired: never near it
