@@ -198,6 +198,14 @@ class WheelchairSCVecEnv(SafeVectorEnv):
             self.chair, self.action_mode, self.privileged_obs
         )
         self._obs_at = {f.name: f.at for f in self.obs_layout}
+        joy = [
+            d
+            for k in ("joystick", "joystick_mean", "joystick_std")
+            for d in self.obs_layout[k].dims
+        ]
+        if joy != list(range(joy[0], joy[0] + 6)):
+            raise RuntimeError("observation layout: the joystick fields must be contiguous")
+        self._joy_block = slice(joy[0], joy[0] + 6)
         obs_dim = self.obs_layout.size
         self._priv_at = obs_dim - self.privileged_obs_dims
         low = np.full(obs_dim, -10.0, np.float32)
@@ -716,10 +724,9 @@ class WheelchairSCVecEnv(SafeVectorEnv):
         obs[:, ix["turn_rate"]] = sel(self.omega) / f32(self.chair.omega_max0)
         obs[:, ix["accel_long"]] = sel(self.a_long) * f32(1 / ACCEL_SCALE)
         obs[:, ix["accel_lat"]] = sel(self.a_lat) * f32(1 / ACCEL_SCALE)
-        joy = sel(self.joy)
-        obs[:, ix["joystick"]] = joy[:, 0]
-        obs[:, ix["joystick_mean"]] = joy[:, 1]
-        obs[:, ix["joystick_std"]] = joy[:, 2]
+        # joystick, joystick_mean, joystick_std: one block, (N, 3, 2) -> (N, 6) (checked in
+        # __init__ to be contiguous and in this order)
+        obs[:, self._joy_block] = sel(self.joy).reshape(n, 6)
         obs[:, ix["command"]] = sel(self.prev_u) / self._u_max
         obs[:, ix["authority"]] = sel(self.prev_alpha)
         obs[:, ix["sectors"]] = sel(self.sectors) * f32(1 / SECTOR_RANGE)
