@@ -42,3 +42,30 @@ def test_sha256_matches_hashlib(tmp_path):
     data = os.urandom(3_000_000)
     path.write_bytes(data)
     assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_cache_dir_prefers_saferl_then_xdg_then_home(monkeypatch, tmp_path):
+    from saferl.utils import cache_dir
+
+    monkeypatch.setenv("SAFERL_CACHE_DIR", str(tmp_path / "s"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert cache_dir() == tmp_path / "s"
+    monkeypatch.setenv("SAFERL_CACHE_DIR", "")  # empty counts as unset
+    assert cache_dir() == tmp_path / "x" / "saferl"
+    monkeypatch.delenv("SAFERL_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "h"))
+    assert cache_dir() == tmp_path / "h" / ".cache" / "saferl"
+
+
+def test_parse_choice_returns_a_known_name_and_refuses_anything_else_in_one_line():
+    import pytest
+
+    from saferl.utils import parse_choice
+
+    assert parse_choice("hard", {"easy": 1, "hard": 2}, "challenge") == "hard"
+    for bad in ("Hard", 1, None, ["hard"]):
+        with pytest.raises(
+            ValueError, match=r"^challenge: unknown value .*; expected one of \['easy', 'hard'\]$"
+        ):
+            parse_choice(bad, ("easy", "hard"), "challenge")

@@ -114,8 +114,31 @@ class ObsEMAConfig(_Section):
     """Moving averages of observation dims appended to the observation (a memory for a
     memoryless policy; `saferl.envs.wrappers.ObservationEMA`)."""
 
-    dims: list[int] = Field(min_length=1)
-    """Observation dims to average (not the env's privileged ones)."""
+    dims: list[int | str] = Field(min_length=1)
+    """Observation dims to average (not the env's privileged ones): indices, or names from the
+    env's observation layout (`env.obs_layout`; docs/envs/*.md): a field name gives all its
+    dims, `field.component` one of them (the wheelchair's tremor evidence is `joystick_std`).
+    Names are resolved when the env is built."""
+
+    @field_validator("dims", mode="before")
+    @classmethod
+    def _indices_or_names(cls, v: Any) -> Any:
+        if not isinstance(v, list):
+            return v
+        out: list[Any] = []
+        for d in v:
+            if isinstance(d, str):
+                d = d.strip()
+                if d.isdigit():
+                    d = int(d)
+                elif not all(part.isidentifier() for part in d.split(".", 1)):
+                    raise ValueError(
+                        f"{d[:40]!r} is neither an observation index nor a field name "
+                        "(field or field.component)"
+                    )
+            out.append(d)
+        return out
+
     weights: list[float] = Field(default_factory=lambda: [0.05], min_length=1)
     """Per-step weights w in (0, 1] of the newest value, one average per weight and dim
     (time constant 1/w steps: 0.05 is 20 steps, 2 s on the wheelchair)."""

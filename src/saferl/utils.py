@@ -1,4 +1,7 @@
-"""Small I/O helpers shared across rooms: atomic file writes and hashing.
+"""Small helpers shared across rooms: atomic file writes, hashing, the cache directory and
+choice parsing.
+
+A leaf module (standard library only): every room may import it, ``saferl.envs`` included.
 
 A crash or kill never leaves a half-written file: data goes to a temporary file in the same
 directory, is flushed and fsynced, then renamed over the target with :func:`os.replace`.
@@ -10,7 +13,7 @@ import hashlib
 import inspect
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -19,7 +22,9 @@ __all__ = [
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
+    "cache_dir",
     "names_param",
+    "parse_choice",
     "sha256_file",
 ]
 
@@ -75,6 +80,28 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically."""
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+def cache_dir() -> Path:
+    """saferl's cache directory (not created here): ``$SAFERL_CACHE_DIR`` if set and not
+    empty, else ``$XDG_CACHE_HOME/saferl``, else ``~/.cache/saferl``."""
+    base = os.environ.get("SAFERL_CACHE_DIR")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "saferl"
+
+
+def parse_choice(value: Any, choices: Iterable[str], argname: str) -> str:
+    """``value`` if it is one of the names ``choices`` (a string, compared exactly).
+
+    Raises:
+        ValueError: ``"<argname>: unknown value <value>; expected one of [...]"``.
+    """
+    names = list(choices)
+    if not isinstance(value, str) or value not in names:
+        raise ValueError(f"{argname}: unknown value {value!r}; expected one of {names}")
+    return value
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

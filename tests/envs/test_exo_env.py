@@ -13,15 +13,16 @@ import pytest
 
 import saferl.envs  # noqa: F401  (registers the ids)
 from saferl.envs import check_safe_env
-from saferl.envs import walker as W
 from saferl.envs.exoskeleton import (
-    COLLAPSE_RATIO,
+    COSTS,
     EXO_CONSTRAINTS,
     TAU_EXO_MAX,
     ExoGaitEnv,
     ExoGaitVecEnv,
     make_vec,
 )
+from saferl.envs.exoskeleton import physics as W
+from saferl.envs.exoskeleton import user as U
 from saferl.envs.vector import ScriptedPolicy
 
 LEVELS = ("none", "mild", "moderate", "severe")
@@ -88,10 +89,10 @@ def test_severe_bilateral_weakness_collapses_into_the_harness():
     sim.set_body(mass, height)
     sim.beta[:] = beta
     sim.v_belt[:] = W.belt_speed(period, height)
-    hum = W.HumanController(n, np.float64)
-    hum.tau_max[:] = W.TAU_MAX_PER_KG * mass
+    hum = U.HumanController(n, np.float64)
+    hum.tau_max[:] = U.TAU_MAX_PER_KG * mass
     hum.period[:] = period
-    hum.ff[:] = W.interpolate_feedforward(mass, height, beta, period)
+    hum.ff[:] = U.interpolate_feedforward(mass, height, beta, period)
     hum.strength[:] = [[0.15, 1.0], [0.15, 1.0]]  # instance 0 weak, instance 1 unimpaired
     idx = np.arange(n)
     W.place_on_reference(sim, idx, np.zeros(n), period)
@@ -106,7 +107,7 @@ def test_severe_bilateral_weakness_collapses_into_the_harness():
         ys.append(sim.yp / sim.y0)
         loads.append(sim.fn.sum(axis=0) / ((1 - beta) * mass * W.GRAVITY))
     ys, loads = np.array(ys[200:]), np.array(loads[200:])
-    zone = COLLAPSE_RATIO  # the `collapse` cost's threshold, y_p / y0
+    zone = COSTS.collapse_ratio  # the `collapse` cost's threshold, y_p / y0
     assert np.mean(ys[:, 0] < zone) > 0.5  # weak: sunk into the collapse zone
     assert loads[:, 0].mean() < 0.5  # the legs carry less than half their share
     assert np.all(ys[:, 1] > zone + 0.05)  # unimpaired: never near it

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from saferl.envs import walker as W
+from saferl.envs.exoskeleton import physics as W
+from saferl.envs.exoskeleton import user as U
+from saferl.utils import cache_dir
 
 G = W.GRAVITY
 
@@ -149,14 +151,14 @@ def _walk(mass, height, beta, period, dt=0.0025, steps=700, dtype=np.float64):
     sim.set_body(np.asarray(mass), np.asarray(height))
     sim.beta[:] = beta
     sim.v_belt[:] = W.belt_speed(np.asarray(period), np.asarray(height))
-    hum = W.HumanController(n, dtype)
-    hum.tau_max[:] = W.TAU_MAX_PER_KG * np.asarray(mass)
+    hum = U.HumanController(n, dtype)
+    hum.tau_max[:] = U.TAU_MAX_PER_KG * np.asarray(mass)
     hum.period[:] = period
-    hum.ff[:] = W.interpolate_feedforward(mass, height, beta, period)
+    hum.ff[:] = U.interpolate_feedforward(mass, height, beta, period)
     idx = np.arange(n)
     W.place_on_reference(sim, idx, np.zeros(n), np.asarray(period))
     hum.reset(sim, idx, np.zeros(n))
-    nsub = round(W.CONTROL_DT / dt)
+    nsub = round(U.CONTROL_DT / dt)
     out = {"err": [], "fn": [], "yp": [], "touch": []}
     for step in range(steps):
         hum.begin_step(sim, None)
@@ -274,10 +276,10 @@ def test_foot_contact_point_is_the_lowest_point_of_the_foot_shape():
 
 
 def test_feedforward_cache_round_trip(tmp_path, monkeypatch):
-    grid = W.feedforward_grid()
+    grid = U.feedforward_grid()
     monkeypatch.setenv("SAFERL_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(W, "_FF_GRIDS", {})
-    path = W._cache_dir() / f"exo_ff_{W._grid_key()}.npz"
+    monkeypatch.setattr(U, "_FF_GRIDS", {})
+    path = cache_dir() / f"exo_ff_{U._grid_key()}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, grid=grid * 2.0)  # a marked cache file must be read, not recomputed
-    np.testing.assert_allclose(W.feedforward_grid(), grid * 2.0)
+    np.testing.assert_allclose(U.feedforward_grid(), grid * 2.0)

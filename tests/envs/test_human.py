@@ -6,13 +6,9 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from saferl.envs.human import (
-    IMPAIRMENT_LEVELS,
-    JOYSTICK_IMPAIRMENTS,
-    JoystickOperator,
-    parse_levels,
-)
+from saferl.envs.levels import IMPAIRMENT_LEVELS, parse_levels
 from saferl.envs.vector import InstanceRNG
+from saferl.envs.wheelchair.user import JOYSTICK_IMPAIRMENTS, JoystickOperator
 
 QUIET = replace(
     JOYSTICK_IMPAIRMENTS["none"],

@@ -20,6 +20,7 @@ from saferl.envs.wheelchair import (
     get_map_library,
     make_vec,
 )
+from saferl.envs.wheelchair.user import door_check, door_frame
 
 CHAIR = ChairParams()
 f32 = np.float32
@@ -123,7 +124,7 @@ def test_every_map_has_a_path_of_door_width_to_every_goal(challenge):
 
 
 def test_map_library_is_cached_on_disk_and_reloaded_identically(tmp_path, monkeypatch):
-    from saferl.envs import wheelchair as wc
+    from saferl.envs.wheelchair import maps as wc
 
     monkeypatch.setenv("SAFERL_CACHE_DIR", str(tmp_path))
     params = wc.MapParams(n_maps=4, seed=7)
@@ -233,19 +234,19 @@ def _at_a_doorway(psi_off_deg, e, n=2):
 
 def test_simulated_user_backs_up_to_line_up_with_a_doorway():
     lined_up = _at_a_doorway(0.0, 0.0)
-    frame = lined_up._door_frame(lined_up.x, lined_up.y, lined_up.goal, lined_up.map_id)
+    frame = door_frame(lined_up, lined_up.x, lined_up.y, lined_up.goal, lined_up.map_id)
     assert frame[0].all() and np.allclose(frame[1], -0.7, atol=1e-4)
-    lined_up._door_check(frame)
+    door_check(lined_up, frame)
     assert (lined_up.retry_timer == 0).all()
     assert (lined_up.intended_joystick(lined_up.goal)[:, 1] > 0).all()  # drives in
     skewed = _at_a_doorway(25.0, 0.08)
-    skewed._door_check(skewed._door_frame(skewed.x, skewed.y, skewed.goal, skewed.map_id))
+    door_check(skewed, door_frame(skewed, skewed.x, skewed.y, skewed.goal, skewed.map_id))
     assert (skewed.retry_timer > 0).all() and (skewed.door_tries == 1).all()
     assert (skewed.intended_joystick(skewed.goal)[:, 1] < 0).all()  # backs up
     # after two failed checks at this doorway the user drives in regardless
     skewed.retry_timer[:] = 0
     skewed.door_tries[:] = 2
-    skewed._door_check(skewed._door_frame(skewed.x, skewed.y, skewed.goal, skewed.map_id))
+    door_check(skewed, door_frame(skewed, skewed.x, skewed.y, skewed.goal, skewed.map_id))
     assert (skewed.retry_timer == 0).all()
 
 

@@ -110,3 +110,41 @@ def test_state_of_other_averages_is_refused():
     b.reset(seed=1)
     with pytest.raises(ValueError, match=r"^obs_ema: the state averages dims \[8, 9, 0\]"):
         b.load_state_dict(a.state_dict())
+
+
+def test_names_from_the_layout_select_the_same_dims_as_indices():
+    by_index = ObservationEMA(make_vec(N, action_mode="assist"), [8, 9, 0, 46], WEIGHTS)
+    names = ["joystick_std", "speed", "planner_posterior.goal0"]
+    by_name = ObservationEMA(make_vec(N, action_mode="assist"), names, WEIGHTS)
+    assert by_name.dims.tolist() == [8, 9, 0, 46]
+    a, _ = by_index.reset(seed=3)
+    b, _ = by_name.reset(seed=3)
+    np.testing.assert_array_equal(a, b)
+    for t in range(20):
+        a = by_index.step(_actions(t))[0]
+        b = by_name.step(_actions(t))[0]
+        np.testing.assert_array_equal(a, b)
+    assert by_name.state_dict()["dims"] == [8, 9, 0, 46]  # a checkpoint stores indices
+
+
+def test_unknown_name_is_one_line_naming_the_field_and_the_allowed_names():
+    with pytest.raises(ValueError) as err:
+        ObservationEMA(make_vec(2), ["tremor_x", "joystick_std"], WEIGHTS)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("dims: unknown observation field 'tremor_x'")
+    assert "joystick_std" in msg and "sectors" in msg and "0..43" in msg
+
+
+def test_a_privileged_field_name_is_refused_like_its_indices():
+    with pytest.raises(ValueError, match=r"^dims: \[44, 45, 46, 47\] must be distinct"):
+        ObservationEMA(make_vec(2, privileged_obs=True), ["level"], WEIGHTS)
+
+
+def test_names_on_an_env_without_a_layout_are_refused():
+    class NoLayout:
+        num_envs = 2
+        privileged_obs_dims = 0
+        single_observation_space = make_vec(1).single_observation_space
+
+    with pytest.raises(ValueError, match=r"^dims: .*declares no observation layout"):
+        ObservationEMA(NoLayout(), ["speed"], WEIGHTS)

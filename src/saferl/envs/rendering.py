@@ -4,6 +4,8 @@
 furniture, pedestrians, the three candidate goals (the true one filled), the chair's two-disc
 footprint with its heading, the 16-sector proximity ring, and an inset comparing the user's
 joystick (orange) with the executed command (blue) in joystick coordinates.
+``render_exoskeleton(env, i)`` draws instance ``i`` of an :class:`ExoGaitVecEnv`: the walker's
+legs on the belt, the exo torque bars and a lamp per cost component.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["record_episode", "render_wheelchair"]
+__all__ = ["record_episode", "render_exoskeleton", "render_wheelchair"]
 
 _WHITE = (255, 255, 255)
 _WALL = (60, 60, 60)
@@ -203,3 +205,68 @@ def record_episode(
         for k, f in enumerate(frames):
             Image.fromarray(f).save(out / f"frame_{k:04d}.png")
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# ExoGait-v0
+
+_COST_COLORS = np.array(
+    [[220, 50, 50], [230, 140, 30], [200, 60, 200], [60, 120, 220], [120, 80, 40], [30, 160, 90]],
+    np.uint8,
+)
+
+
+def _draw_line(img: np.ndarray, p0, p1, color, width: int = 2) -> None:
+    h, w, _ = img.shape
+    n = int(max(abs(p1[0] - p0[0]), abs(p1[1] - p0[1]))) + 1
+    xs = np.linspace(p0[0], p1[0], n).round().astype(int)
+    ys = np.linspace(p0[1], p1[1], n).round().astype(int)
+    for dx in range(-(width // 2), width - width // 2):
+        for dy in range(-(width // 2), width - width // 2):
+            x = np.clip(xs + dx, 0, w - 1)
+            y = np.clip(ys + dy, 0, h - 1)
+            img[y, x] = color
+
+
+def render_exoskeleton(env: Any, i: int = 0, size: tuple[int, int] = (400, 400)) -> np.ndarray:
+    """An ``(H, W, 3)`` uint8 frame of instance ``i``: legs (right dark, left light), belt,
+    exo torque bars (hip/knee, R/L; green <= 50 % of max, red above) and one lamp per cost
+    component (lit when violated at the last step) of an :class:`ExoGaitVecEnv`."""
+    from saferl.envs.exoskeleton.exo import TAU_EXO_MAX
+
+    hgt, wid = size
+    img = np.full((hgt, wid, 3), 245, np.uint8)
+    sim = env.sim
+    scale = 0.75 * hgt / (0.53 * float(sim.H[i]) + 0.35)
+    ox, oy = wid // 2, int(0.85 * hgt)
+
+    def px(x: float, y: float) -> tuple[float, float]:
+        return ox + x * scale, oy - y * scale
+
+    _draw_line(img, (0, oy), (wid - 1, oy), (90, 90, 90), 3)  # belt
+    xk, yk, xf, yf = sim.foot_points()
+    hip = px(float(sim.xp[i]), float(sim.yp[i]))
+    for leg, col in ((1, (150, 150, 220)), (0, (30, 30, 140))):
+        knee = px(float(xk[leg, i]), float(yk[leg, i]))
+        foot = px(float(xf[leg, i]), float(yf[leg, i]))
+        _draw_line(img, hip, knee, col, 4)
+        _draw_line(img, knee, foot, col, 4)
+    _draw_line(img, hip, px(float(sim.xp[i]), float(sim.yp[i]) + 0.3), (60, 60, 60), 5)  # trunk
+    # torque bars
+    taus = [env.exo_h[0, i], env.exo_k[0, i], env.exo_h[1, i], env.exo_k[1, i]]
+    for j, tau in enumerate(taus):
+        frac = float(np.clip(tau / TAU_EXO_MAX, -1, 1))
+        x0 = 20 + j * 25
+        col = (40, 170, 40) if abs(frac) <= 0.5 else (210, 40, 40)
+        y_mid = 60
+        y_end = int(y_mid - 40 * frac)
+        lo, hi = sorted((y_mid, y_end))
+        img[lo : hi + 1, x0 : x0 + 15] = col
+        img[y_mid, x0 - 2 : x0 + 17] = (0, 0, 0)
+    # cost lamps
+    comps = getattr(env, "_last_components", None)
+    for k in range(len(env.constraints)):
+        x0 = wid - 20 - (len(env.constraints) - k) * 22
+        lit = comps is not None and comps[k, i] > 0
+        img[15:33, x0 : x0 + 18] = _COST_COLORS[k] if lit else (210, 210, 210)
+    return img

@@ -89,6 +89,7 @@ from gymnasium.vector.utils import batch_space
 from saferl.safety import ConstraintSet
 
 __all__ = [
+    "SEED_MAX",
     "InstanceRNG",
     "SafeVectorEnv",
     "ScriptedPolicy",
@@ -103,6 +104,8 @@ _GAMMA = _U64(0x9E3779B97F4A7C15)
 _S30, _S27, _S31 = _U64(30), _U64(27), _U64(31)
 _SHIFT40 = _U64(40)
 _INV24 = np.float32(2.0**-24)
+#: seeds are 64-bit: 0 .. 2**64 - 1
+SEED_MAX = 2**64 - 1
 
 
 def _mix64(z: np.ndarray) -> np.ndarray:
@@ -150,25 +153,25 @@ class InstanceRNG:
 
         ``seed`` is an int (instance ``i`` gets the stream of ``(seed, instance_offset + i)``),
         a sequence of one int per selected instance (instance ``i`` gets ``(seed[i], 0)``), or
-        ``None`` (fresh OS entropy).
+        ``None`` (fresh OS entropy). Seeds are 64-bit: ints in ``0 .. 2**64 - 1``.
+
+        Raises:
+            ValueError: a seed outside ``0 .. 2**64 - 1`` or not an int, or a sequence of the
+                wrong length (the message starts with ``seed``).
         """
         idx = self._all if idx is None else np.asarray(idx, dtype=np.int64)
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
         if isinstance(seed, (int, np.integer)):
-            if seed < 0:
-                raise ValueError(f"seed must be >= 0, got {seed}")
-            seeds = np.full(idx.shape, int(seed), dtype=np.uint64)
+            seeds = np.full(idx.shape, _check_seed(seed), dtype=np.uint64)
             gidx = (idx + self.instance_offset).astype(np.uint64)
         else:
-            seeds = np.asarray(list(seed), dtype=np.int64)
-            if seeds.shape != idx.shape:
+            values = [_check_seed(s) for s in seed]
+            if len(values) != idx.size:
                 raise ValueError(
-                    f"seed: expected an int or {idx.size} ints (one per instance), got {seeds.size}"
+                    f"seed: expected an int or {idx.size} ints (one per instance), got {len(values)}"
                 )
-            if (seeds < 0).any():
-                raise ValueError("seed: every seed must be >= 0")
-            seeds = seeds.astype(np.uint64)
+            seeds = np.array(values, dtype=np.uint64).reshape(idx.shape)
             gidx = np.zeros(idx.shape, np.uint64)
         self.key_a[idx] = _derive_keys(seeds, gidx, 1)
         self.key_b[idx] = _derive_keys(seeds, gidx, 2)
@@ -232,6 +235,15 @@ class InstanceRNG:
                 )
             getattr(self, name)[:] = arr.astype(np.int64).view(_U64)
         self.instance_offset = int(state.get("instance_offset", self.instance_offset))
+
+
+def _check_seed(seed: Any) -> int:
+    """``seed`` as a Python int in ``0 .. SEED_MAX``, else a one-line ``ValueError``."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed: expected an int in 0..2**64 - 1, got {seed!r}")
+    if not 0 <= int(seed) <= SEED_MAX:
+        raise ValueError(f"seed: {int(seed)} is outside 0..2**64 - 1 (= {SEED_MAX})")
+    return int(seed)
 
 
 @runtime_checkable
@@ -388,13 +400,21 @@ class SafeVectorEnv(gym.vector.VectorEnv):
         seed: int | Sequence[int] | None = None,
         options: dict[str, Any] | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset all instances. ``seed``: int, one int per instance, or None.
+        """Reset all instances. ``seed``: int, one int per instance, or None (ints in
+        ``0 .. 2**64 - 1``).
 
         ``options`` may hold ``{"reset_mask": bool array (N,)}`` to reset only some instances
         (the others keep their state; their observation is returned unchanged).
+
+        Raises:
+            ValueError: a seed outside ``0 .. 2**64 - 1`` (the message names ``seed``).
+            RuntimeError: the env was closed.
         """
+        self._check_open("reset")
         if seed is not None and not isinstance(seed, (int, np.integer)):
-            seed = [int(s) for s in seed]
+            if not isinstance(seed, (Sequence, np.ndarray)):
+                raise ValueError(f"seed: expected an int in 0..2**64 - 1 or a list, got {seed!r}")
+            seed = list(seed)
         if seed is not None or not self._seeded:
             self.rng.seed(seed)
             self._seeded = True
@@ -437,7 +457,13 @@ class SafeVectorEnv(gym.vector.VectorEnv):
     def step(
         self, actions: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Advance every instance by one control step (see the module docstring)."""
+        """Advance every instance by one control step (see the module docstring).
+
+        Raises:
+            RuntimeError: the env was closed, or never reset.
+            ValueError: bad actions (wrong shape, non-numeric, NaN/inf).
+        """
+        self._check_open("step")
         if self._needs_reset:
             raise RuntimeError("call reset() before step()")
         a = self.validate_actions(actions)
@@ -478,6 +504,12 @@ class SafeVectorEnv(gym.vector.VectorEnv):
             info["final_info"] = final_info
             info["_final_info"] = done.copy()
         return obs, reward, terminated, truncated, info
+
+    def _check_open(self, call: str) -> None:
+        if self.closed:
+            raise RuntimeError(
+                f"{call}: this {type(self).__name__} was closed (close()); build a new env"
+            )
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         """``rgb_array``: a one-element tuple with instance 0's frame (``None`` otherwise)."""
@@ -595,6 +627,9 @@ class SingleEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
+        self.vec._check_open("reset")
+        if seed is not None:
+            _check_seed(seed)
         super().reset(seed=seed)
         if seed is None and not options and self._pending is not None:
             obs, self._pending = self._pending, None
@@ -627,6 +662,11 @@ class SingleEnv(gym.Env):
         if self.render_mode is None:
             return None
         return self.vec.render_instance(0)
+
+    def close(self) -> None:
+        """Close the batched env; ``step``/``reset`` then raise ``RuntimeError``."""
+        self.vec.close()
+        super().close()
 
     def set_options(self, **options: Any) -> None:
         """:meth:`SafeVectorEnv.set_options`; a change applies from the next ``reset()`` (an

@@ -3,7 +3,7 @@
 :class:`ObservationEMA` gives a memoryless policy a memory: it appends exponential moving
 averages of chosen observation dims to the observation. On ``WheelchairSC-v0`` the impairment
 level is latent (docs/envs/wheelchair.md); one 0.1 s window of the joystick (its within-step std,
-observation dims 8-9) is weak evidence of the user's tremor, while its average over the last few
+the observation field ``joystick_std``, dims 8-9) is weak evidence of the user's tremor, while its average over the last few
 seconds is strong evidence, and a policy that sees it can decide how much authority to give the
 user (docs/experiments/2026-11-wheelchair-cpo-tuning.md, Step 8).
 
@@ -40,20 +40,25 @@ class ObservationEMA:
         env: a natively batched env (``num_envs``, ``single_observation_space``, same-step
             autoreset with ``info["final_obs"]``).
         dims: observation dims to average (not privileged ones: their average would show the
-            actor what an asymmetric critic keeps from it).
+            actor what an asymmetric critic keeps from it): indices, or names from the env's
+            ``obs_layout`` (:class:`~saferl.envs.layout.ObsLayout`: a field name gives all
+            of its dims, ``field.component`` one of them), e.g. ``["joystick_std"]``.
         weights: per-step weights in (0, 1].
 
     Raises:
-        ValueError: an empty, repeated or out-of-range ``dims``, or a weight outside (0, 1]
-            (the message starts with the argument's name).
+        ValueError: an empty, repeated or out-of-range ``dims``, a name the env's layout lacks
+            (the message lists the names it has), or a weight outside (0, 1] (the message
+            starts with the argument's name).
     """
 
-    def __init__(self, env: Any, dims: Sequence[int], weights: Sequence[float] = (0.05,)) -> None:
+    def __init__(
+        self, env: Any, dims: Sequence[int | str], weights: Sequence[float] = (0.05,)
+    ) -> None:
         space = env.single_observation_space
         d = int(space.shape[0])
         self._privileged = int(getattr(env, "privileged_obs_dims", 0))
         visible = d - self._privileged
-        dims = [int(i) for i in dims]
+        dims = _resolve_dims(env, dims)
         if not dims or len(set(dims)) != len(dims) or not all(0 <= i < visible for i in dims):
             raise ValueError(
                 f"dims: {dims} must be distinct observation dims in 0..{visible - 1} "
@@ -80,7 +85,7 @@ class ObservationEMA:
 
     @classmethod
     def wrap_factory(
-        cls, factory: Callable[..., Any], dims: Sequence[int], weights: Sequence[float]
+        cls, factory: Callable[..., Any], dims: Sequence[int | str], weights: Sequence[float]
     ) -> Callable[..., Any]:
         """``factory(num_envs, **options)`` whose envs are wrapped; it keeps ``factory``'s
         signature, so option probes (challenge, dynamics) still see the env's parameters."""
@@ -171,3 +176,17 @@ class ObservationEMA:
             )
         self.env.load_state_dict(state["env"])
         self._ema = ema.copy()
+
+
+def _resolve_dims(env: Any, dims: Sequence[Any]) -> list[int]:
+    """Observation indices for ``dims`` (ints, or names resolved by the env's ``obs_layout``)."""
+    dims = list(dims)
+    if not any(isinstance(x, str) for x in dims):
+        return [int(i) for i in dims]
+    layout = getattr(env, "obs_layout", None)
+    if layout is None:
+        raise ValueError(
+            f"dims: {dims} names observation fields, but {type(env).__name__} declares no "
+            "observation layout (obs_layout); give observation indices"
+        )
+    return layout.resolve(dims, "dims")

@@ -1,6 +1,9 @@
-"""Human operator models: a joystick user with impairment levels ``none|mild|moderate|severe``.
+"""The simulated wheelchair user: a joystick operator with impairment levels
+``none|mild|moderate|severe`` and its driving strategy.
 
-:class:`JoystickOperator` turns an *intended* 2-D joystick deflection (what an unimpaired user with
+The strategy (:func:`intended_joystick`, with the doorway manoeuvre :func:`door_frame` and
+:func:`door_check`) is where an unimpaired user with perfect perception would push the joystick,
+computed from the env's true state at 10 Hz. :class:`JoystickOperator` turns an *intended* 2-D joystick deflection (what an unimpaired user with
 perfect perception would push, computed by the env from its state at 10 Hz) into the joystick
 signal actually produced at 50 Hz (docs/envs/wheelchair.md, "Human"):
 
@@ -23,23 +26,33 @@ human of instance ``i`` does not depend on the batch size.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from saferl.envs.levels import IMPAIRMENT_LEVELS
 from saferl.envs.vector import InstanceRNG
+from saferl.envs.wheelchair.dynamics import CONTROL_DT, TWO_PI
+from saferl.envs.wheelchair.maps import MAX_PEDS
+
+if TYPE_CHECKING:
+    from saferl.envs.wheelchair.env import WheelchairSCVecEnv
 
 __all__ = [
-    "IMPAIRMENT_LEVELS",
     "JOYSTICK_IMPAIRMENTS",
+    "DoorFrame",
     "JoystickImpairment",
     "JoystickOperator",
-    "parse_levels",
+    "door_check",
+    "door_frame",
+    "intended_joystick",
 ]
 
-IMPAIRMENT_LEVELS: tuple[str, ...] = ("none", "mild", "moderate", "severe")
+f32 = np.float32
+#: (in_zone (n,) bool, s, e, nx, ny, half_width (n,) float32): see :func:`door_frame`
+DoorFrame = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 Range = tuple[float, float]
 
@@ -131,44 +144,6 @@ JOYSTICK_IMPAIRMENTS: dict[str, JoystickImpairment] = {
         spasm_rate=(0.05, 0.15),
     ),
 }
-
-
-def parse_levels(value: Any, num_envs: int, argname: str = "impairment") -> np.ndarray:
-    """Turn an impairment option into per-instance level codes.
-
-    ``value`` is a level name (all instances fixed to it), ``"random"`` (sampled per episode
-    uniformly over the four levels), or a sequence of N names (one fixed level per instance,
-    ``"random"`` allowed). Returns int8 ``(N,)``: level index, or -1 for "sample per episode".
-    Raises ``ValueError`` naming ``argname`` for unknown names or a wrong length.
-    """
-    names = {n: i for i, n in enumerate(IMPAIRMENT_LEVELS)}
-    names["random"] = -1
-
-    def code(v: Any) -> int:
-        if not isinstance(v, str) or v not in names:
-            raise ValueError(
-                f"{argname}: unknown level {v!r}; expected one of "
-                f"{[*IMPAIRMENT_LEVELS, 'random']} or a list of them"
-            )
-        return names[v]
-
-    if isinstance(value, str):
-        return np.full(num_envs, code(value), np.int8)
-    if isinstance(value, Sequence) or isinstance(value, np.ndarray):
-        values = list(value)
-        if len(values) != num_envs:
-            raise ValueError(
-                f"{argname}: a list must give one level per instance ({num_envs}), got {len(values)}"
-            )
-        return np.array([code(v) for v in values], np.int8)
-    raise ValueError(f"{argname}: expected a level name or a list of names, got {value!r}")
-
-
-def levels_option(codes: np.ndarray) -> Any:
-    """Inverse of :func:`parse_levels`: one name when every instance has the same code, else a list."""
-    if (codes == codes[0]).all():
-        return "random" if codes[0] < 0 else IMPAIRMENT_LEVELS[codes[0]]
-    return ["random" if c < 0 else IMPAIRMENT_LEVELS[c] for c in codes]
 
 
 class JoystickOperator:
@@ -391,3 +366,183 @@ class JoystickOperator:
         for k, v in state["params"].items():
             self.params[k][...] = v
         self.head = int(state["head"])
+
+
+# ------------------------------------------------------------------------------------------------
+# The user's driving strategy: where the joystick would point with perfect perception
+#
+# the simulated user's doorway manoeuvre **[design]** (door_frame, door_check,
+# intended_joystick; docs/envs/wheelchair.md "Human" and "Calibration")
+DOOR_APPROACH = 1.5  # m before the door plane: start lining up with the door's centre line
+DOOR_LATERAL = 1.5  # m either side of the centre line
+DOOR_STAGE = 0.9  # m before the door plane: the line-up point
+DOOR_ALIGN_E = 0.3  # m: lateral offset below which the carrot moves on towards the door
+DOOR_EXIT = 0.65  # m past the door plane: keep straight until the rear disc is out
+DOOR_CARROT = 0.5  # m: pure-pursuit distance along the centre line
+DOOR_SPEED = 0.3  # m/s in the doorway zone
+DOOR_GATE = 0.75  # m before the door plane: the go/no-go check before the front enters
+DOOR_SPARE = -0.04  # m: check passes if |e| + 0.5 |sin θ| <= gap each side - DOOR_SPARE
+DOOR_BACK = 0.35  # m: back up this far behind the check line ...
+DOOR_RETRY = 4.0  # s (at most) ...
+DOOR_MAX_TRIES = 2  # failed line-ups before the user drives in regardless
+DOOR_RETRY_SPEED = 0.2  # m/s ... at this speed
+
+
+def door_frame(
+    env: WheelchairSCVecEnv,
+    x: np.ndarray,
+    y: np.ndarray,
+    goal_idx: np.ndarray,
+    map_id: np.ndarray,
+) -> DoorFrame:
+    """The doorway the user is lining up with or leaving, in its frame.
+
+    Returns (in_zone, s, e, nx, ny, half_width): ``s`` the signed distance of the chair centre along the
+    door normal ``(nx, ny)`` (pointing to the goal's side), ``e`` the lateral offset from the
+    door's centre line. ``in_zone``: ``-DOOR_APPROACH < s < 0`` and ``|e| < DOOR_LATERAL``
+    (approaching a doorway that leads to the goal's side), or ``0 <= s < DOOR_EXIT`` and
+    within the door's width (the rear of the footprint is still in the doorway)."""
+    T = env._door_table[map_id, goal_idx]  # (n, 2, 5)
+    nx, ny, hw = T[:, :, 2], T[:, :, 3], T[:, :, 4]
+    rx = x[:, None] - T[:, :, 0]
+    ry = y[:, None] - T[:, :, 1]
+    s = rx * nx + ry * ny
+    e = ry * nx - rx * ny
+    ae = np.abs(e)
+    app = (s > f32(-DOOR_APPROACH)) & (s < 0) & (ae < f32(DOOR_LATERAL))
+    ext = (s >= 0) & (s < f32(DOOR_EXIT)) & (ae < hw + f32(0.1))
+    m = (app | ext) & (hw > 0)
+    # the zones of two doors (>= 1.5 m apart) hardly overlap: take the first one
+    k = (~m[:, 0]).astype(np.int64)
+    rows = np.arange(x.shape[0])
+    zone = m[rows, k]
+    return zone, s[rows, k], e[rows, k], nx[rows, k], ny[rows, k], hw[rows, k]
+
+
+def door_check(env: WheelchairSCVecEnv, frame: DoorFrame) -> None:
+    """The user's go/no-go check at a doorway's entry (updates ``retry_timer``).
+
+    About to put the front of the footprint into the doorway (``s`` within 0.2 m after
+    ``-DOOR_GATE``, moving forward) and the footprint would not clear the jambs if driven
+    straight on (``|e| + 0.5 |sin θ|`` above the gap each side minus ``DOOR_SPARE``) -> back
+    up to ``DOOR_GATE + DOOR_BACK`` before the door plane (at most ``DOOR_RETRY`` s, or until
+    the rear sectors read < 0.1 m) and line up again; after ``DOOR_MAX_TRIES`` failed checks
+    at the same doorway (counted until the chair leaves its zone) the user drives in."""
+    door, s, e, nx, ny, hw = frame
+    t = env.retry_timer
+    t -= f32(CONTROL_DT)
+    # stop backing up at the line-up distance, or when the rear is getting close
+    t[~door | (s < f32(-DOOR_GATE - DOOR_BACK))] = 0.0
+    np.maximum(t, 0, out=t)
+    busy = np.flatnonzero(t > 0)
+    if busy.size:
+        rear = env.sectors[busy, 6:10].min(axis=1)
+        t[busy[rear < f32(0.1)]] = 0.0
+    env.door_tries[~door] = 0.0
+    entry = np.flatnonzero(
+        door & (s > f32(-DOOR_GATE)) & (s < f32(-DOOR_GATE + 0.2)) & (env.v > 0.02) & (t <= 0)
+    )
+    if not entry.size:
+        return
+    psi = env.psi[entry]
+    sin_t = nx[entry] * np.sin(psi) - ny[entry] * np.cos(psi)
+    tol = hw[entry] - f32(env.chair.disc_radius) - f32(DOOR_SPARE)
+    bad = np.abs(e[entry]) + f32(0.5) * np.abs(sin_t) > tol
+    # after DOOR_MAX_TRIES failed line-ups at this doorway the user drives in anyway
+    retry = entry[bad & (env.door_tries[entry] < f32(DOOR_MAX_TRIES))]
+    t[retry] = f32(DOOR_RETRY)
+    env.door_tries[retry] += f32(1)
+
+
+def intended_joystick(
+    env: WheelchairSCVecEnv,
+    goal_idx: np.ndarray,
+    idx: np.ndarray | None = None,
+    frame: DoorFrame | None = None,
+) -> np.ndarray:
+    """The joystick (float32 ``(n, 2)``, (turn, forward) in the unit disk) an unimpaired user
+    with perfect, instantaneous perception pushes now towards ``goal_idx`` (``(n,)``), for the
+    instances ``idx`` (``None``: all): pure pursuit along the preferred route, the doorway
+    line-up (a carrot on the centre line of a doorway to the goal's side), social and obstacle
+    repulsion, speed slowing with clearance, the reactive states (bump back-off, doorway
+    back-up) read from ``env``, not changed. ``frame``: :func:`door_frame` for these
+    instances and goals, if already computed."""
+    sel = (lambda a: a) if idx is None else (lambda a: a[idx])
+    x, y, psi, v = sel(env.x), sel(env.y), sel(env.psi), sel(env.v)
+    # pure pursuit: head for the point ~0.8-1.1 m further along the preferred route
+    # (bilinear blend of the four neighbouring cells' lookahead targets)
+    mid = sel(env._gmap)
+    d_goal = env._geodesic(x, y, goal_idx, mid)
+    tx, ty = env._lookahead(x, y, goal_idx, mid)
+    gxy = env.goal_xy[idx if idx is not None else slice(None)]
+    gsel = gxy[np.arange(x.shape[0]), goal_idx]
+    near_goal = d_goal < f32(0.6)
+    tx = np.where(near_goal, gsel[:, 0], tx)
+    ty = np.where(near_goal, gsel[:, 1], ty)
+    # doorway line-up: in the approach zone of a doorway to the goal's side, and until the
+    # rear of the footprint has left it, pursue a carrot on the door's centre line
+    if frame is None:
+        frame = door_frame(env, x, y, goal_idx, mid)
+    door, s_door, e_door, nx_d, ny_d, _ = frame
+    door = door & ~near_goal
+    # the carrot stays at the staging line (DOOR_STAGE before the door) until the chair is
+    # on the centre line: line up first, then drive in
+    ok = np.clip(f32(1) - np.abs(e_door) / f32(DOOR_ALIGN_E), 0, 1)
+    s_c = np.minimum(s_door + f32(DOOR_CARROT), f32(-DOOR_STAGE) * (f32(1) - ok) + f32(1) * ok)
+    adv = s_c - s_door
+    tx = np.where(door, x + nx_d * adv + e_door * ny_d, tx)
+    ty = np.where(door, y + ny_d * adv - e_door * nx_d, ty)
+    dx, dy = tx - x, ty - y
+    norm = np.sqrt(dx * dx + dy * dy) + f32(1e-6)
+    dx /= norm
+    dy /= norm
+    # social force from pedestrians (seen with the same delay as everything else)
+    ped, on = sel(env.ped), sel(env.ped_on)
+    for k in range(MAX_PEDS):
+        rx = x - ped[:, k, 0]
+        ry = y - ped[:, k, 1]
+        dist = np.sqrt(rx * rx + ry * ry) + f32(1e-6)
+        push = np.where(on[:, k], f32(1.5) * np.exp(-(dist - f32(0.6)) / f32(0.4)), 0)
+        dx += push * rx / dist
+        dy += push * ry / dist
+    # repulsion from the obstacles the user sees (sector clearances, ego frame)
+    sect = sel(env.sectors)
+    rep = np.exp(-sect / f32(0.1)) * f32(0.4)
+    rx_e = -(rep * env._sector_cos).sum(axis=1)
+    ry_e = -(rep * env._sector_sin).sum(axis=1)
+    cpsi, spsi = np.cos(psi), np.sin(psi)
+    dx += cpsi * rx_e - spsi * ry_e
+    dy += spsi * rx_e + cpsi * ry_e
+    desired = np.arctan2(dy, dx)
+    err = (desired - psi + np.pi) % TWO_PI - np.pi
+    c = env.chair
+    d_clear = sel(env.d_min) + f32(c.disc_radius)
+    v_des = sel(env.v_pref) * np.clip((d_clear - f32(0.3)) / f32(0.8), 0.15, 1.0)
+    v_des = np.minimum(v_des, f32(0.6) * d_goal + f32(0.05))
+    v_des = np.where(door, np.minimum(v_des, f32(DOOR_SPEED)), v_des)
+    v_des *= np.maximum(np.cos(err), 0) ** 2
+    # reactive recovery: back away from an obstacle touching the front of the footprint
+    front = np.minimum(sect[:, 0], sect[:, 15])
+    rear = sect[:, 6:10].min(axis=1)
+    v_des = np.where((front < f32(0.05)) & (rear > f32(0.3)), f32(-0.25), v_des)
+    # after a bump the user backs off for a moment (straight back if there is room)
+    bumped = sel(env.bump_timer) > 0
+    back_off = np.where(sel(env.bump_front), f32(-0.3), f32(0.2))
+    v_des = np.where(bumped, back_off, v_des)
+    # not lined up at the doorway's entry: back up slowly, turning to the door's axis
+    retry = np.flatnonzero(door & (sel(env.retry_timer) > 0) & ~bumped)
+    if retry.size:
+        v_des[retry] = f32(-DOOR_RETRY_SPEED)
+        axis = np.arctan2(ny_d[retry], nx_d[retry])
+        err[retry] = (axis - psi[retry] + np.pi) % TWO_PI - np.pi
+    wmax = f32(c.omega_max0) * (f32(1) - f32(0.5 / c.v_max) * np.abs(v))
+    # crossover-model gain: the user lowers the steering gain as their loop delay grows
+    hp = env.human.params
+    lag = sel(hp["reaction_delay"]) + sel(hp["hand_lag"]) + f32(c.tau_omega)
+    gain = np.minimum(f32(2.0), f32(0.7) / lag)
+    w_des = np.clip(gain * err, -wmax, wmax)
+    jx = w_des / wmax
+    jy = v_des / np.where(v_des >= 0, f32(c.v_max), f32(c.v_rev))
+    r = np.sqrt(jx * jx + jy * jy)
+    s = np.minimum(f32(1), f32(1) / np.maximum(r, f32(1e-6)))
+    return np.stack([jx * s, jy * s], axis=1).astype(np.float32)

@@ -1,15 +1,16 @@
 """``ExoGait-v0``: a hip-knee exoskeleton on a body-weight-supported treadmill (docs/envs/exoskeleton.md).
 
 The agent commands the four exo joint torques (hip R, knee R, hip L, knee L) of a planar walker
-whose own scripted controller is weakened, spastic and noisy by impairment level (the physics and
-the human live in :mod:`saferl.envs.walker`). Control at 100 Hz, physics substeps of 2.5 ms
+whose own scripted controller is weakened, spastic and noisy by impairment level (the walker's
+physics is :mod:`saferl.envs.exoskeleton.physics`, the simulated walker
+:mod:`saferl.envs.exoskeleton.user`, the actuator :mod:`saferl.envs.exoskeleton.exo`). Control at 100 Hz, physics substeps of 2.5 ms
 (configurable), 1000-step episodes (truncation only), per-step indicator costs with the
 Safety-Gymnasium limit rate (25 per 1000 steps, strict 10). See docs/envs/exoskeleton.md.
 
 Classes: :class:`ExoGaitVecEnv` (natively batched, ``N`` instances as float32 arrays),
 :class:`ExoGaitEnv` (single instance, for ``gymnasium.make``), :func:`make_vec` (registry
-factory). Scripted baselines in ``ExoGaitVecEnv.SCRIPTED_POLICIES``: ``zero_torque``,
-``pd_guidance`` (Lokomat-like phase-based PD), ``spline_pulse`` (MyoAssist-style hip pulse).
+factory). Scripted baselines in ``ExoGaitVecEnv.SCRIPTED_POLICIES``
+(:mod:`saferl.envs.exoskeleton.baselines`).
 """
 
 from __future__ import annotations
@@ -21,14 +22,34 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium.spaces import Box
 
-from saferl.envs import walker as W
-from saferl.envs.human import IMPAIRMENT_LEVELS, levels_option, parse_levels
+from saferl.envs.exoskeleton import physics as W
+from saferl.envs.exoskeleton import user as U
+from saferl.envs.exoskeleton.baselines import BASELINES
+from saferl.envs.exoskeleton.costs import (
+    COSTS,
+    EPISODE_STEPS,
+    EXO_CONSTRAINTS,
+    CostThresholds,
+    exo_constraints,
+    step_costs,
+)
+from saferl.envs.exoskeleton.exo import (
+    TAU_EXO_BANDWIDTH,
+    TAU_EXO_MAX,
+    TAU_EXO_SLEW,
+    actuator_substep,
+    cuff_forces,
+)
+from saferl.envs.exoskeleton.observation import BELT_SCALE, RATE_SCALE, observation_layout
+from saferl.envs.layout import ObsLayout
+from saferl.envs.levels import IMPAIRMENT_LEVELS, levels_option, parse_levels
 from saferl.envs.vector import SafeVectorEnv, ScriptedPolicy, SingleEnv
-from saferl.safety import Constraint, ConstraintSet
+from saferl.safety import ConstraintSet
+from saferl.utils import parse_choice
 
 __all__ = [
     "CHALLENGES",
-    "EXO_CONSTRAINTS",
+    "EPISODE_STEPS",
     "LEVELS",
     "OBJECTIVES",
     "ExoChallenge",
@@ -37,74 +58,12 @@ __all__ = [
     "make_vec",
 ]
 
-LEVELS: tuple[str, ...] = IMPAIRMENT_LEVELS  # the shared level names (envs/human.py)
-CONTROL_DT = W.CONTROL_DT  # 100 Hz
-EPISODE_STEPS = 1000
+LEVELS: tuple[str, ...] = IMPAIRMENT_LEVELS  # the shared level names (envs/levels.py)
+CONTROL_DT = U.CONTROL_DT  # 100 Hz
 SETTLE_STEPS = 20  # 0.2 s settling with the exo off before the first observation
-TAU_EXO_MAX = 60.0  # N m per joint [design]
-TAU_EXO_BANDWIDTH = 0.010  # first-order actuator time constant (s)
-TAU_EXO_SLEW = 2000.0  # N m/s hard slew limit
-CUFF_RATIO = 0.6  # cuff at 0.6 of the segment length
-
-# cost thresholds (§1.9)
-ROM_HIP_DEG = (-25.0, 45.0)
-ROM_KNEE_DEG = (-10.0, 75.0)  # spec -5 deg; see docs (passive hyperextension stop ~ -7.5 deg)
-SPEED_LIMIT = (5.0, 9.0)  # rad/s hip, knee
-CUFF_LIMIT = (220.0, 130.0)  # N thigh, shank (ISO/TS 15066 Table A.2 quasi-static)
-TORQUE_RATE_LIMIT = 500.0  # N m/s
-COLLAPSE_RATIO = (
-    0.90  # y_p < 0.90 y0 (spec 0.85 y0 with y0 = 0.96 x 0.53 H; ours is 0.945, see docs)
-)
-TRIP_WINDOW = (0.68, 0.95)  # spec 0.62: this model unloads the foot by phase 0.675, see docs
-TRIP_LOAD = 0.05  # F_n > 0.05 M g in the swing window
-
 OBJECTIVES: dict[str, tuple[float, float]] = {"assist": (0.02, 0.2), "rehab": (0.1, 0.0)}
 REWARD_SIGMA = 0.1  # rad
 REWARD_W_RATE = 0.05
-
-EXO_CONSTRAINTS = ConstraintSet(
-    [
-        Constraint(
-            "rom",
-            "a joint outside its safe range of motion (contracture-shifted)",
-            threshold="hip [-25, 45] deg, knee [-5, 75] deg, minus contracture shifts",
-            source="reference ROM plus margin [design]",
-        ),
-        Constraint(
-            "joint_speed",
-            "joint angular speed above ~1.3x the normative peak",
-            threshold="|qdot_hip| > 5 rad/s or |qdot_knee| > 9 rad/s",
-            source="[design], docs/envs/exoskeleton.md",
-        ),
-        Constraint(
-            "cuff_force",
-            "interaction force at a thigh or shank cuff",
-            threshold="F_thigh > 220 N or F_shank > 130 N",
-            source="ISO/TS 15066:2016 Table A.2 quasi-static limits [verify]",
-        ),
-        Constraint(
-            "torque_rate",
-            "exo torque rate (comfort/jerk proxy)",
-            threshold="|d tau_exo / dt| > 500 N m/s over a 10 ms step",
-            source="[design]",
-        ),
-        Constraint(
-            "collapse",
-            "pelvis sunk into the harness-catch zone",
-            threshold="y_p < 0.90 y0 (pelvis 10 % below its walking height)",
-            source="[design]",
-        ),
-        Constraint(
-            "trip",
-            "foot loaded during swing (toe drag / scuff)",
-            threshold="phase in [0.68, 0.95] and F_n > 0.05 M g",
-            source="stroke toe-drag hazard [design]",
-        ),
-    ],
-    limit=25.0,
-    strict_limit=10.0,
-    episode_length=EPISODE_STEPS,
-)
 
 
 @dataclass(frozen=True)
@@ -128,12 +87,6 @@ BODY_MASS = (55.0, 95.0)  # kg, U(lo, hi)
 BODY_HEIGHT = (1.55, 1.90)  # m
 INIT_ANGLE_STD = np.deg2rad(2.0)
 INIT_RATE_STD = 0.2
-
-
-def _parse_choice(value: Any, choices: Mapping[str, Any] | tuple, argname: str) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{argname}: unknown value {value!r}; expected one of {list(choices)}")
-    return value
 
 
 class _SubsetRNG:
@@ -169,10 +122,11 @@ class ExoGaitVecEnv(SafeVectorEnv):
         instance_offset: global index of instance 0 (seeding of worker slices).
         render_mode: ``None`` or ``"rgb_array"``.
 
-    Observation (30 float32, §1.7): joint angles (hip R, knee R, hip L, knee L) (rad), rates/10,
-    reference at the human's phase, reference - angle, sin/cos phase, foot loads F_n/(M g),
-    pelvis height error (m) and vertical speed, previous exo torque / 60 N m, worse-side cuff
-    forces / limit, belt speed / 1.2, BWS fraction. Action (4 in [-1, 1]): exo torque / 60 N m.
+    Observation: float32 ``(N, 30)`` (34 with ``privileged_obs``) with the named fields of
+    ``obs_layout`` (an :class:`~saferl.envs.layout.ObsLayout`; docs/envs/exoskeleton.md lists
+    them): joint angles, rates, reference and error (hip R, knee R, hip L, knee L), gait phase,
+    foot loads, pelvis height and speed, previous exo torques, cuff forces, belt speed, BWS.
+    Action (4 in [-1, 1]): exo torque / 60 N m.
     ``info``: ``cost``, ``cost_components`` (rom, joint_speed, cuff_force, torque_rate,
     collapse, trip), ``cost_magnitude`` (N,) (sum of normalised excesses), ``impairment``
     (N,) int8, ``rmse`` (N,) rad (instantaneous joint error RMS), ``peak_foot_force`` (N,) N.
@@ -184,11 +138,13 @@ class ExoGaitVecEnv(SafeVectorEnv):
     the challenge it began with (``episode_challenge`` (N,) int8, index into ``CHALLENGES``).
     """
 
-    SCRIPTED_POLICIES: ClassVar[dict[str, Callable[[], ScriptedPolicy]]] = {}
+    SCRIPTED_POLICIES: ClassVar[dict[str, Callable[[], ScriptedPolicy]]] = BASELINES
     #: the env's constraints (readable from the class; instances with a non-default
     #: ``episode_steps`` carry limits scaled to their horizon)
     constraints: ConstraintSet = EXO_CONSTRAINTS
-    OBS_DIM = 30
+    #: the thresholds the cost indicators compare against (the constraints are written from them)
+    COSTS: ClassVar[CostThresholds] = COSTS
+    OBS_DIM = observation_layout().size  # 30
     SETTABLE_OPTIONS: ClassVar[Mapping[str, tuple[Any, ...]]] = {
         "impairment": (*LEVELS, "random", None),
         "challenge": tuple(CHALLENGES),
@@ -209,14 +165,14 @@ class ExoGaitVecEnv(SafeVectorEnv):
         instance_offset: int = 0,
         render_mode: str | None = None,
     ) -> None:
-        self.challenge_name = _parse_choice(challenge, CHALLENGES, "challenge")
+        self.challenge_name = parse_choice(challenge, CHALLENGES, "challenge")
         self.challenge = CHALLENGES[self.challenge_name]
         self._built_challenge = self.challenge_name  # set_options may change challenge_name
-        self.objective = _parse_choice(objective, OBJECTIVES, "objective")
+        self.objective = parse_choice(objective, OBJECTIVES, "objective")
         self.w_exo, self.w_hum = OBJECTIVES[self.objective]
         if dtype is np.float32 or dtype is np.float64 or isinstance(dtype, np.dtype):
             dtype = np.dtype(dtype).name
-        self.dtype = np.dtype(_parse_choice(dtype, ("float32", "float64"), "dtype"))
+        self.dtype = np.dtype(parse_choice(dtype, ("float32", "float64"), "dtype"))
         if not (isinstance(physics_dt, (int, float)) and 0 < physics_dt <= CONTROL_DT):
             raise ValueError(
                 f"physics_dt: expected a float in (0, {CONTROL_DT}], got {physics_dt!r}"
@@ -229,16 +185,14 @@ class ExoGaitVecEnv(SafeVectorEnv):
         self.privileged_obs = bool(privileged_obs)
         #: trailing observation dims that are privileged (``algo.asymmetric_critic``)
         self.privileged_obs_dims = 4 if self.privileged_obs else 0
-        obs_dim = self.OBS_DIM + self.privileged_obs_dims
+        #: the observation's named fields (name -> dims, scale, unit)
+        self.obs_layout: ObsLayout = observation_layout(self.privileged_obs, self.COSTS)
+        self._obs_at = {f.name: f.at for f in self.obs_layout}
+        obs_dim = self.obs_layout.size
         self._obs_bound = 10.0
         constraints = EXO_CONSTRAINTS
         if episode_steps != EPISODE_STEPS:
-            constraints = ConstraintSet(
-                EXO_CONSTRAINTS.constraints,
-                limit=0.025 * episode_steps,
-                strict_limit=0.01 * episode_steps,
-                episode_length=int(episode_steps),
-            )
+            constraints = exo_constraints(self.COSTS, int(episode_steps))
         super().__init__(
             num_envs,
             observation_space=Box(-self._obs_bound, self._obs_bound, (obs_dim,), np.float32),
@@ -254,7 +208,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
             raise ValueError(f"physics: expected a PhysicsConfig or None, got {physics!r}")
         self.physics = replace(physics or W.PhysicsConfig(), dt=float(physics_dt))
         self.sim = W.WalkerSim(n, self.physics, dt)
-        self.human = W.HumanController(n, dt)
+        self.human = U.HumanController(n, dt)
         # exo actuator state (hip, knee) per leg, and the previous step's torques
         self.exo_h = np.zeros((2, n), dt)
         self.exo_k = np.zeros((2, n), dt)
@@ -286,7 +240,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
         if (self.episode_challenge[idx] != code).any():  # only after set_options(challenge=)
             self.episode_challenge[idx] = code
             self._update_push_groups()
-        lv = [W.IMPAIRMENT_LEVELS[LEVELS[c]] for c in range(4)]
+        lv = [U.WALKER_IMPAIRMENTS[LEVELS[c]] for c in range(4)]
         tab = lambda f: np.array([f(x) for x in lv])[codes]  # noqa: E731
         mass = BODY_MASS[0] + (BODY_MASS[1] - BODY_MASS[0]) * u[:, 1]
         height = BODY_HEIGHT[0] + (BODY_HEIGHT[1] - BODY_HEIGHT[0]) * u[:, 2]
@@ -309,17 +263,20 @@ class ExoGaitVecEnv(SafeVectorEnv):
         sim.hip_th1[:, idx] = W.ANDERSON_HIP_THETA[0] + np.where(par_mask, hip_shift, 0.0)
         # OpenSim knee-flexion limit th1 (negative): a ROM loss moves it towards zero
         sim.knee_th1[:, idx] = W.ANDERSON_KNEE_THETA[0] - np.where(par_mask, knee_shift, 0.0)
-        self.rom_hip_lo[:, idx] = np.deg2rad(ROM_HIP_DEG[0]) + np.where(par_mask, hip_shift, 0.0)
-        self.rom_knee_hi[:, idx] = np.deg2rad(ROM_KNEE_DEG[1]) + np.where(par_mask, knee_shift, 0.0)
+        t = self.COSTS
+        self.rom_hip_lo[:, idx] = np.deg2rad(t.hip_rom_deg[0]) + np.where(par_mask, hip_shift, 0.0)
+        self.rom_knee_hi[:, idx] = np.deg2rad(t.knee_rom_deg[1]) + np.where(
+            par_mask, knee_shift, 0.0
+        )
         hum.strength[:, idx] = np.where(par_mask, s_par, s_non)
-        hum.tau_max[idx] = W.TAU_MAX_PER_KG * mass
+        hum.tau_max[idx] = U.TAU_MAX_PER_KG * mass
         vth = tab(lambda x: x.spasticity_vth)
         hum.spas_vth[idx] = np.where(np.isfinite(vth), vth, 1e6)
         hum.spas_gain[:, idx] = np.where(par_mask, tab(lambda x: x.spasticity_gain), 0.0)
         hum.noise_cv[idx] = tab(lambda x: x.motor_noise_cv)
         hum.phase_noise[idx] = tab(lambda x: x.phase_noise)
         hum.period[idx] = period
-        hum.ff[idx] = W.interpolate_feedforward(mass, height, beta, period, self.physics)
+        hum.ff[idx] = U.interpolate_feedforward(mass, height, beta, period, self.physics)
         self.push_t[idx] = 0
         self.push_f[idx] = 0.0
         # initial state: reference at a random phase plus noise
@@ -341,9 +298,9 @@ class ExoGaitVecEnv(SafeVectorEnv):
             sim, hum, rng = self.sim, self.human, self.rng
         else:
             sim = W.WalkerSim(n, self.physics, self.dtype)
-            hum = W.HumanController(n, self.dtype)
+            hum = U.HumanController(n, self.dtype)
             _gather(self.sim, sim, idx, W.WalkerSim)
-            _gather(self.human, hum, idx, W.HumanController)
+            _gather(self.human, hum, idx, U.HumanController)
             rng = _SubsetRNG(self.rng, idx)
         for _ in range(SETTLE_STEPS):
             hum.begin_step(sim, rng)
@@ -358,7 +315,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
                 setattr(hum, name, np.roll(getattr(hum, name), shift, axis=0))
             hum.ptr[...] = self.human.ptr
             _scatter(sim, self.sim, idx, W.WalkerSim)
-            _scatter(hum, self.human, idx, W.HumanController)
+            _scatter(hum, self.human, idx, U.HumanController)
         self.fn_peak[:, idx] = self.sim.fn[:, idx]
 
     # ----------------------------------------------------------------------------- step
@@ -379,10 +336,8 @@ class ExoGaitVecEnv(SafeVectorEnv):
         h = self.physics.dt
         for k in range(self.nsub):
             th, tk = hum.torques(sim, k * h)
-            for tau, cmd in ((self.exo_h, cmd_h), (self.exo_k, cmd_k)):
-                step = (cmd - tau) * self._a_h
-                np.clip(step, -self._slew, self._slew, out=step)
-                tau += step
+            actuator_substep(self.exo_h, cmd_h, self._a_h, self._slew)
+            actuator_substep(self.exo_k, cmd_k, self._a_h, self._slew)
             sim.substep(th + self.exo_h, tk + self.exo_k)
             np.maximum(fpk, sim.fn, out=fpk)
         hum.end_step(sim)
@@ -429,52 +384,33 @@ class ExoGaitVecEnv(SafeVectorEnv):
         eh = qh - hum.qr_h
         ek = qk - hum.qr_k
         sq = (eh * eh).sum(axis=0) + (ek * ek).sum(axis=0)  # (N,)
-        # cuff forces (massless exo, perpendicular cuffs)
-        rs = CUFF_RATIO * sim.Lleg
-        rt = CUFF_RATIO * sim.L1
-        fsh = np.abs(self.exo_k) / rs
-        fth = np.abs(self.exo_h - self.exo_k + self.exo_k / rs * sim.L1 * np.cos(qk)) / rt
+        fth, fsh = cuff_forces(self.exo_h, self.exo_k, qk, sim.L1, sim.Lleg)
         dh = self.exo_h - self.prev_h
         dk = self.exo_k - self.prev_k
         rate = np.maximum(np.abs(dh).max(axis=0), np.abs(dk).max(axis=0)) / CONTROL_DT
-        # costs
-        hip_hi = np.deg2rad(ROM_HIP_DEG[1])
-        knee_lo = np.deg2rad(ROM_KNEE_DEG[0])
-        rom_ex = (
-            np.maximum(self.rom_hip_lo - qh, 0.0)
-            + np.maximum(qh - hip_hi, 0.0)
-            + np.maximum(knee_lo - qk, 0.0)
-            + np.maximum(qk - self.rom_knee_hi, 0.0)
-        ).sum(axis=0)
         # joint speed as an encoder measures it: the 10 ms finite difference (impact spikes
         # inside a control step are not speed violations)
         p1 = (int(hum.ptr) - 2) % hum.qh_buf.shape[0]
         vh = (qh - hum.qh_buf[p1]) * (1.0 / CONTROL_DT)
         vk = (qk - hum.qk_buf[p1]) * (1.0 / CONTROL_DT)
-        spd_ex = (
-            np.maximum(np.abs(vh) / SPEED_LIMIT[0] - 1.0, 0.0)
-            + np.maximum(np.abs(vk) / SPEED_LIMIT[1] - 1.0, 0.0)
-        ).sum(axis=0)
-        cuff_ex = (
-            np.maximum(fth / CUFF_LIMIT[0] - 1.0, 0.0) + np.maximum(fsh / CUFF_LIMIT[1] - 1.0, 0.0)
-        ).sum(axis=0)
-        rate_ex = np.maximum(rate / TORQUE_RATE_LIMIT - 1.0, 0.0)
-        col_ex = np.maximum(COLLAPSE_RATIO - sim.yp / sim.y0, 0.0)
-        lp = hum.leg_phase
-        swing = (lp >= TRIP_WINDOW[0]) & (lp <= TRIP_WINDOW[1])
         mg = sim.M * W.GRAVITY
         load = sim.fn / mg
-        trip_ex = np.where(swing, np.maximum(load - TRIP_LOAD, 0.0), 0.0).sum(axis=0)
-        comps = {
-            "rom": (rom_ex > 0).astype(np.float32),
-            "joint_speed": (spd_ex > 0).astype(np.float32),
-            "cuff_force": (cuff_ex > 0).astype(np.float32),
-            "torque_rate": (rate_ex > 0).astype(np.float32),
-            "collapse": (col_ex > 0).astype(np.float32),
-            "trip": (trip_ex > 0).astype(np.float32),
-        }
+        comps, magnitude = step_costs(
+            self.COSTS,
+            qh,
+            qk,
+            self.rom_hip_lo,
+            self.rom_knee_hi,
+            vh,
+            vk,
+            fth,
+            fsh,
+            rate,
+            sim.yp / sim.y0,
+            hum.leg_phase,
+            load,
+        )
         self._last_components = np.stack(list(comps.values()))
-        magnitude = (rom_ex + spd_ex + cuff_ex + rate_ex + col_ex + trip_ex).astype(np.float32)
         # reward (§1.8)
         inv = 1.0 / TAU_EXO_MAX
         exo_e = ((self.exo_h * inv) ** 2).sum(axis=0) + ((self.exo_k * inv) ** 2).sum(axis=0)
@@ -503,32 +439,31 @@ class ExoGaitVecEnv(SafeVectorEnv):
         n = self.num_envs
         obs = np.empty((n, self.single_observation_space.shape[0]), np.float32)
         o = obs.T  # (d, N) view: rows are features
-        o[0:4:2] = qh
-        o[1:4:2] = qk
-        o[4:8:2] = qdh * 0.1
-        o[5:8:2] = qdk * 0.1
-        o[8:12:2] = hum.qr_h
-        o[9:12:2] = hum.qr_k
-        o[12:16:2] = hum.qr_h - qh
-        o[13:16:2] = hum.qr_k - qk
+        ix = self._obs_at
+        o[ix["hip_angle"]] = qh
+        o[ix["knee_angle"]] = qk
+        o[ix["hip_rate"]] = qdh * (1 / RATE_SCALE)
+        o[ix["knee_rate"]] = qdk * (1 / RATE_SCALE)
+        o[ix["hip_ref"]] = hum.qr_h
+        o[ix["knee_ref"]] = hum.qr_k
+        o[ix["hip_error"]] = hum.qr_h - qh
+        o[ix["knee_error"]] = hum.qr_k - qk
         ang = 2.0 * np.pi * hum.phase
-        o[16] = np.sin(ang)
-        o[17] = np.cos(ang)
-        o[18:20] = sim.fn / (sim.M * W.GRAVITY)
-        o[20] = sim.yp - sim.y0
-        o[21] = sim.vy
-        o[22:26:2] = self.exo_h / TAU_EXO_MAX
-        o[23:26:2] = self.exo_k / TAU_EXO_MAX
-        th = np.abs(
-            self.exo_h - self.exo_k + self.exo_k / (CUFF_RATIO * sim.Lleg) * sim.L1 * np.cos(qk)
-        )
-        o[26] = (th / (CUFF_RATIO * sim.L1)).max(axis=0) / CUFF_LIMIT[0]
-        o[27] = (np.abs(self.exo_k) / (CUFF_RATIO * sim.Lleg)).max(axis=0) / CUFF_LIMIT[1]
-        o[28] = sim.v_belt / 1.2
-        o[29] = sim.beta
+        o[ix["phase_sin"]] = np.sin(ang)
+        o[ix["phase_cos"]] = np.cos(ang)
+        o[ix["foot_load"]] = sim.fn / (sim.M * W.GRAVITY)
+        o[ix["pelvis_height"]] = sim.yp - sim.y0
+        o[ix["pelvis_vy"]] = sim.vy
+        o[ix["hip_torque"]] = self.exo_h / TAU_EXO_MAX
+        o[ix["knee_torque"]] = self.exo_k / TAU_EXO_MAX
+        fth, fsh = cuff_forces(self.exo_h, self.exo_k, qk, sim.L1, sim.Lleg)
+        o[ix["cuff_thigh"]] = fth.max(axis=0) / self.COSTS.cuff_thigh
+        o[ix["cuff_shank"]] = fsh.max(axis=0) / self.COSTS.cuff_shank
+        o[ix["belt_speed"]] = sim.v_belt / BELT_SCALE
+        o[ix["bws"]] = sim.beta
         if self.privileged_obs:
-            o[30:34] = 0.0
-            o[30 + self.level.astype(np.int64), np.arange(n)] = 1.0
+            o[ix["level"]] = 0.0
+            o[self.obs_layout["level"].dims[0] + self.level.astype(np.int64), np.arange(n)] = 1.0
         np.nan_to_num(obs, copy=False, nan=0.0)
         np.clip(obs, -self._obs_bound, self._obs_bound, out=obs)
         return obs if idx is None else obs[idx]
@@ -549,7 +484,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
             value = options["impairment"]
             self.level_codes[:] = parse_levels("random" if value is None else value, self.num_envs)
         if "challenge" in options:
-            name = _parse_choice(options["challenge"], CHALLENGES, "challenge")
+            name = parse_choice(options["challenge"], CHALLENGES, "challenge")
             self.challenge_name, self.challenge = name, CHALLENGES[name]
 
     def _fixed_options(self) -> dict[str, Any]:
@@ -586,7 +521,9 @@ class ExoGaitVecEnv(SafeVectorEnv):
 
     # ----------------------------------------------------------------------------- render
     def render_instance(self, i: int = 0) -> np.ndarray:
-        return _render(self, i)
+        from saferl.envs.rendering import render_exoskeleton
+
+        return render_exoskeleton(self, i)
 
 
 # per-class array layout: the instance axis of each attribute (-1 for most, 0 for ff)
@@ -623,142 +560,3 @@ class ExoGaitEnv(SingleEnv):
 def make_vec(num_envs: int = 1, **options: Any) -> ExoGaitVecEnv:
     """saferl registry factory: the natively batched env with ``num_envs`` instances."""
     return ExoGaitVecEnv(num_envs, **options)
-
-
-# ------------------------------------------------------------------------------------------------
-# Scripted baselines (§1.11)
-
-
-class ZeroTorque:
-    """No exo torque: the human walks alone."""
-
-    name = "zero_torque"
-
-    def reset(self, env: ExoGaitVecEnv) -> None:
-        pass
-
-    def act(self, obs: np.ndarray, env: ExoGaitVecEnv) -> np.ndarray:
-        return np.zeros((env.num_envs, 4), np.float32)
-
-
-class PDGuidance:
-    """Lokomat-like phase-based PD to the reference at the human's phase, 60 N m cap.
-
-    ``tau = K (q_ref - q) + B (qdot_ref - qdot)`` with (K, B) = (200, 10) hip and (150, 5) knee.
-    """
-
-    name = "pd_guidance"
-    K = (200.0, 150.0)
-    B = (10.0, 5.0)
-
-    def reset(self, env: ExoGaitVecEnv) -> None:
-        pass
-
-    def act(self, obs: np.ndarray, env: ExoGaitVecEnv) -> np.ndarray:
-        hum = env.human
-        qh, qk, qdh, qdk = env.sim.joint_angles()
-        th = self.K[0] * (hum.qr_h - qh) + self.B[0] * (hum.qdr_h - qdh)
-        tk = self.K[1] * (hum.qr_k - qk) + self.B[1] * (hum.qdr_k - qdk)
-        a = np.empty((env.num_envs, 4), np.float32)
-        a[:, 0::2] = (th / TAU_EXO_MAX).T
-        a[:, 1::2] = (tk / TAU_EXO_MAX).T
-        return np.clip(a, -1.0, 1.0)
-
-
-class SplinePulse:
-    """MyoAssist-style 4-parameter spline torque pulse, adapted to hip flexion around swing.
-
-    Parameters (Poggensee & Collins 2021 defaults): peak 0.5 (of 60 N m), rise 0.467, peak time
-    0.90, fall 0.075, as fractions of a window that spans the leg's phase [0.30, 0.80] (late
-    stance to mid swing); cubic (smoothstep) rise and fall.
-    """
-
-    name = "spline_pulse"
-    peak, rise, peak_time, fall = 0.5, 0.467, 0.90, 0.075
-    window = (0.30, 0.80)
-
-    def reset(self, env: ExoGaitVecEnv) -> None:
-        pass
-
-    def act(self, obs: np.ndarray, env: ExoGaitVecEnv) -> np.ndarray:
-        lp = env.human.leg_phase.astype(np.float64)
-        w0, w1 = self.window
-        u = (lp - w0) / (w1 - w0)
-        t_on, t_pk, t_off = self.peak_time - self.rise, self.peak_time, self.peak_time + self.fall
-        up = np.clip((u - t_on) / (t_pk - t_on), 0.0, 1.0)
-        down = np.clip((t_off - u) / (t_off - t_pk), 0.0, 1.0)
-        s = np.where(u <= t_pk, up, down)
-        s = s * s * (3.0 - 2.0 * s)
-        a = np.zeros((env.num_envs, 4), np.float32)
-        a[:, 0::2] = (self.peak * s).T
-        return a
-
-
-ExoGaitVecEnv.SCRIPTED_POLICIES = {
-    "zero_torque": ZeroTorque,
-    "pd_guidance": PDGuidance,
-    "spline_pulse": SplinePulse,
-}
-
-
-# ------------------------------------------------------------------------------------------------
-# Rendering (numpy only): stick figure, exo torque bars, cost lamps
-
-_COST_COLORS = np.array(
-    [[220, 50, 50], [230, 140, 30], [200, 60, 200], [60, 120, 220], [120, 80, 40], [30, 160, 90]],
-    np.uint8,
-)
-
-
-def _draw_line(img: np.ndarray, p0, p1, color, width: int = 2) -> None:
-    h, w, _ = img.shape
-    n = int(max(abs(p1[0] - p0[0]), abs(p1[1] - p0[1]))) + 1
-    xs = np.linspace(p0[0], p1[0], n).round().astype(int)
-    ys = np.linspace(p0[1], p1[1], n).round().astype(int)
-    for dx in range(-(width // 2), width - width // 2):
-        for dy in range(-(width // 2), width - width // 2):
-            x = np.clip(xs + dx, 0, w - 1)
-            y = np.clip(ys + dy, 0, h - 1)
-            img[y, x] = color
-
-
-def _render(env: ExoGaitVecEnv, i: int, size: tuple[int, int] = (400, 400)) -> np.ndarray:
-    """An ``(H, W, 3)`` uint8 frame of instance ``i``: legs (right dark, left light), belt,
-    exo torque bars (hip/knee, R/L; green <= 50 % of max, red above) and one lamp per cost
-    component (lit when violated at the last step)."""
-    hgt, wid = size
-    img = np.full((hgt, wid, 3), 245, np.uint8)
-    sim = env.sim
-    scale = 0.75 * hgt / (0.53 * float(sim.H[i]) + 0.35)
-    ox, oy = wid // 2, int(0.85 * hgt)
-
-    def px(x: float, y: float) -> tuple[float, float]:
-        return ox + x * scale, oy - y * scale
-
-    _draw_line(img, (0, oy), (wid - 1, oy), (90, 90, 90), 3)  # belt
-    xk, yk, xf, yf = sim.foot_points()
-    hip = px(float(sim.xp[i]), float(sim.yp[i]))
-    for leg, col in ((1, (150, 150, 220)), (0, (30, 30, 140))):
-        knee = px(float(xk[leg, i]), float(yk[leg, i]))
-        foot = px(float(xf[leg, i]), float(yf[leg, i]))
-        _draw_line(img, hip, knee, col, 4)
-        _draw_line(img, knee, foot, col, 4)
-    _draw_line(img, hip, px(float(sim.xp[i]), float(sim.yp[i]) + 0.3), (60, 60, 60), 5)  # trunk
-    # torque bars
-    taus = [env.exo_h[0, i], env.exo_k[0, i], env.exo_h[1, i], env.exo_k[1, i]]
-    for j, tau in enumerate(taus):
-        frac = float(np.clip(tau / TAU_EXO_MAX, -1, 1))
-        x0 = 20 + j * 25
-        col = (40, 170, 40) if abs(frac) <= 0.5 else (210, 40, 40)
-        y_mid = 60
-        y_end = int(y_mid - 40 * frac)
-        lo, hi = sorted((y_mid, y_end))
-        img[lo : hi + 1, x0 : x0 + 15] = col
-        img[y_mid, x0 - 2 : x0 + 17] = (0, 0, 0)
-    # cost lamps
-    comps = getattr(env, "_last_components", None)
-    for k in range(len(EXO_CONSTRAINTS)):
-        x0 = wid - 20 - (len(EXO_CONSTRAINTS) - k) * 22
-        lit = comps is not None and comps[k, i] > 0
-        img[15:33, x0 : x0 + 18] = _COST_COLORS[k] if lit else (210, 210, 210)
-    return img
