@@ -145,3 +145,18 @@ def test_an_algorithm_without_the_contract_is_refused_naming_what_it_lacks(tmp_p
     cfg = toy_config(tmp_path, "half", **{"algo.name": "half"})
     with pytest.raises(TrainError, match="missing: state_dict, load_state_dict, optimizers"):
         Trainer(cfg, command=["test"])
+
+
+def test_a_run_started_with_obs_indices_resumes_with_their_field_names(tmp_path):
+    small = [
+        *("env.num_envs=4", "train.steps_per_epoch=64", "train.best_eval_episodes=0"),
+        *("algo.hidden_sizes=[8]", "train.progress=false", "train.plot_every=100"),
+        *(f"train.runs_dir={tmp_path}", "train.name=r"),
+    ]
+    cfg = load_config(overrides=[*small, "env.obs_ema.dims=[8, 9]", "train.total_steps=64"])
+    trainer = Trainer(cfg, command=["test"])
+    assert trainer.train() == 0
+    resumed = Trainer.resume(
+        trainer.run_dir, ["env.obs_ema.dims=[joystick_std]", "train.total_steps=128"]
+    )
+    assert resumed.epoch == 1 and resumed.train() == 0

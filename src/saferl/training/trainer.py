@@ -437,8 +437,14 @@ class Trainer:
         }
 
     def _obs_ema_spec(self) -> dict[str, list] | None:
+        """The averaged observation dims as indices (a field name and its index are the same
+        dims, so a run started with either resumes with the other) and their weights."""
         spec = self.config.env.obs_ema
-        return None if spec is None else {"dims": list(spec.dims), "weights": list(spec.weights)}
+        if spec is None:
+            return None
+        resolved = getattr(self.env, "dims", None)  # the ObservationEMA wrapper's indices
+        dims = [int(d) for d in resolved] if resolved is not None else list(spec.dims)
+        return {"dims": dims, "weights": list(spec.weights)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         meta = state.get("meta", {})
