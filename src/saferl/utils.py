@@ -20,6 +20,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "names_param",
+    "remove_stale_temp_files",
     "sha256_file",
 ]
 
@@ -75,6 +76,24 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically."""
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+def remove_stale_temp_files(directory: str | Path) -> list[Path]:
+    """Delete the temp files :func:`atomic_write` leaves in ``directory`` when its process is
+    killed mid-write (``.<name>.<random>.tmp``); returns those removed. Only call it while no
+    other process can be writing there (e.g. under the run directory's lock)."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    removed = []
+    for p in d.glob(".*.tmp"):
+        if p.is_file() and not p.is_symlink():
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(p)
+    return sorted(removed)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
