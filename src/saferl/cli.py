@@ -275,6 +275,7 @@ def compare(
         int | None,
         typer.Option(
             min=0,
+            max=2**32 - 1,
             help="Env seed of the first episode, the same for every model (default: the first "
             "run's eval.seed).",
         ),
@@ -436,10 +437,17 @@ def serve(
         _fail(str(exc))
 
 
-def _split(text: str | None) -> list[str] | None:
+def _split(text: str | None, option: str = "--protocols") -> list[str] | None:
+    """A comma list (None when the option was not given); an empty list is a user error."""
     if text is None:
         return None
-    return [p.strip() for p in text.split(",") if p.strip()]
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    if not names:
+        _fail(
+            f"{option}: no name given ({text!r:.40}); give a comma list of standard, "
+            "stochastic, safety, human_factors, or all"
+        )
+    return names
 
 
 # saferl tune: flag -> hyperopt field (a flag's value goes through the config's validation, and
@@ -728,7 +736,9 @@ def envs_render(
         str | None, typer.Option(help="Scripted policy name (default: random actions).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Episode seed.")] = 0,
-    max_steps: Annotated[int, typer.Option("--max-steps", help="Frames to record.")] = 300,
+    max_steps: Annotated[
+        int, typer.Option("--max-steps", min=1, help="Frames to record (>= 1).")
+    ] = 300,
 ) -> None:
     """Record one episode of an environment as a GIF."""
     record = _optional_attr("saferl.envs.rendering", "record_episode")
@@ -744,12 +754,36 @@ def envs_render(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    A command-line usage error (an unknown option, a value out of range) is one line on stderr
+    with exit status 2, like every other user error; ``saferl`` alone prints the help.
+    """
+    try:  # typer >= 0.24 vendors click
+        from typer._click import exceptions as click_errors
+    except ImportError:  # pragma: no cover (older typer)
+        from click import exceptions as click_errors
+
     try:
-        app()
+        code = app(standalone_mode=False)
     except (ConfigError, RegistryError, UserError) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except click_errors.NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click_errors.UsageError as exc:
+        where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+        message = " ".join(exc.format_message().split())
+        typer.echo(f"error: {where}{message}", err=True)
+        sys.exit(exc.exit_code)
+    except click_errors.ClickException as exc:
+        typer.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(exc.exit_code)
+    except click_errors.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

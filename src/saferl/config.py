@@ -62,6 +62,7 @@ __all__ = [
     "load_config",
     "parse_override",
     "register_algo_config",
+    "short_repr",
 ]
 
 
@@ -696,10 +697,13 @@ _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 6, 6, 80, 80
 
 
-def _short(value: Any, limit: int = 80) -> str:
+def short_repr(value: Any, limit: int = 80) -> str:
     """repr of a value cut to a short prefix (an error line never echoes a whole input)."""
     text = _REPR.repr(value)
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+_short = short_repr
 
 
 def _fmt_num(v: Any) -> Any:
@@ -784,8 +788,10 @@ _MAX_CONFIG_BYTES = 1 << 20
 _MAX_YAML_NODES = 100_000
 
 
-def _check_node(root: yaml.Node, p: Path) -> None:
-    """Refuse duplicate keys and graphs whose alias expansion exceeds _MAX_YAML_NODES."""
+def _check_node(root: yaml.Node, p: Path | str) -> None:
+    """Refuse duplicate keys and graphs whose alias expansion exceeds _MAX_YAML_NODES.
+
+    ``p`` names the source in messages (a file, or ``--set KEY``)."""
     sizes: dict[int, int] = {}
     active: set[int] = set()
 
@@ -843,10 +849,23 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {_short(text)}: malformed key {_short(key)}")
     if key in _VERBATIM_FIELDS:
         return parts, raw
+    if not raw.strip():
+        return parts, _coerce_number("")
+    # The same bounds as a file: an alias bomb in a value is refused, not expanded.
+    loader = yaml.SafeLoader(raw)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        node = loader.get_single_node()
+        if node is None:
+            value: Any = None
+        else:
+            _check_node(node, f"--set {short_repr(key, 60)}")
+            value = loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError(f"--set {short_repr(key, 60)}: value nested too deeply") from None
     except yaml.YAMLError:
         value = raw
+    finally:
+        loader.dispose()
     return parts, _coerce_number(value)
 
 

@@ -73,11 +73,22 @@ class _ConsoleHandler(logging.StreamHandler):
         return sys.stderr
 
 
+class _JsonLinesFileHandler(logging.FileHandler):
+    """A FileHandler that drops a record it cannot write (a full disk) instead of printing a
+    traceback per record; ``dropped`` counts them. The write that failed first is reported by
+    the code that made it (e.g. the trainer's checkpoint), once."""
+
+    dropped = 0
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.dropped += 1
+
+
 def add_jsonl_handler(path: str | Path, level: int = logging.DEBUG) -> logging.Handler:
     """Append every ``saferl`` log record to ``path`` as JSON lines; returns the handler."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(p, mode="a", encoding="utf-8")
+    handler = _JsonLinesFileHandler(p, mode="a", encoding="utf-8")
     handler.setFormatter(JsonLinesFormatter())
     handler.setLevel(level)
     root = logging.getLogger("saferl")

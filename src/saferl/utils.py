@@ -25,6 +25,7 @@ __all__ = [
     "cache_dir",
     "names_param",
     "parse_choice",
+    "remove_stale_temp_files",
     "sha256_file",
 ]
 
@@ -102,6 +103,24 @@ def parse_choice(value: Any, choices: Iterable[str], argname: str) -> str:
     if not isinstance(value, str) or value not in names:
         raise ValueError(f"{argname}: unknown value {value!r}; expected one of {names}")
     return value
+
+
+def remove_stale_temp_files(directory: str | Path) -> list[Path]:
+    """Delete the temp files :func:`atomic_write` leaves in ``directory`` when its process is
+    killed mid-write (``.<name>.<random>.tmp``); returns those removed. Only call it while no
+    other process can be writing there (e.g. under the run directory's lock)."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    removed = []
+    for p in d.glob(".*.tmp"):
+        if p.is_file() and not p.is_symlink():
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(p)
+    return sorted(removed)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ import torch
 from saferl.training.checkpoint import (
     CheckpointError,
     CheckpointManager,
+    CheckpointWriteError,
     RunManifest,
     from_plain,
     get_rng_states,
@@ -121,3 +124,52 @@ def test_no_usable_checkpoint_raises(tmp_path):
     mgr = _manager(tmp_path)
     with pytest.raises(CheckpointError, match="no usable checkpoint"):
         mgr.load_latest()
+
+
+def test_a_full_disk_while_last_pt_is_replaced_leaves_the_newer_epoch_file_to_resume_from(
+    tmp_path, monkeypatch
+):
+    import errno
+
+    import saferl.utils
+
+    mgr = _manager(tmp_path, keep=3)
+    mgr.save({"epoch": 1}, epoch=1, env_steps=10)
+    original = saferl.utils.atomic_write
+
+    def disk_full_for_last(path, write):
+        if Path(path).name == "last.pt":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return original(path, write)
+
+    monkeypatch.setattr(saferl.utils, "atomic_write", disk_full_for_last)
+    with pytest.raises(CheckpointWriteError, match=r"cannot write last.pt in .*: No space left"):
+        mgr.save({"epoch": 2}, epoch=2, env_steps=20)
+    monkeypatch.undo()
+    reloaded = CheckpointManager(tmp_path / "checkpoints", RunManifest(tmp_path / "manifest.json"))
+    assert reloaded.manifest.checkpoints["last.pt"]["epoch"] == 1  # the stale one verifies
+    state, path = reloaded.load_latest()
+    assert state == {"epoch": 2} and path.name == "epoch_2.pt"
+
+
+def test_a_checkpoint_path_that_is_not_a_file_is_refused_and_reported(tmp_path):
+    mgr = _manager(tmp_path, keep=3)
+    mgr.save({"epoch": 1}, epoch=1, env_steps=10)
+    (tmp_path / "checkpoints" / "last.pt").unlink()
+    (tmp_path / "checkpoints" / "last.pt").mkdir()
+    assert mgr.non_files() == [tmp_path / "checkpoints" / "last.pt"]
+    with pytest.raises(CheckpointError, match="is not a regular file"):
+        mgr.load(tmp_path / "checkpoints" / "last.pt")
+    assert mgr.load_latest()[1].name == "epoch_1.pt"
+    with pytest.raises(CheckpointWriteError, match=r"cannot write last.pt in "):
+        mgr.save({"epoch": 2}, epoch=2, env_steps=20)
+
+
+def test_stale_temp_files_of_atomic_writes_are_removed(tmp_path):
+    from saferl.utils import atomic_write_text, remove_stale_temp_files
+
+    atomic_write_text(tmp_path / "a.txt", "kept")
+    (tmp_path / ".a.txt.k2j3.tmp").write_text("half")
+    (tmp_path / "other.tmp").write_text("not ours")
+    assert remove_stale_temp_files(tmp_path) == [tmp_path / ".a.txt.k2j3.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "other.tmp"]

@@ -485,7 +485,7 @@ def test_resume_with_obs_ema_and_cost_target_matches_uninterrupted_run(tmp_path)
     state = final_state(ref)
     assert state["algo"]["cost_offset"] > 0  # the offset was in play
     assert state["env"]["dims"] == [0, 1]
-    with pytest.raises(TrainError, match=r"^env\.obs_ema: the checkpoint was taken with"):
+    with pytest.raises(TrainError, match=r"^env\.obs_ema: a resumed run keeps the value"):
         Trainer.resume(short, ["env.obs_ema={dims: [0]}"])
 
 

@@ -133,6 +133,11 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             try:
                 cb.on_train_end()
+            except OSError as exc:  # e.g. a full disk: one line, not a traceback
+                logger.warning(
+                    "callback '%s' could not write in on_train_end: %s", cb.name,
+                    exc.strerror or exc,
+                )  # fmt: skip
             except Exception:  # one broken callback must not hide the others' final work
                 logger.exception("callback '%s' failed in on_train_end", cb.name)
 

@@ -14,15 +14,18 @@ Run directory ``runs/<name>/`` (docs/training.md): ``config.yaml`` (resolved), `
 ``log.jsonl`` (every log record as JSON lines).
 
 Resume (``saferl train --resume runs/<name>``) rebuilds everything from ``config.yaml`` (plus
-``--set`` overrides), loads the newest checkpoint whose SHA-256 matches the manifest and continues;
-the metrics files are cut back to the checkpoint's epoch, so an interrupted and resumed run writes
-the same rows and ends with the same weights as an uninterrupted one (columns ``fps`` and
-``time/*`` measure wall time and naturally differ).
+``--set`` overrides, which may not change :data:`FIXED_ON_RESUME`), loads the newest checkpoint
+whose SHA-256 matches the manifest and continues; the metrics files are cut back to the
+checkpoint's epoch, so an interrupted and resumed run writes the same rows and ends with the same
+weights as an uninterrupted one (columns ``fps`` and ``time/*`` measure wall time and naturally
+differ). A run without a usable checkpoint (killed before its first one was complete) restarts
+from scratch with the same config and seed, which gives the same run.
 
 Exit codes of :meth:`Trainer.train` / :func:`run_train`: 0 finished, stopped early or stopped by
 SIGINT/SIGTERM (checkpoint written); 1 stopped by an environment error or by repeated non-finite
-updates (checkpoint of the last good state written); user errors raise :class:`TrainError`
-(a :class:`~saferl.config.ConfigError`) with a one-line message.
+updates (checkpoint of the last good state written) or by a write that failed (a full disk: one
+log line naming the file and directory; the newest complete checkpoint stays usable); user errors
+raise :class:`TrainError` (a :class:`~saferl.config.ConfigError`) with a one-line message.
 """
 
 from __future__ import annotations
@@ -47,7 +50,14 @@ import numpy as np
 import torch
 
 from saferl.algos.base import ALGORITHM_MEMBERS, Algorithm
-from saferl.config import Config, ConfigError, config_to_dict, dump_config, load_config
+from saferl.config import (
+    Config,
+    ConfigError,
+    config_to_dict,
+    dump_config,
+    load_config,
+    short_repr,
+)
 from saferl.log import add_jsonl_handler, remove_handler
 from saferl.training import setup
 from saferl.training.callbacks import (
@@ -63,6 +73,7 @@ from saferl.training.callbacks import (
 from saferl.training.checkpoint import (
     CheckpointError,
     CheckpointManager,
+    CheckpointWriteError,
     RunManifest,
     from_plain,
     get_rng_states,
@@ -72,6 +83,7 @@ from saferl.training.checkpoint import (
 )
 from saferl.training.schedulers import build_schedules
 from saferl.training.tracking import MultiTracker, build_trackers
+from saferl.utils import remove_stale_temp_files
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +184,53 @@ def _fmt_duration(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
+#: Fields a resumed run keeps: the checkpoint's env, algorithm and networks depend on them.
+FIXED_ON_RESUME = (
+    "env.id",
+    "env.num_envs",
+    "env.options",
+    "env.obs_ema",
+    "algo.name",
+    "algo.hidden_sizes",
+    "algo.activation",
+    "algo.asymmetric_critic",
+)
+
+
+def _field(cfg: Config, dotted: str) -> Any:
+    value: Any = cfg
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+
+def _check_unchanged_on_resume(saved: Config, config: Config) -> None:
+    """Refuse ``--set`` overrides of :data:`FIXED_ON_RESUME` fields in one line.
+
+    Raises:
+        TrainError: naming the first changed field, its value in the run and the override.
+    """
+    for dotted in FIXED_ON_RESUME:
+        old, new = _field(saved, dotted), _field(config, dotted)
+        if dotted == "env.id":  # saferl/NAME is NAME
+            old, new = setup.resolve_env_id(old), setup.resolve_env_id(new)
+        if old != new:
+            raise TrainError(
+                f"{dotted}: a resumed run keeps the value it was trained with ({short_repr(old)}), "
+                f"got {short_repr(new)}; start a new run for another value"
+            )
+
+
+def _write_failure(exc: OSError | CheckpointWriteError) -> str:
+    """One line for a failed write: the file, its directory and the OS's reason."""
+    if isinstance(exc, CheckpointWriteError):
+        return str(exc)
+    if exc.filename:
+        path = Path(os.fsdecode(exc.filename))
+        return f"cannot write {path.name} in {path.parent}: {exc.strerror or exc}"
+    return f"cannot write to the run directory: {exc.strerror or exc}"
+
+
 class RunLock:
     """An exclusive ``flock`` on ``run_dir/.lock`` held while a process owns the run.
 
@@ -220,6 +279,9 @@ class Trainer:
         init_from: a checkpoint file whose policy/critic weights start this new run (new
             optimiser state); shapes must match.
         extra_callbacks: callbacks appended after the built-in ones.
+        restart: why an existing run directory starts over from scratch (set by :meth:`resume`
+            when no checkpoint is usable): its checkpoints are moved to
+            ``checkpoints/discarded/``, its metrics start empty, the manifest records the restart.
 
     Raises:
         TrainError: the run directory already holds a run, an unknown env/algorithm, or an
@@ -236,6 +298,7 @@ class Trainer:
         resume_from: str | Path | None = None,
         init_from: str | Path | None = None,
         extra_callbacks: Sequence[Callback] = (),
+        restart: str | None = None,
     ) -> None:
         self.config = cfg = config
         tc = cfg.train
@@ -248,7 +311,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.resuming = resume_state is not None
         manifest_path = self.run_dir / "manifest.json"
-        if not self.resuming and manifest_path.exists():
+        if not self.resuming and restart is None and manifest_path.exists():
             raise TrainError(
                 f"run directory {self.run_dir} already holds a run; continue it with "
                 f"--resume {self.run_dir} or choose another --name"
@@ -324,44 +387,14 @@ class Trainer:
         self._stop_signal: int | None = None
 
         # -- run directory (created only once env and algorithm were built) -------------------------
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = RunLock(self.run_dir)  # one process per run directory
-        self.manifest = RunManifest(manifest_path)
-        self.checkpoints = CheckpointManager(
-            self.run_dir / "checkpoints", self.manifest, keep=tc.keep_checkpoints
-        )
+        self._open_run_dir(restart)  # lock, manifest, checkpoints; leftovers of kills cleaned
         if resume_state is not None:
             self.load_state_dict(resume_state)
         if init_from is not None:
             self._init_from(Path(init_from))
         self.tracker = self._make_trackers()
         dump_config(cfg, self.run_dir / "config.yaml")
-        if self.resuming:
-            resumes = list(self.manifest.data.get("resumes", []))
-            resumes.append(
-                {
-                    "command": self.command,
-                    "time": _now(),
-                    "from": str(resume_from) if resume_from else None,
-                    "epoch": self.epoch,
-                    "env_steps": self.env_steps,
-                    "git_commit": _git_commit(),
-                    "versions": _versions(),
-                }
-            )
-            self.manifest.update(resumes=resumes, status="running")
-        else:
-            self.manifest.update(
-                command=self.command,
-                seed=tc.seed,
-                created=_now(),
-                git_commit=_git_commit(),
-                versions=_versions(),
-                env=self.env_id,
-                algo=cfg.algo.name,
-                init_from=str(init_from) if init_from else None,
-                status="created",
-            )
+        self._record_start(resume_from, init_from, restart)
         self.tracker.log_params(config_to_dict(cfg))
 
     # ------------------------------------------------------------------------------------------
@@ -390,7 +423,10 @@ class Trainer:
 
     def _init_from(self, path: Path) -> None:
         """Copy policy and critic tensors (not optimiser or RNG state) from a checkpoint."""
-        manifest = RunManifest(path.parent.parent / "manifest.json")
+        try:
+            manifest = RunManifest(path.parent.parent / "manifest.json")
+        except CheckpointError as exc:
+            raise TrainError(f"--init-from: {exc}") from None
         entry = manifest.checkpoints.get(path.name) if path.parent.name == "checkpoints" else None
         try:
             state = load_checkpoint(path, expected_sha256=entry["sha256"] if entry else None)
@@ -402,6 +438,105 @@ class Trainer:
         merged = _merge_weights(fresh, state["algo"], path)
         self.algo.load_state_dict(merged)
         logger.info("initialised weights from %s", path)
+
+    # ------------------------------------------------------------------------------------------
+    # run directory
+    # ------------------------------------------------------------------------------------------
+    def _open_run_dir(self, restart: str | None) -> None:
+        """Create and lock the run directory, read its manifest, clean what kills left behind.
+
+        Under the lock (so no live writer is disturbed): temp files of interrupted atomic writes
+        are deleted; a restart moves the old checkpoints aside. A checkpoint path that is not a
+        file (a directory named ``last.pt``) is refused now rather than at the first save.
+
+        Raises:
+            TrainError: the directory cannot be created, is in use, its manifest is unreadable,
+                or a checkpoint path is in the way.
+        """
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrainError(
+                f"train.runs_dir: cannot create the run directory {self.run_dir}: "
+                f"{exc.strerror or exc}"
+            ) from None
+        self._lock = RunLock(self.run_dir)  # one process per run directory
+        try:
+            self.manifest = RunManifest(self.run_dir / "manifest.json")
+        except CheckpointError as exc:
+            self._lock.release()
+            raise TrainError(
+                f"{exc}; restore it, or remove it to restart the run from scratch"
+            ) from None
+        self.checkpoints = CheckpointManager(
+            self.run_dir / "checkpoints", self.manifest, keep=self.config.train.keep_checkpoints
+        )
+        in_the_way = [p for p in (self.run_dir / "manifest.json",) if p.is_dir()]
+        in_the_way += self.checkpoints.non_files()
+        if in_the_way:
+            self._lock.release()
+            raise TrainError(
+                f"{in_the_way[0]} is not a regular file; move it away so that checkpoints can be "
+                "written there"
+            )
+        removed = []
+        for d in (self.run_dir, self.run_dir / "checkpoints", self.run_dir / "plots"):
+            removed += remove_stale_temp_files(d)
+        if removed:
+            logger.info(
+                "removed %d unfinished temp file(s) of an interrupted process: %s",
+                len(removed),
+                ", ".join(str(p.relative_to(self.run_dir)) for p in removed[:5])
+                + (", ..." if len(removed) > 5 else ""),
+            )
+        if restart is not None:
+            moved = self.checkpoints.discard_all()
+            logger.warning(
+                "%s: %s; restarting the run from scratch with the same config and seed (the "
+                "result is the same as an uninterrupted run)%s",
+                self.run_dir,
+                restart,
+                f"; moved {', '.join(moved)} to checkpoints/{CheckpointManager.DISCARDED}/"
+                if moved
+                else "",
+                extra={"data": {"event": "restart", "reason": restart}},
+            )
+
+    def _record_start(
+        self, resume_from: str | Path | None, init_from: str | Path | None, restart: str | None
+    ) -> None:
+        """Record this start in the manifest: the creation fields for a new run, one entry in
+        ``resumes`` for a resumed or restarted one."""
+        cfg = self.config
+        created = {
+            "command": self.command,
+            "seed": cfg.train.seed,
+            "created": _now(),
+            "git_commit": _git_commit(),
+            "versions": _versions(),
+            "env": self.env_id,
+            "algo": cfg.algo.name,
+            "init_from": str(init_from) if init_from else None,
+        }
+        if not self.resuming and restart is None:
+            self.manifest.update(**created, status="created")
+            return
+        if "created" not in self.manifest.data:  # killed before the manifest was first written
+            self.manifest.data.update(created)
+        resumes = list(self.manifest.data.get("resumes", []))
+        entry = {
+            "command": self.command,
+            "time": _now(),
+            "from": str(resume_from) if resume_from else None,
+            "epoch": self.epoch,
+            "env_steps": self.env_steps,
+            "git_commit": _git_commit(),
+            "versions": _versions(),
+        }
+        if restart is not None:
+            entry["restarted"] = restart
+        resumes.append(entry)
+        self.manifest.update(resumes=resumes, status="running")
 
     # ------------------------------------------------------------------------------------------
     # state
@@ -463,26 +598,37 @@ class Trainer:
                 f"env.obs_ema: the checkpoint was taken with {meta.get('obs_ema')}; a resumed "
                 f"run must keep it (got {self._obs_ema_spec()}): the policy's input depends on it"
             )
-        c = state["counters"]
-        self.epoch = int(c["epoch"])
-        self.env_steps = int(c["env_steps"])
-        self.consecutive_failures = int(c["consecutive_failures"])
-        self.total_failures = int(c["total_failures"])
-        self.train_time = float(c["train_time"])
-        self.cost_limit = float(state["cost_limit"])
-        self.algo.load_state_dict(state["algo"])
-        self.env.load_state_dict(state["env"])
-        self.collector.load_state_dict(state["collector"])
-        self.callbacks.load_state_dict(state["callbacks"])
-        settable = self.algo.hyperparameters()
-        for name, value in state.get("hparams", {}).items():
-            if name in settable:
-                self.algo.set_hyperparameter(name, value)
-            else:  # a checkpoint from an older version of the algorithm
-                logger.warning("checkpoint hyperparameter '%s' is not settable; ignored", name)
-        self.last_metrics = dict(state.get("last_metrics", {}))
-        self.last_finished = dict(state.get("last_finished", {}))
-        set_rng_states(state["rng"])
+        try:
+            c = state["counters"]
+            self.epoch = int(c["epoch"])
+            self.env_steps = int(c["env_steps"])
+            self.consecutive_failures = int(c["consecutive_failures"])
+            self.total_failures = int(c["total_failures"])
+            self.train_time = float(c["train_time"])
+            self.cost_limit = float(state["cost_limit"])
+            self.algo.load_state_dict(state["algo"])
+            self.env.load_state_dict(state["env"])
+            self.collector.load_state_dict(state["collector"])
+            self.callbacks.load_state_dict(state["callbacks"])
+            settable = self.algo.hyperparameters()
+            for name, value in state.get("hparams", {}).items():
+                if name in settable:
+                    self.algo.set_hyperparameter(name, value)
+                else:  # a checkpoint from an older version of the algorithm
+                    logger.warning("checkpoint hyperparameter '%s' is not settable; ignored", name)
+            self.last_metrics = dict(state.get("last_metrics", {}))
+            self.last_finished = dict(state.get("last_finished", {}))
+            set_rng_states(state["rng"])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+            # e.g. a network of another size: "size mismatch for mu.0.weight: ..."
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            if len(lines) > 1 and lines[0].endswith(":"):
+                lines = lines[1:]  # torch: "Error(s) in loading state_dict for X:" then details
+            first = lines[0] if lines else exc.__class__.__name__
+            raise TrainError(
+                f"the checkpoint does not fit this run's config ({short_repr(first, 160)}); a resume "
+                "keeps the env, the algorithm and the network sizes it was trained with"
+            ) from None
 
     def save_checkpoint(self) -> Path:
         """Write ``epoch_<N>.pt`` and ``last.pt`` now."""
@@ -531,27 +677,53 @@ class Trainer:
     ) -> Trainer:
         """Rebuild a run from ``run_dir/config.yaml`` (+ overrides) and its newest good checkpoint.
 
+        With no checkpoint that loads and matches its hash (a run killed before its first
+        checkpoint was complete), the run restarts from scratch with the same config and seed:
+        see ``restart`` of :class:`Trainer`.
+
         Raises:
-            TrainError: no run there, or no checkpoint that loads and matches its hash.
+            TrainError: no run there, an unreadable manifest, or an override that changes what a
+                resumed run must keep (env, algorithm, network sizes).
         """
         run_dir = Path(run_dir)
         config_path = run_dir / "config.yaml"
         if not config_path.is_file():
             raise TrainError(f"--resume {run_dir}: no run there (config.yaml missing)")
-        config = load_config(config_path, overrides)
-        manifest = RunManifest(run_dir / "manifest.json")
-        manager = CheckpointManager(run_dir / "checkpoints", manifest)
+        saved = load_config(config_path)
+        config = load_config(config_path, overrides) if overrides else saved
+        _check_unchanged_on_resume(saved, config)
+        # Refusals of checkpoints go to the run's log.jsonl too, not only to the console.
         try:
-            state, path = manager.load_latest()
-        except CheckpointError as exc:
-            raise TrainError(f"--resume {run_dir}: {exc}") from None
-        logger.info(
-            "resuming %s from %s (epoch %d, %d env steps)",
-            run_dir,
-            path.name,
-            state["counters"]["epoch"],
-            state["counters"]["env_steps"],
-        )
+            log_handler: logging.Handler | None = add_jsonl_handler(
+                run_dir / "log.jsonl", level=logging.INFO
+            )
+        except OSError:
+            log_handler = None
+        try:
+            try:
+                manifest = RunManifest(run_dir / "manifest.json")
+            except CheckpointError as exc:
+                raise TrainError(
+                    f"--resume {run_dir}: {exc}; restore it, or remove it to restart the run from scratch"
+                ) from None
+            manager = CheckpointManager(run_dir / "checkpoints", manifest)
+            try:
+                state, path = manager.load_latest()
+            except CheckpointError as exc:
+                # Killed before its first checkpoint (or every checkpoint refused): the same
+                # config and seed give the same run again, so start it over instead of leaving
+                # a directory that neither --resume nor --name can continue.
+                return cls(config, command=command, run_dir=run_dir, restart=str(exc), **kwargs)
+            logger.info(
+                "resuming %s from %s (epoch %d, %d env steps)",
+                run_dir,
+                path.name,
+                state["counters"]["epoch"],
+                state["counters"]["env_steps"],
+            )
+        finally:
+            if log_handler is not None:
+                remove_handler(log_handler)
         return cls(
             config,
             command=command,
@@ -572,7 +744,7 @@ class Trainer:
         self._last_saved_epoch = self.epoch if self.resuming else -1
         exit_code = EXIT_OK
         completed = False
-        self.manifest.update(status="running")
+        write_failed = False
         logger.info(
             "training %s with %s on %s: %d/%d env steps done, run directory %s",
             self.config.algo.name,
@@ -583,6 +755,7 @@ class Trainer:
             self.run_dir,
         )
         try:
+            self.manifest.update(status="running")
             self.callbacks.on_train_start()
             while self.env_steps < tc.total_steps and self.epoch < self.total_epochs:
                 t_start = time.perf_counter()
@@ -666,9 +839,16 @@ class Trainer:
             if self._last_saved_epoch != self.epoch:
                 self.save_checkpoint()
             completed = True
+        except (OSError, CheckpointWriteError) as exc:  # a full disk: stop, keep what is good
+            write_failed = completed = True
+            exit_code = EXIT_FAILED
+            self.stop_reason = f"{_write_failure(exc)}; the newest complete checkpoint is kept"
+            logger.error(
+                "%s", self.stop_reason, extra={"data": {"event": "write_error", "errno": exc.errno}}
+            )
         finally:
             self._restore_signal_handlers(old_handlers)
-            self.callbacks.on_train_end()
+            self.callbacks.on_train_end()  # reports a plot it cannot write in one line
             for path in sorted((self.run_dir / "plots").glob("*.png")):
                 self.tracker.log_artifact(path)
             self.tracker.close()
@@ -678,16 +858,30 @@ class Trainer:
                 status = "failed"
             else:
                 status = "stopped" if self.stop_reason else "finished"
-            self.manifest.update(
-                status=status,
-                stop_reason=self.stop_reason,
-                epoch=self.epoch,
-                env_steps=self.env_steps,
-            )
+            # After a failed write the status may not be written either: said once, at DEBUG.
+            with self._write_guard(write_failed, "recording the run's status"):
+                self.manifest.update(
+                    status=status,
+                    stop_reason=self.stop_reason,
+                    epoch=self.epoch,
+                    env_steps=self.env_steps,
+                )
             remove_handler(log_handler)
             self._lock.release()
         self._print_summary(exit_code)
         return exit_code
+
+    @contextlib.contextmanager
+    def _write_guard(self, quiet: bool, what: str) -> Any:
+        """Turn a failed write at the end of a run into one log line (DEBUG if a write already
+        stopped the run: the disk is still full), never a traceback."""
+        try:
+            yield
+        except (OSError, CheckpointWriteError) as exc:
+            logger.log(
+                logging.DEBUG if quiet else logging.WARNING, "%s failed: %s", what,
+                _write_failure(exc),
+            )  # fmt: skip
 
     def _update(
         self, batch: Any, pre_update: Mapping[str, Any]
@@ -945,12 +1139,61 @@ def run_train(
             raise TrainError("--init-from cannot be combined with --resume")
         if name is not None or runs_dir is not None:
             raise TrainError("--name/--runs-dir cannot be combined with --resume (give the path)")
-        trainer = Trainer.resume(resume, overrides, command=command)
+        target = Path(resume)
     else:
         if name is not None:
             overrides.append(f"train.name={name}")
         if runs_dir is not None:
             overrides.append(f"train.runs_dir={runs_dir}")
         config = load_config(config_path, overrides)
-        trainer = Trainer(config, command=command, init_from=init_from)
+        _check_eval_protocols(config)
+        tc = config.train
+        target = Path(tc.runs_dir)
+        _check_creatable(target, "train.runs_dir (--runs-dir)")
+        if tc.name:
+            target = target / tc.name
+            _check_creatable(target, "train.name (--name)")
+    try:
+        if resume is not None:
+            trainer = Trainer.resume(resume, overrides, command=command)
+        else:
+            trainer = Trainer(config, command=command, init_from=init_from)
+    except OSError as exc:
+        # A write while setting up the run directory (a full disk, no permission): one line.
+        if not _is_inside(exc.filename, target):
+            raise
+        raise TrainError(_write_failure(exc)) from None
     return trainer.train()
+
+
+def _is_inside(filename: Any, directory: Path) -> bool:
+    if filename is None:
+        return False
+    path = Path(os.fsdecode(filename)).resolve()
+    root = directory.resolve()
+    return path == root or root in path.parents
+
+
+def _check_eval_protocols(config: Config) -> None:
+    """``eval.protocols`` names protocols that exist (checked at train time, not only when the
+    run is evaluated)."""
+    from saferl.training.evaluation.protocols import resolve_protocols
+
+    try:
+        resolve_protocols(list(config.eval.protocols))
+    except ValueError as exc:
+        raise TrainError(f"eval.protocols: {exc}") from None
+
+
+def _check_creatable(path: Path, what: str) -> None:
+    """``path`` is a directory or can be created as one: no file in the way of it or of a parent.
+
+    Raises:
+        TrainError: naming the argument and the path that is not a directory.
+    """
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = f" (the run directory would be {path})" if p != path else ""
+                raise TrainError(f"{what}: {p} is a file, not a directory{where}")
+            return

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from saferl.config import Config, ConfigError, load_config
+from saferl.config import Config, ConfigError, load_config, short_repr
 from saferl.training.evaluation import stats
 from saferl.training.evaluation.api import run_protocols, settings_from
 from saferl.training.evaluation.errors import EvaluationError
@@ -449,6 +449,24 @@ def _load_models(
     return models
 
 
+#: env seeds are 32-bit (``eval.seed`` has the same bound)
+SEED_BOUND = 2**32
+
+
+def _check_out_dir(path: Path) -> None:
+    """``--out`` is a directory or can be created as one (no file at it or above it).
+
+    Raises:
+        EvaluationError: naming ``--out`` and the file in the way.
+    """
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "" if p == path else f" (--out is {path})"
+                raise EvaluationError(f"--out: {p} is a file, not a directory{where}")
+            return
+
+
 def run_compare(
     models: list[str],
     *,
@@ -489,6 +507,11 @@ def run_compare(
     dupes = sorted({s for s in specs if specs.count(s) > 1})
     if dupes:
         raise EvaluationError(f"model given twice: {', '.join(dupes)}")
+    # Arguments first: a bad --seed or --out is refused before any episode runs.
+    if seed is not None and (isinstance(seed, bool) or not 0 <= int(seed) < SEED_BOUND):
+        raise EvaluationError(f"--seed must be >= 0 and < 2**32, got {short_repr(seed)}")
+    if out is not None:
+        _check_out_dir(Path(out))
     names = resolve_protocols(protocols) if protocols else None
     loaded = _load_models(specs, env_id, overrides)
     ref = loaded[0]
@@ -496,8 +519,6 @@ def run_compare(
     proto_names = resolve_protocols(names if names else list(ecfg.protocols))
     settings = settings_from(ecfg, episodes)
     if seed is not None:
-        if isinstance(seed, bool) or int(seed) < 0:
-            raise EvaluationError(f"--seed must be >= 0, got {seed}")
         settings["seed"] = int(seed)
     tables: dict[str, EpisodeTable] = {}
     for m in loaded:
@@ -526,7 +547,10 @@ def run_compare(
         out_dir = parent / f"compare-{stamp}"
     else:
         out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EvaluationError(f"--out: cannot create {out_dir}: {exc.strerror or exc}") from None
     all_rows = EpisodeTable.concat(
         EpisodeTable({"model": np.full(len(t), n), **t.columns}) for n, t in tables.items()
     )

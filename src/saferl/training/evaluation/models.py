@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from saferl.config import Config, ConfigError, load_config
+from saferl.config import Config, ConfigError, load_config, short_repr
 from saferl.training import setup
 from saferl.training.evaluation.errors import EvaluationError
 from saferl.training.evaluation.policies import ActorPolicy, EvalPolicy, ScriptedAdapter
@@ -198,10 +198,20 @@ def load_run_model(
         raise EvaluationError(f"{rd} is not a run directory (no config.yaml)")
     try:
         cfg = load_config(cfg_path, list(overrides))
+        trained_env = load_config(cfg_path).env.id if overrides else cfg.env.id
+        same_env = setup.resolve_env_id(cfg.env.id) == setup.resolve_env_id(trained_env)
     except ConfigError as exc:
         raise EvaluationError(str(exc)) from None
+    if not same_env:
+        raise EvaluationError(
+            f"env.id: a run is evaluated in the env it was trained in ({trained_env}), got "
+            f"{short_repr(cfg.env.id)}; compare runs of other envs with their own run directories"
+        )
     path = resolve_checkpoint(rd, checkpoint)
-    manifest = RunManifest(rd / "manifest.json")
+    try:
+        manifest = RunManifest(rd / "manifest.json")
+    except CheckpointError as exc:
+        raise EvaluationError(f"{exc}: the checkpoint's SHA-256 cannot be checked") from None
     entry = manifest.checkpoints.get(path.name) if path.parent == rd / "checkpoints" else None
     try:
         state = load_checkpoint(path, expected_sha256=entry["sha256"] if entry else None)

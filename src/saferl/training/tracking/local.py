@@ -67,6 +67,10 @@ class LocalTracker:
             identical to an uninterrupted run's. ``None`` starts fresh files.
     """
 
+    #: a failure to write the local files is raised by :class:`MultiTracker`, not skipped: the
+    #: trainer stops (a full disk) rather than lose rows
+    essential = True
+
     def __init__(self, run_dir: str | Path, tracking_config: Any = None, *, resume_epoch=None):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)

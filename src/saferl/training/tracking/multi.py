@@ -45,6 +45,8 @@ class MultiTracker:
             try:
                 getattr(tracker, method)(*args)
             except Exception as exc:
+                if getattr(tracker, "essential", False):
+                    raise  # the local files: losing them silently would lose rows
                 count = self.failures.get(name, 0)
                 self.failures[name] = count + 1
                 if count == 0:
