@@ -170,17 +170,8 @@ def test_compare_trained_run_with_baselines(tmp_path):
 
 def test_compare_only_baselines_uses_default_out_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    from saferl.training.evaluation import models
-
-    real = models.load_baseline
-
-    def toy_baseline(name, **kw):  # baselines alone take the default config's env: use the toy
-        from saferl.config import Config, load_config
-
-        return real(name, config=load_config(base=Config(), overrides=["env.id=EvalToy-v0"]))
-
-    monkeypatch.setattr(models, "load_baseline", toy_baseline)
-    assert run_compare(["baselines:go_to_goal", "baselines:reckless"], episodes=5) == 0
+    specs = ["baselines:go_to_goal", "baselines:reckless"]
+    assert run_compare(specs, episodes=5, env_id="EvalToy-v0") == 0
     (out,) = (tmp_path / "runs").glob("compare-*")
     assert (out / "comparison.html").is_file()
 

@@ -155,7 +155,8 @@ def test_ranking_puts_infeasible_high_return_model_below_feasible_one():
     ranked = stats.rank_models(models)
     assert [r.name for r in ranked] == ["borderline", "careful", "reckless"]
     assert [r.feasible for r in ranked] == [True, True, False]
-    # conservative: the CI's upper bound must be within the limit
+    # conservative: the CI's upper bound must be within the limit; the infeasible ones then
+    # rank by their excess over it (borderline 2 over, reckless 25 over), not by return
     ranked = stats.rank_models(models, use_upper_bound=True)
-    assert [r.name for r in ranked] == ["careful", "reckless", "borderline"]
+    assert [r.name for r in ranked] == ["careful", "borderline", "reckless"]
     assert [r.rank for r in ranked] == [1, 2, 3]
