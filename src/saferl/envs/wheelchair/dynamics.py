@@ -21,7 +21,7 @@ CONTROL_DT = 0.1  # s: one control step = ChairParams.substeps physics steps
 
 @dataclass(frozen=True)
 class ChairParams:
-    """Chair dynamics (§2.3, typical indoor PWC **[design]**)."""
+    """Chair dynamics (a typical indoor powered wheelchair, values chosen for the model)."""
 
     v_max: float = 1.5  # m/s forward
     v_rev: float = 0.5  # m/s reverse

@@ -45,7 +45,7 @@ MAX_PEDS = 2
 
 @dataclass(frozen=True)
 class MapParams:
-    """Procedural room generator (§2.2). One library of ``n_maps`` maps per parameter set."""
+    """Procedural room generator. One library of ``n_maps`` maps per parameter set."""
 
     n_maps: int = 256
     room: float = 8.0
