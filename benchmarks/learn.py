@@ -69,6 +69,8 @@ print one line on stderr and exit with status 2, before anything is trained.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import multiprocessing
@@ -82,8 +84,6 @@ from typing import Any
 
 #: fields that ``--seeds`` and ``--out`` set for every seed's run
 SEED_FIELDS = ("train.seed", "train.name", "train.runs_dir")
-#: columns of metrics.csv that measure wall time (excluded when runs are compared)
-TIME_COLUMNS = ("fps", "time/collect", "time/update", "time/overhead", "time/total")
 
 
 class UsageError(ValueError):
@@ -548,6 +548,9 @@ def write_summary(
         if path.exists():
             final_evals[str(seed)] = json.loads(path.read_text())
     summary = summarise(rows, limit, final_evals)
+    for seed, info in summary["per_seed"].items():  # finished, stopped (why) or failed
+        manifest = json.loads((seed_run_dir(out, int(seed)) / "manifest.json").read_text())
+        info["run"] = {k: manifest.get(k) for k in ("status", "stop_reason")}
     summary["targets"] = targets(summary, baselines, limit, final_evals)
     summary.update(
         {
@@ -603,7 +606,8 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
             ],
         )
         trainer = Trainer(config, command=[sys.executable, *sys.argv])
-        trainer.train()
+        with contextlib.redirect_stdout(io.StringIO()):  # its summary names the temporary run
+            trainer.train()
         rows = read_metrics(trainer.run_dir / "metrics.jsonl")
     warm_up, timed = rows[0], rows[1:]
     steps = timed[-1]["env_steps"] - warm_up["env_steps"]

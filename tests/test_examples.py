@@ -85,14 +85,14 @@ def test_train_example_refuses_a_bad_override_in_one_line(tmp_path):
 
 
 def test_scripted_baselines_run_in_the_configs_env(tmp_path):
-    res = run("scripted_baselines.py", "--env-type", "exoskeleton", "--num-envs", "4", cwd=tmp_path)
+    res = run("scripted_baselines.py", "--env-type", "exoskeleton", "--num-envs", "1", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     for name in ("zero_torque", "pd_guidance", "spline_pulse"):
         assert name in res.stdout
     # the packaged default's env: only the baselines defined for its options
     spec = setup.env_spec(load_config())
     defined = set(scripted_policies(spec.factory, spec.options))
-    res = run("scripted_baselines.py", "--num-envs", "2", cwd=tmp_path)
+    res = run("scripted_baselines.py", "--num-envs", "1", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     printed = {line.split()[0] for line in res.stdout.splitlines()[1:]}
     assert printed == defined
