@@ -5,6 +5,7 @@ from stats.py (tiny networks, one or two 512-step epochs, three evaluation episo
 from __future__ import annotations
 
 import csv
+import fcntl
 import importlib.util
 import json
 import math
@@ -79,20 +80,31 @@ def learn_module():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """Two seeds from a config file with --set on top, evaluated on 3 episodes from 20001."""
-    tmp = tmp_path_factory.mktemp("learn")
-    (tmp / "tiny.yaml").write_text(TINY)
+def tiny_run(tmp_path_factory, worker_id):
+    """Two seeds from a config file with --set on top, evaluated on 3 episodes from 20001.
+
+    Run once per test session: pytest-xdist workers share the directory and wait for the one
+    that runs it (the recipe of pytest-xdist's docs, with a POSIX lock)."""
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        root = root.parent  # shared by the workers of this session
+    tmp = root / "learn_tiny_run"
+    tmp.mkdir(exist_ok=True)
     out = tmp / "out"
-    res = learn(
-        "--config", "tiny.yaml",
-        "--set", "algo.target_kl=0.02", "--set", "env.options.action_mode=blend",
-        "--seeds", *map(str, SEEDS), "--steps", "512", "--eval-seed", str(EVAL_SEED),
-        "--baseline-episodes", str(EPISODES), "--final-episodes", str(EPISODES),
-        "--out", str(out), "--quiet",
-        cwd=tmp,
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr
+    with (tmp / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "summary.json").exists():
+            shutil.rmtree(out, ignore_errors=True)  # a failed attempt's
+            (tmp / "tiny.yaml").write_text(TINY)
+            res = learn(
+                "--config", "tiny.yaml",
+                "--set", "algo.target_kl=0.02", "--set", "env.options.action_mode=blend",
+                "--seeds", *map(str, SEEDS), "--steps", "512", "--eval-seed", str(EVAL_SEED),
+                "--baseline-episodes", str(EPISODES), "--final-episodes", str(EPISODES),
+                "--out", str(out), "--quiet",
+                cwd=tmp,
+            )  # fmt: skip
+            assert res.returncode == 0, res.stderr
     return out
 
 
