@@ -1,316 +1,351 @@
-"""Learning curves and end-to-end throughput of CPO / PPO-Lagrangian.
+"""Learning curves, final policies and end-to-end throughput of saferl's trainer.
 
-    python benchmarks/learn.py --config configs/wheelchair_cpo.yaml --steps 2e6 --seeds 0 1 2
-    python benchmarks/learn.py --config configs/wheelchair_cpo.yaml --algo ppo_lagrangian \
-        --set target_kl=0.01 --steps 2e6 --seeds 0 1 2 --eval-seed 20000
-    python benchmarks/learn.py --env WheelchairSC-v0 --algo cpo --steps 2e6 --seeds 0 1 2
-    python benchmarks/learn.py --env WheelchairSC-v0 --throughput --num-envs 1024 --epochs 6
-    python benchmarks/learn.py --env WheelchairSC-v0 --baselines-only
+    python benchmarks/learn.py --seeds 0 1 2 --eval-seed 20000 \\
+        --baseline-episodes 2048 --final-episodes 2048
+    python benchmarks/learn.py --config configs/wheelchair_ppo_lagrangian.yaml --seeds 0 1 2 \\
+        --set algo.kl_early_stop=0.02
+    python benchmarks/learn.py --config configs/exo_cpo.yaml --steps 1e6 --seeds 0 1
+    python benchmarks/learn.py --seeds 0 1 2 --resume                # continue interrupted seeds
+    python benchmarks/learn.py --baselines-only --set env.impairment=severe
+    python benchmarks/learn.py --throughput --config benchmarks/configs/field_defaults.yaml \\
+        --set env.num_envs=1024 --epochs 6
 
-Writes under ``--out`` (default ``benchmarks/out/<env>_<algo>/``, git-ignored):
+Each seed is one run of :class:`saferl.training.trainer.Trainer`, the loop ``saferl train``
+runs: the same config (``--config PATH``, default the packaged default of ``saferl train``;
+``--set section.field=value`` on top, repeatable, e.g. ``--set algo.target_kl=0.02`` or
+``--set env.options.action_mode=blend``), the same setup, seeding and checkpoints. Seed ``S``
+is the run directory ``OUT/seedS`` (``train.runs_dir=OUT``, ``train.name=seedS``,
+``train.seed=S``), so ``saferl evaluate OUT/seedS`` works on it, and ``--resume`` continues a
+seed that was interrupted exactly where its last checkpoint left it.
 
-* ``curves.csv`` — one row per (seed, epoch): env_steps, ep_return, ep_cost, cost_limit and every
-  scalar diagnostic of the update (CPO: case, lambda, nu, q, r, s, c, backtrack_k, kl, ...);
-* ``curves.png`` — mean (and per-seed) return and cost against env steps, with the limit and the
-  best scripted baseline that satisfies the limit;
-* ``cases.png`` (CPO) — histogram of the optimisation cases overall and per 10 % of training;
-* ``seed<S>_final.pt`` — the final algorithm state; ``seed<S>_final_eval.json`` — the final
-  policy on ``--final-episodes`` evaluation episodes (mean action and sampled);
-* ``summary.json`` — per seed and pooled: last-10-epoch mean cost and return, whether the cost is
-  within +-20 % / <= +10 % of the limit, case counts (all epochs and once the cost first came
-  within 20 % of the limit), steps/s, the final evaluation; the scripted baselines; and
-  ``targets``: the learning targets' checks on the final evaluation (sampled actions), with each seed's
-  return paired against the best baseline within the limit on the same episodes (mean and
-  95 % interval of the per-episode difference).
+Flags that are config fields, each the same as the ``--set`` beside it (``--set`` is applied
+after them, so it has the last word): ``--steps N`` is ``train.total_steps=N``;
+``--eval-seed S`` is ``eval.seed=S`` (the env seed of the first evaluation episode, for the
+final policies and the baselines alike; ``best.pt`` is judged on other episodes).
+``train.seed``, ``train.name`` and ``train.runs_dir`` come from ``--seeds`` and ``--out``.
 
-``--config PATH`` starts from a saferl config (``saferl train``'s): its env (id, options,
-challenge, impairment, ``obs_ema``, ``num_envs``, cost limit), its algorithm and its
-``train.steps_per_epoch``; the flags given here override it (``--algo ppo_lagrangian`` keeps
-the config's networks, noise and batches; fields an algorithm does not use are ignored, and
-``target_kl`` is CPO's trust region but PPO-Lagrangian's KL early stop; ``--no-obs-ema`` drops
-the config's averages). Its env is the config's: use another config for another env.
-Without ``--config``: the default ``AlgoConfig``, 64 instances, 20k steps per epoch.
+Writes under ``--out`` (default ``benchmarks/out/<env.id>_<algo.name>/``, git-ignored):
 
-Baselines and final policies are evaluated alike: one complete episode per env seed
-(``--eval-seed``, default 10000, then 10001, ...) with ``saferl``'s ``run_episodes``; 1024
-episodes give a standard error of about 0.7 in the mean episode cost on the wheelchair (512
-gave differences of 2 between seed sets, and the wheelchair's seeds 10000-12047 happen to be
-easier than 20000-22047: docs/experiments/2026-11-wheelchair-cpo-tuning.md, Step 7). The training curves' episode
-statistics come from
-the episodes that finished in each batch; in the first epochs of a run those are only the short
-ones (all instances start together), so early points of the curves read low.
-``--evaluate-only`` re-evaluates the ``seed<S>_final.pt`` of an existing ``--out`` (pass the
-run's ``--set``) and rewrites the summary.
+* ``seed<S>/``: the seed's run directory (``config.yaml``, ``metrics.csv``, checkpoints, ...);
+* ``seed<S>_final_eval.json``: the policy of the seed's ``--checkpoint`` (default ``last``: the
+  final one) on ``--final-episodes`` complete episodes, one per env seed ``eval.seed``,
+  ``eval.seed + 1``, ..., with the mean action and with sampled actions; per-episode returns and
+  costs included;
+* ``baselines.json``: the env's scripted baselines on the same episodes (those defined for the
+  config's env options), per-episode returns and costs included;
+* ``curves.csv``: every seed's ``metrics.csv`` rows with a ``seed`` column (CPO's rows hold its
+  case, lambda, nu, kl, ...); ``curves.png``: return and cost against env steps, per seed and
+  their mean, with the limit and the best scripted baseline within it; ``cases.png`` (CPO):
+  the optimisation cases overall and per tenth of training;
+* ``summary.json``: per seed and pooled, the last-10-epoch mean cost and return of training,
+  whether that cost is within +-20 % / at most 10 % over the limit, CPO's case counts (all
+  epochs and once the cost first came within 20 % of the limit), steps/s, the final evaluation;
+  the baselines' means; and ``targets``: the learning targets checked on the final evaluation
+  (sampled actions), with each seed's per-episode return paired against the best baseline within
+  the limit on the same episodes: the mean difference and its 95 % interval from
+  :func:`saferl.training.evaluation.stats.bootstrap_ci` (seeded BCa bootstrap).
 
-Throughput (``--throughput``): env steps/s of collect + update at the default algorithm
-settings (``--set`` to change), after one warm-up epoch; pin the cores with ``taskset -c 0,1``
-to measure "2 cores". Timings on a shared machine are noisy: report the machine and its load.
+About 1024 evaluation episodes give a standard error of about 0.7 in the mean episode cost on
+the wheelchair; different seed sets differ by more than that at 512 (the wheelchair's seeds
+10000-12047 happen to be easier than 20000-22047: docs/experiments/2026-11-wheelchair-cpo-tuning.md,
+Step 7). The training curves' episode statistics are those of the episodes that finished in each
+batch; early in a run only the short ones finish (all instances start together), so the first
+points read low.
 
-Environments: a registered saferl env name (``saferl.registry.ENVS``: factory(num_envs, **opts)).
+``--evaluate-only`` evaluates the checkpoints of the seeds already in ``--out`` again (e.g. with
+another ``--eval-seed`` or ``--final-episodes``) and rewrites the summary; ``--summarize-only``
+rebuilds curves, plots and summary from the files in ``--out``.
+
+Throughput (``--throughput``): env steps/s of the trainer's epochs (collect, update and the
+trainer's own work: rollback snapshots, callbacks, ``best.pt`` checks) over ``--epochs`` epochs
+after a warm-up epoch, in a temporary run directory; ``collect_update_steps_per_s`` leaves the
+trainer's work out. Pin the cores with ``taskset -c 0,1`` to measure "2 cores"; timings on a
+shared machine are noisy: report the machine and its load.
+
+User errors (a bad ``--set``, an unknown env, a seed whose run directory already holds a run)
+print one line on stderr and exit with status 2, before anything is trained.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import contextlib
+import io
 import json
 import math
+import multiprocessing
 import os
 import sys
-import time
+import tempfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+#: fields that ``--seeds`` and ``--out`` set for every seed's run
+SEED_FIELDS = ("train.seed", "train.name", "train.runs_dir")
 
-def _overrides(items: list[str]) -> dict[str, Any]:
-    """``--set``/``--env-option`` items -> {key: value}, parsed as ``saferl train --set`` does."""
+
+class UsageError(ValueError):
+    """A user error found before anything runs (one line, exit status 2)."""
+
+
+def configure_logging(level: str) -> None:
+    """saferl's log records on stderr from ``level`` up (INFO: one line per epoch)."""
+    import logging
+
+    from saferl.log import setup_logging
+
+    setup_logging(level)
+    # A run's log.jsonl handler lowers the saferl logger to INFO; the console keeps its level.
+    for handler in logging.getLogger("saferl").handlers:
+        handler.setLevel(level)
+
+
+# --------------------------------------------------------------------------------------------
+# Configs: one per seed, built as saferl train builds them
+# --------------------------------------------------------------------------------------------
+
+
+def field_flags(args: argparse.Namespace) -> list[str]:
+    """The flags that are config fields, as ``--set`` items (applied before ``--set``)."""
+    items = []
+    if args.steps is not None:
+        items.append(f"train.total_steps={int(args.steps)}")
+    if args.eval_seed is not None:
+        items.append(f"eval.seed={args.eval_seed}")
+    return items
+
+
+def _check_sets(items: list[str]) -> None:
     from saferl.config import parse_override
 
-    return {".".join(k).removeprefix("algo."): v for k, v in map(parse_override, items)}
+    for item in items:
+        key = ".".join(parse_override(item)[0])
+        if key in SEED_FIELDS:
+            raise UsageError(f"--set {key}: set by --seeds and --out for each seed's run")
 
 
-def env_factory(name: str, obs_ema: Any = None) -> Any:
-    """The registered factory, wrapped in ``ObservationEMA(dims, weights)`` when ``obs_ema``
-    is given (``--obs-ema``): the trained policy, its evaluation and the baselines' episodes
-    are the same env, the policy just sees the averages too."""
-    from saferl.registry import ENVS
-
-    factory = ENVS.get(name)
-    if not obs_ema:
-        return factory
-    from saferl.envs.wrappers import ObservationEMA
-
-    return ObservationEMA.wrap_factory(factory, *obs_ema)
+def seed_run_dir(out: Path, seed: int) -> Path:
+    return out / f"seed{seed}"
 
 
-def _obs_ema(args: argparse.Namespace) -> Any:
-    if not args.obs_ema or args.no_obs_ema:
-        return None
-    return list(args.obs_ema), list(args.obs_ema_weights or [0.05])
+def resolve(args: argparse.Namespace) -> dict[str, Any]:
+    """Everything the command will do, validated before anything runs.
 
+    Returns a plan: ``out``, ``configs`` (seed -> Config), ``resume`` (seeds continued from their
+    run directory), ``config`` (the first seed's, for baselines and the limit) and ``limit``.
 
-def make_env(name: str, num_envs: int, options: dict[str, Any], obs_ema: Any = None) -> Any:
-    return env_factory(name, obs_ema)(num_envs, **options)
+    Raises:
+        ConfigError / UsageError: one-line messages.
+    """
+    from saferl.config import load_config
 
-
-def make_algo(algo: str, env: Any, overrides: dict[str, Any], seed: int, cost_limit: float | None):
-    from saferl.config import AlgoConfig
-    from saferl.registry import ALGORITHMS
-
-    algo_cls = ALGORITHMS.get(algo)
-    cfg = AlgoConfig(**overrides)
-    return algo_cls.from_env(env, cfg, seed=seed, cost_limit=cost_limit)
-
-
-def _scalar_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if isinstance(v, (int, float, str, bool)) or v is None}
-
-
-#: what learn.py uses for the flags that neither the command line nor ``--config`` set
-DEFAULTS = {"env": "WheelchairSC-v0", "algo": "cpo", "num_envs": 64, "steps_per_epoch": 20_000}
-
-
-def from_config(args: argparse.Namespace) -> None:
-    """Fill the settings ``--config`` provides into ``args`` where no flag set them (None)."""
-    from saferl.config import ConfigError, load_config
-    from saferl.registry import ENVS
-    from saferl.training.evaluation.models import env_options_from_config, limit_for
-
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        raise SystemExit(f"learn.py: --config {args.config}: {exc}") from None
-    if args.env is None:
-        args.env = cfg.env.id
-    elif args.env != cfg.env.id:
-        raise SystemExit(
-            f"learn.py: --env {args.env} differs from --config {args.config}'s env.id "
-            f"{cfg.env.id}; its env options and averages are that env's (use another config)"
+    overrides = [*field_flags(args), *args.set]
+    _check_sets(args.set)
+    if len(set(args.seeds)) != len(args.seeds):
+        raise UsageError(f"--seeds {' '.join(map(str, args.seeds))}: a seed is given twice")
+    reads_runs = args.evaluate_only or args.summarize_only
+    if reads_runs and (args.config or args.set or args.steps is not None or args.resume):
+        mode = "--evaluate-only" if args.evaluate_only else "--summarize-only"
+        raise UsageError(
+            f"{mode} reads the runs in --out as they were trained; --config, --set, --steps "
+            "and --resume do not apply"
         )
-    if args.algo is None:
-        args.algo = cfg.algo.name
-    if args.num_envs is None:
-        args.num_envs = cfg.env.num_envs
-    if args.steps_per_epoch is None:
-        args.steps_per_epoch = cfg.train.steps_per_epoch
-    if cfg.env.obs_ema is not None:
-        if args.obs_ema is None:
-            args.obs_ema = list(cfg.env.obs_ema.dims)
-        if args.obs_ema_weights is None:
-            args.obs_ema_weights = list(cfg.env.obs_ema.weights)
-    factory = ENVS.get(args.env)
-    args.config_env_options = env_options_from_config(cfg, factory)
-    if args.cost_limit is None:  # the trainer's rule: env.cost_limit, else the env's (strict)
-        args.cost_limit = limit_for(cfg, factory, args.config_env_options)
-    args.config_algo = cfg.algo.model_dump(exclude={"name"}, exclude_unset=True)
+    if reads_runs and args.out is None:
+        raise UsageError("--evaluate-only and --summarize-only need --out")
+    base = load_config(args.config, overrides)
+    if args.out is not None:
+        out = Path(args.out)
+    else:
+        from saferl.training.setup import resolve_env_id
 
-
-def run_seed(args: dict[str, Any], seed: int) -> list[dict[str, Any]]:
-    """Train one seed; returns its rows (also appended to a per-seed JSONL as it goes)."""
-    import torch
-
-    if args["threads"]:
-        torch.set_num_threads(args["threads"])
-    from saferl.algos.learn import learn
-
-    env = make_env(args["env"], args["num_envs"], args["env_options"], args["obs_ema"])
-    algo = make_algo(args["algo"], env, args["overrides"], seed, args["cost_limit"])
-    out = Path(args["out"])
-    (out / f"seed{seed}_final_eval.json").unlink(missing_ok=True)  # an earlier run's
-    log = (out / f"seed{seed}.jsonl").open("w")
-    t0 = time.perf_counter()
-
-    def callback(row: dict[str, Any]) -> bool:
-        row = _scalar_row({"seed": seed, **row})
-        log.write(json.dumps(row) + "\n")
-        log.flush()
-        if args["verbose"]:
-            print(
-                f"seed {seed} epoch {row['epoch']:4d} steps {row['env_steps']:9d} "
-                f"ret {row.get('ep_return', math.nan):8.2f} cost {row.get('ep_cost', math.nan):7.2f}"
-                f" (d={row['cost_limit']:.1f}) {row.get('case', '')} k={row.get('backtrack_k', '')}"
-                f" kl={row.get('kl', math.nan):.4f} {row['steps_per_s']:.0f} steps/s "
-                f"[{time.perf_counter() - t0:.0f}s]",
-                flush=True,
+        out = Path(f"benchmarks/out/{resolve_env_id(base.env.id)}_{base.algo.name}")
+    configs, resume = {}, []
+    for seed in args.seeds:
+        run_dir = seed_run_dir(out, seed)
+        exists = (run_dir / "manifest.json").exists()
+        if reads_runs:
+            if not (run_dir / "config.yaml").is_file():
+                raise UsageError(f"seed {seed}: {run_dir} holds no run")
+            configs[seed] = load_config(run_dir / "config.yaml", field_flags(args))
+        elif exists and args.resume:
+            configs[seed] = load_config(run_dir / "config.yaml", overrides)
+            resume.append(seed)
+        elif exists:
+            raise UsageError(
+                f"{run_dir} already holds a run; continue it with --resume, or choose another --out"
             )
-        return True
+        else:
+            seed_items = [
+                f"train.seed={seed}",
+                f"train.name={run_dir.name}",
+                f"train.runs_dir={out}",
+            ]
+            configs[seed] = load_config(args.config, [*overrides, *seed_items])
+    from saferl.training import setup  # imports torch: after the quick checks
 
-    rows = learn(env, algo, args["steps"], args["steps_per_epoch"], callback=callback, seed=seed)
-    log.close()
-    torch.save(algo.state_dict(), out / f"seed{seed}_final.pt")
-    if args["final_episodes"]:
-        write_final_eval(args, algo, seed)
-    return [_scalar_row({"seed": seed, **r}) for r in rows]
-
-
-def write_final_eval(args: dict[str, Any], algo: Any, seed: int) -> None:
-    """``seed{seed}_final_eval.json``: the policy on the evaluation episodes."""
-    final = evaluate_final_policy(
-        args["env"],
-        args["env_options"],
-        algo,
-        args["final_episodes"],
-        args["obs_ema"],
-        args["eval_seed"],
-    )
-    (Path(args["out"]) / f"seed{seed}_final_eval.json").write_text(json.dumps(final, indent=1))
+    config = configs[args.seeds[0]]
+    spec = setup.env_spec(config)
+    env = spec.make(1)
+    try:
+        limit = setup.cost_limits(config, env).combined
+    finally:
+        env.close()
+    return {"out": out, "configs": configs, "resume": resume, "config": config, "limit": limit}
 
 
-def evaluate_saved(args: dict[str, Any], seed: int) -> None:
-    """Evaluate ``seed{seed}_final.pt`` of an earlier run (``--evaluate-only``)."""
-    import torch
-
-    if args["threads"]:
-        torch.set_num_threads(args["threads"])
-    out = Path(args["out"])
-    env = make_env(args["env"], 1, args["env_options"], args["obs_ema"])
-    algo = make_algo(args["algo"], env, args["overrides"], seed, args["cost_limit"])
-    algo.load_state_dict(torch.load(out / f"seed{seed}_final.pt", weights_only=True))
-    write_final_eval(args, algo, seed)
+# --------------------------------------------------------------------------------------------
+# One seed: train through the Trainer, evaluate its checkpoint
+# --------------------------------------------------------------------------------------------
 
 
-EVAL_SEED = 10_000  # default env seeds of the evaluation episodes: EVAL_SEED, EVAL_SEED + 1, ...
+def run_seed(job: dict[str, Any]) -> dict[str, Any]:
+    """Train one seed (unless ``job["train"]`` is False) and evaluate its checkpoint.
+
+    Runs in a worker process with ``--jobs`` > 1, so it takes and returns plain data.
+    """
+    from saferl.config import config_from_dict
+    from saferl.training.trainer import Trainer
+
+    configure_logging(job["log_level"])
+    seed, run_dir = job["seed"], Path(job["run_dir"])
+    result: dict[str, Any] = {"seed": seed}
+    if job["train"]:
+        if job["resume"]:
+            trainer = Trainer.resume(run_dir, job["overrides"], command=job["command"])
+        else:
+            config = config_from_dict(job["config"])
+            trainer = Trainer(config, command=job["command"], run_dir=run_dir)
+        result["exit_code"] = trainer.train()
+        result["stop_reason"] = trainer.stop_reason
+        if trainer.stop_reason and trainer.stop_reason.startswith("stopped by SIG"):
+            result["interrupted"] = True
+            return result  # the user stopped it: no evaluation of a half-trained policy
+    path = Path(job["out"]) / f"seed{seed}_final_eval.json"
+    path.unlink(missing_ok=True)  # an earlier evaluation of another checkpoint
+    if job["episodes"]:
+        final = evaluate_run(run_dir, job["checkpoint"], job["episodes"], job["eval_seed"])
+        path.write_text(json.dumps(final, indent=1))
+    return result
 
 
-def _evaluate(
-    policy: Any,
-    env_name: str,
-    options: dict[str, Any],
-    episodes: int,
-    deterministic: bool = True,
-    obs_ema: Any = None,
-    seed0: int = EVAL_SEED,
+def evaluate_run(
+    run_dir: Path, checkpoint: str, episodes: int, eval_seed: int | None
 ) -> dict[str, Any]:
-    """Mean return, cost and length of ``policy`` on one complete episode per env seed
-    (``seed0``, ``seed0 + 1``, ...) with ``saferl``'s ``run_episodes``, and the per-episode
-    returns (``returns``, in seed order) for paired comparisons."""
+    """The run's checkpoint on ``episodes`` complete episodes from env seed ``eval.seed``
+    (``eval_seed`` overriding the run's), with the mean action and with sampled actions."""
+    from saferl.training.evaluation import load_run_model
+
+    overrides = [] if eval_seed is None else [f"eval.seed={eval_seed}"]
+    model = load_run_model(run_dir, checkpoint=checkpoint, overrides=overrides)
+    out: dict[str, Any] = {"checkpoint": str(model.checkpoint), **model.meta}
+    for mode in ("deterministic", "sampled"):
+        out[mode] = evaluate_policy(model, episodes, deterministic=mode == "deterministic")
+    return out
+
+
+def evaluate_policy(model: Any, episodes: int, *, deterministic: bool) -> dict[str, Any]:
+    """Mean return, cost and length of ``model`` (a :class:`~saferl.training.evaluation.Model`)
+    on one complete episode per env seed ``eval.seed``, ``eval.seed + 1``, ... with saferl's
+    ``run_episodes``; per-episode ``returns`` and ``costs`` in seed order, for paired
+    comparisons."""
     import numpy as np
 
     from saferl.training.evaluation import run_episodes
 
+    ec = model.config.eval
     table = run_episodes(
-        policy,
-        env_factory(env_name, obs_ema),
-        range(seed0, seed0 + episodes),
-        num_envs=min(episodes, 256),
-        env_options=options,
+        model.policy,
+        model.env_factory,
+        range(ec.seed, ec.seed + episodes),
+        num_envs=min(episodes, ec.num_envs),
+        env_options=model.env_options,
         deterministic=deterministic,
+        limit=model.limit,
     )
     return {
         "episodes": len(table),
+        "first_seed": ec.seed,
         "ep_return": float(np.mean(table["return"])),
         "ep_cost": float(np.mean(table["cost"])),
         "ep_length": float(np.mean(table["length"])),
-        "first_seed": seed0,
         "returns": [float(x) for x in table["return"]],
+        "costs": [float(x) for x in table["cost"]],
     }
 
 
-def evaluate_baselines(
-    env_name: str, options: dict[str, Any], episodes: int, seed0: int = EVAL_SEED
-) -> dict[str, Any]:
-    """Mean episode return and cost of the env's scripted baselines (``SCRIPTED_POLICIES``).
+def evaluate_baselines(config: Any, episodes: int) -> dict[str, Any]:
+    """The env's scripted baselines (those defined for the config's env options) on the final
+    policies' evaluation episodes, each in the env the config describes.
 
-    Counting the first ``episodes`` episodes to *finish* in a batch of instances started
-    together would keep the short ones (quick successes) and drop the long ones."""
-    from saferl.registry import ENVS
-    from saferl.training.evaluation import ScriptedAdapter
+    One complete episode per env seed: counting the first episodes to *finish* in a batch
+    started together would keep the short ones (quick successes) and drop the long ones."""
+    from saferl.training import setup
+    from saferl.training.evaluation import load_baseline
     from saferl.training.evaluation.models import scripted_policies
 
-    found = scripted_policies(ENVS.get(env_name), options)
+    spec = setup.env_spec(config)
     return {
-        name: _evaluate(ScriptedAdapter(make, name), env_name, options, episodes, seed0=seed0)
-        for name, make in found.items()
+        name: evaluate_policy(load_baseline(name, config=config), episodes, deterministic=True)
+        for name in sorted(scripted_policies(spec.factory, spec.options))
     }
 
 
-def evaluate_final_policy(
-    env_name: str,
-    options: dict[str, Any],
-    algo: Any,
-    episodes: int,
-    obs_ema: Any = None,
-    seed0: int = EVAL_SEED,
-) -> dict[str, Any]:
-    """The trained policy on the baselines' evaluation episodes: mean action and sampled."""
-    from saferl.training.evaluation import ActorPolicy
+# --------------------------------------------------------------------------------------------
+# Summary
+# --------------------------------------------------------------------------------------------
 
-    policy = ActorPolicy.from_algorithm(algo)
-    return {
-        mode: _evaluate(
-            policy, env_name, options, episodes, mode == "deterministic", obs_ema, seed0
-        )
-        for mode in ("deterministic", "sampled")
-    }
+
+def read_curves(out: Path, seeds: list[int]) -> list[dict[str, Any]]:
+    """Every seed's metrics rows (its run's ``metrics.jsonl``, the rows of ``metrics.csv``) with
+    a ``seed`` column; missing values (NaN in the CSV) as NaN."""
+    from saferl.training.tracking import read_metrics
+
+    rows = []
+    for seed in seeds:
+        for r in read_metrics(seed_run_dir(out, seed) / "metrics.jsonl"):
+            rows.append({"seed": seed, **{k: math.nan if v is None else v for k, v in r.items()}})
+    return rows
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    keys: list[str] = []
-    for r in rows:
-        for k in r:
-            if k not in keys:
-                keys.append(k)
+    import csv
+
+    def cell(v: Any) -> Any:  # missing values are empty cells, as in metrics.csv
+        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+    keys = list(dict.fromkeys(k for r in rows for k in r))
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
-        w.writerows(rows)
+        w.writerows({k: cell(v) for k, v in r.items()} for r in rows)
+
+
+def _means(result: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation result without its per-episode lists."""
+    return {k: v for k, v in result.items() if k not in ("returns", "costs")}
+
+
+def _nanmean(values: Any) -> float:
+    """Mean of the finite values (NaN, without a warning, when there are none)."""
+    finite = [float(v) for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
 
 
 def summarise(
-    rows: list[dict[str, Any]], limit: float, final_evals: dict[str, Any] | None = None
+    rows: list[dict[str, Any]], limit: float, final_evals: dict[str, Any]
 ) -> dict[str, Any]:
+    """Per seed and pooled numbers of the training curves and the final evaluations."""
     import numpy as np
 
-    seeds = sorted({r["seed"] for r in rows})
     per_seed = {}
-    for s in seeds:
+    for s in sorted({r["seed"] for r in rows}):
         rs = [r for r in rows if r["seed"] == s]
         last = rs[-10:]
-        cost = float(np.nanmean([r["ep_cost"] for r in last]))
-        ret = float(np.nanmean([r["ep_return"] for r in last]))
-        info = {
+        cost = _nanmean([r["ep_cost"] for r in last])  # NaN: no episode finished in them
+        ret = _nanmean([r["ep_return"] for r in last])
+        info: dict[str, Any] = {
             "epochs": len(rs),
             "env_steps": rs[-1]["env_steps"],
             "last10_ep_cost": cost,
@@ -318,61 +353,74 @@ def summarise(
             "cost_over_limit": cost / limit if limit > 0 else math.nan,
             "within_20pct_of_limit": abs(cost - limit) <= 0.2 * limit,
             "at_most_10pct_over_limit": cost <= 1.1 * limit,
-            "median_steps_per_s": float(np.median([r["steps_per_s"] for r in rs[1:] or rs])),
+            "median_steps_per_s": float(np.median([r["fps"] for r in rs[1:] or rs])),
+            "update_rollbacks": int(sum(r.get("update_failed", 0) for r in rs)),
         }
-        if "case" in rs[0]:
-            info["cases_all"] = dict(Counter(r["case"] for r in rs))
+        cased = [r for r in rs if isinstance(r.get("case"), str)]
+        if cased:
+            info["cases_all"] = dict(Counter(r["case"] for r in cased))
             near = next(
-                (i for i, r in enumerate(rs) if abs(r["ep_cost"] - limit) <= 0.2 * limit), None
+                (i for i, r in enumerate(cased) if abs(r["ep_cost"] - limit) <= 0.2 * limit), None
             )
             if near is not None:
-                info["cases_after_first_near_limit"] = dict(Counter(r["case"] for r in rs[near:]))
-                info["first_near_limit_epoch"] = near + 1
-            info["line_search_failures"] = sum(1 for r in rs if not r.get("accepted", True))
+                info["cases_after_first_near_limit"] = dict(
+                    Counter(r["case"] for r in cased[near:])
+                )
+                info["first_near_limit_epoch"] = cased[near]["epoch"]
+            info["line_search_failures"] = sum(1 for r in cased if not r.get("accepted", True))
+        ev = final_evals.get(str(s))
+        if ev is not None:
+            info["final_eval"] = {
+                "checkpoint": ev["checkpoint"],
+                "epoch": ev.get("epoch"),
+                **{mode: _means(ev[mode]) for mode in ("deterministic", "sampled")},
+            }
         per_seed[str(s)] = info
     pooled = {
         "last10_ep_cost_mean": float(np.mean([v["last10_ep_cost"] for v in per_seed.values()])),
         "last10_ep_return_mean": float(np.mean([v["last10_ep_return"] for v in per_seed.values()])),
     }
-    evals = {s: final_evals[s] for s in per_seed if s in (final_evals or {})}
-    for s, ev in evals.items():
-        per_seed[s]["final_eval"] = {mode: _means(r) for mode, r in ev.items()}
-    if evals and len(evals) == len(per_seed):
+    if per_seed and all("final_eval" in v for v in per_seed.values()):
         for mode in ("deterministic", "sampled"):
             for key in ("ep_cost", "ep_return"):
-                values = [ev[mode][key] for ev in evals.values()]
+                values = [v["final_eval"][mode][key] for v in per_seed.values()]
                 pooled[f"final_{mode}_{key}_mean"] = float(np.mean(values))
     return {"cost_limit": limit, "per_seed": per_seed, "pooled": pooled}
 
 
-def _means(result: dict[str, Any]) -> dict[str, Any]:
-    """An evaluation result without its per-episode lists (for the summary)."""
-    return {k: v for k, v in result.items() if k != "returns"}
-
-
-def paired_difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float] | None:
-    """Mean and 95 % interval of the per-episode return difference a - b, when both were
-    evaluated on the same episodes (same first seed and count); else None."""
+def paired_difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
+    """Mean and 95 % interval of the per-episode return difference a - b
+    (:func:`~saferl.training.evaluation.stats.bootstrap_ci` of the differences), when both were
+    evaluated on the same episodes (same first env seed and count); else None."""
     import numpy as np
+
+    from saferl.training.evaluation.stats import bootstrap_ci
 
     ra, rb = a.get("returns"), b.get("returns")
     if not ra or not rb or len(ra) != len(rb) or a.get("first_seed") != b.get("first_seed"):
         return None
-    d = np.asarray(ra) - np.asarray(rb)
-    half = 1.96 * float(d.std(ddof=1)) / math.sqrt(len(d)) if len(d) > 1 else math.nan
-    mean = float(d.mean())
-    return {"mean": mean, "ci95_low": mean - half, "ci95_high": mean + half}
+    ci = bootstrap_ci(np.asarray(ra) - np.asarray(rb), confidence=0.95)
+    return {
+        "mean": ci.estimate,
+        "ci95_low": ci.low,
+        "ci95_high": ci.high,
+        "n": ci.n,
+        "method": ci.method,
+    }
+
+
+def best_feasible(baselines: dict[str, Any], limit: float) -> str | None:
+    """The scripted baseline with the highest mean return among those within the limit."""
+    feasible = {k: v for k, v in baselines.items() if v["ep_cost"] <= limit}
+    return max(feasible, key=lambda k: feasible[k]["ep_return"]) if feasible else None
 
 
 def targets(
-    summary: dict[str, Any],
-    baselines: dict[str, Any],
-    limit: float,
-    final_evals: dict[str, Any] | None = None,
+    summary: dict[str, Any], baselines: dict[str, Any], limit: float, final_evals: dict[str, Any]
 ) -> dict[str, Any]:
-    """The issue's learning targets, on the final policies' evaluation episodes (sampled
-    actions, as in training) when they exist, else on the last 10 training epochs; with the
-    per-episode returns, each seed's return paired against the best feasible baseline."""
+    """The learning targets, on the final policies' evaluation episodes (sampled actions, as in
+    training) when every seed has one, else on the last 10 training epochs; each seed's return
+    paired against the best feasible baseline's on the same episodes."""
     pooled = summary["pooled"]
     if "final_sampled_ep_cost_mean" in pooled:
         source = "final evaluation, sampled actions"
@@ -380,8 +428,7 @@ def targets(
     else:
         source = "last 10 training epochs"
         cost, ret = pooled["last10_ep_cost_mean"], pooled["last10_ep_return_mean"]
-    feasible = {k: v for k, v in baselines.items() if v["ep_cost"] <= limit}
-    best = max(feasible, key=lambda k: feasible[k]["ep_return"]) if feasible else None
+    best = best_feasible(baselines, limit)
     res: dict[str, Any] = {
         "measured_on": source,
         "ep_cost": cost,
@@ -389,20 +436,21 @@ def targets(
         "cost_at_most_10pct_over_limit": cost <= 1.1 * limit,
         "best_feasible_baseline": best,
     }
-    if best is not None:
-        res["best_feasible_baseline_return"] = feasible[best]["ep_return"]
-        res["return_above_best_feasible_baseline"] = ret > feasible[best]["ep_return"]
-        evals = {k: v for k, v in (final_evals or {}).items() if k in summary["per_seed"]}
-        paired = {
-            seed: diff
-            for seed, ev in sorted(evals.items())
-            if "sampled" in ev and (diff := paired_difference(ev["sampled"], feasible[best]))
-        }
-        if paired:
-            res["sampled_return_minus_best_baseline_per_seed"] = paired
-            res["every_seed_significantly_above_best_baseline"] = all(
-                d["ci95_low"] > 0 for d in paired.values()
-            )
+    if best is None:
+        return res
+    res["best_feasible_baseline_return"] = baselines[best]["ep_return"]
+    res["return_above_best_feasible_baseline"] = ret > baselines[best]["ep_return"]
+    paired = {
+        seed: diff
+        for seed, ev in sorted(final_evals.items())
+        if seed in summary["per_seed"]
+        and (diff := paired_difference(ev["sampled"], baselines[best]))
+    }
+    if paired:
+        res["sampled_return_minus_best_baseline_per_seed"] = paired
+        res["every_seed_significantly_above_best_baseline"] = all(
+            d["ci95_low"] > 0 for d in paired.values()
+        )
     return res
 
 
@@ -416,6 +464,7 @@ def plot(
     import numpy as np
 
     seeds = sorted({r["seed"] for r in rows})
+    best = best_feasible(baselines, limit)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for key, ax in zip(("ep_return", "ep_cost"), axes, strict=True):
         curves = []
@@ -426,20 +475,30 @@ def plot(
             ax.plot(x, y, lw=0.8, alpha=0.4)
             curves.append((x, y))
         n = min(len(c[0]) for c in curves)
-        mean = np.nanmean(np.stack([c[1][:n] for c in curves]), axis=0)
+        mean = [_nanmean(col) for col in np.stack([c[1][:n] for c in curves]).T]
         ax.plot(curves[0][0][:n], mean, color="k", lw=2, label=f"mean of {len(seeds)} seeds")
         if key == "ep_cost":
             ax.axhline(limit, color="r", ls="--", label=f"limit d={limit:g}")
             ax.axhspan(0.8 * limit, 1.2 * limit, color="r", alpha=0.08, label="±20 %")
             if any(r.get("cost_target", limit) != limit for r in rows):  # cost_target_gain
                 t = np.array(
-                    [[r["cost_target"] for r in rows if r["seed"] == s][:n] for s in seeds]
+                    [
+                        [r.get("cost_target", limit) for r in rows if r["seed"] == s][:n]
+                        for s in seeds
+                    ],
+                    float,
                 )
-                ax.plot(curves[0][0][:n], t.mean(0), "r:", lw=1.2, label="CPO's target d - I")
-        feasible = {k: v for k, v in baselines.items() if v["ep_cost"] <= limit}
-        if feasible:
-            name, best = max(feasible.items(), key=lambda kv: kv[1]["ep_return"])
-            ax.axhline(best[key], color="g", ls=":", label=f"best feasible baseline ({name})")
+                ax.plot(
+                    curves[0][0][:n],
+                    [_nanmean(c) for c in t.T],
+                    "r:",
+                    lw=1.2,
+                    label="CPO's target d - I",
+                )
+        if best is not None:
+            ax.axhline(
+                baselines[best][key], color="g", ls=":", label=f"best feasible baseline ({best})"
+            )
         ax.set_xlabel("env steps")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
@@ -449,19 +508,19 @@ def plot(
     fig.savefig(out / "curves.png", dpi=120)
     plt.close(fig)
 
-    if "case" in rows[0]:
+    cased = [r for r in rows if isinstance(r.get("case"), str)]
+    if cased:
         from saferl.algos.math import CASES
 
         names = list(CASES)
         fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-        counts = Counter(r["case"] for r in rows)
+        counts = Counter(r["case"] for r in cased)
         axes[0].bar(names, [counts.get(n, 0) for n in names])
         axes[0].set_title("CPO optimisation cases (all seeds, all epochs)")
-        n_epochs = max(r["epoch"] for r in rows)
-        bins = np.linspace(0, n_epochs, 11)
+        bins = np.linspace(0, max(r["epoch"] for r in cased), 11)
         bottom = np.zeros(10)
         for name in names:
-            h, _ = np.histogram([r["epoch"] for r in rows if r["case"] == name], bins=bins)
+            h, _ = np.histogram([r["epoch"] for r in cased if r["case"] == name], bins=bins)
             axes[1].bar(np.arange(10), h, bottom=bottom, label=name)
             bottom += h
         axes[1].set_xlabel("tenth of training")
@@ -472,227 +531,248 @@ def plot(
         plt.close(fig)
 
 
-def throughput(args: argparse.Namespace, overrides: dict[str, Any], env_options) -> dict:
-    import torch
+def write_summary(
+    plan: dict[str, Any], args: argparse.Namespace, baselines: dict[str, Any]
+) -> dict:
+    """curves.csv, curves.png, cases.png and summary.json from the files in ``--out``."""
+    from saferl.config import config_to_dict
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    from saferl.algos.buffer import RolloutCollector
+    out, limit, config = plan["out"], plan["limit"], plan["config"]
+    rows = read_curves(out, args.seeds)
+    if not rows:
+        raise UsageError(f"no seed in {out} has finished an epoch yet")
+    write_csv(rows, out / "curves.csv")
+    final_evals = {}
+    for seed in args.seeds:
+        path = out / f"seed{seed}_final_eval.json"
+        if path.exists():
+            final_evals[str(seed)] = json.loads(path.read_text())
+    summary = summarise(rows, limit, final_evals)
+    for seed, info in summary["per_seed"].items():  # finished, stopped (why) or failed
+        manifest = json.loads((seed_run_dir(out, int(seed)) / "manifest.json").read_text())
+        info["run"] = {k: manifest.get(k) for k in ("status", "stop_reason")}
+    summary["targets"] = targets(summary, baselines, limit, final_evals)
+    summary.update(
+        {
+            "command": " ".join([sys.executable, *sys.argv]),
+            "env": config.env.id,
+            "algo": config.algo.name,
+            "run_dirs": {str(s): str(seed_run_dir(out, s)) for s in args.seeds},
+            "config": config_to_dict(config),  # the first seed's (the others differ in train.*)
+            "eval_seed": config.eval.seed,
+            "baselines": {k: _means(v) for k, v in baselines.items()},
+        }
+    )
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    plot(
+        rows,
+        limit,
+        baselines,
+        out,
+        f"{config.algo.name} on {config.env.id} ({len(args.seeds)} seeds)",
+    )
+    return summary
 
-    env = make_env(args.env, args.num_envs, env_options, _obs_ema(args))
-    algo = make_algo(args.algo, env, overrides, 0, args.cost_limit)
-    col = RolloutCollector(env, algo, max(1, args.steps_per_epoch // env.num_envs), seed=0)
-    times = []
-    for epoch in range(args.epochs + 1):
-        t0 = time.perf_counter()
-        batch = col.collect()
-        t1 = time.perf_counter()
-        d = algo.update(batch)
-        t2 = time.perf_counter()
-        if epoch > 0:  # the first epoch warms up (map library, allocator, threads)
-            times.append(
-                (batch.num_steps, t1 - t0, t2 - t1, d.get("time_actor"), d.get("time_critic"))
-            )
-        print(
-            f"epoch {epoch}: {batch.num_steps} steps collect {t1 - t0:.3f}s update {t2 - t1:.3f}s "
-            f"(actor {d.get('time_actor', 0):.3f} critic {d.get('time_critic', 0):.3f}) "
-            f"-> {batch.num_steps / (t2 - t0):.0f} steps/s",
-            flush=True,
+
+# --------------------------------------------------------------------------------------------
+# Throughput
+# --------------------------------------------------------------------------------------------
+
+
+def throughput(args: argparse.Namespace) -> dict[str, Any]:
+    """Env steps/s of ``--epochs`` trainer epochs after one warm-up epoch (a temporary run)."""
+    from saferl.config import load_config
+    from saferl.training.tracking import read_metrics
+    from saferl.training.trainer import Trainer
+
+    if args.steps is not None or args.resume or args.evaluate_only or args.summarize_only:
+        raise UsageError(
+            "--throughput times --epochs epochs of a temporary run; --steps, --resume, "
+            "--evaluate-only and --summarize-only do not apply"
         )
-    steps = sum(t[0] for t in times)
-    wall = sum(t[1] + t[2] for t in times)
-    res = {
-        "env": args.env,
-        "algo": args.algo,
-        "num_envs": args.num_envs,
-        "steps_per_epoch": args.steps_per_epoch,
-        "torch_threads": torch.get_num_threads(),
-        "overrides": overrides,
-        "steps_per_s": steps / wall,
-        "collect_s_per_epoch": sum(t[1] for t in times) / len(times),
-        "update_s_per_epoch": sum(t[2] for t in times) / len(times),
-        "actor_s_per_epoch": sum(t[3] or 0 for t in times) / len(times),
-        "critic_s_per_epoch": sum(t[4] or 0 for t in times) / len(times),
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
+    _check_sets(args.set)
+    per_epoch = load_config(args.config, args.set).train.steps_per_epoch
+    with tempfile.TemporaryDirectory() as tmp:
+        config = load_config(
+            args.config,
+            [
+                *args.set,
+                f"train.total_steps={(args.epochs + 1) * per_epoch}",
+                f"train.seed={args.seeds[0]}",
+                f"train.runs_dir={tmp}",
+                "train.name=throughput",
+            ],
+        )
+        trainer = Trainer(config, command=[sys.executable, *sys.argv])
+        with contextlib.redirect_stdout(io.StringIO()):  # its summary names the temporary run
+            trainer.train()
+        rows = read_metrics(trainer.run_dir / "metrics.jsonl")
+    warm_up, timed = rows[0], rows[1:]
+    steps = timed[-1]["env_steps"] - warm_up["env_steps"]
+
+    def total(key: str) -> float:
+        return sum(r.get(key) or 0.0 for r in timed)
+
+    collect, update, trainer_s = total("time/collect"), total("time/update"), total("time/overhead")
+    return {
+        "env": config.env.id,
+        "algo": config.algo.name,
+        "num_envs": config.env.num_envs,
+        "steps_per_epoch": per_epoch,
+        "timed_epochs": len(timed),
+        "torch_threads": config.train.torch_threads,
+        "overrides": list(args.set),
+        "steps_per_s": steps / (collect + update + trainer_s),
+        "collect_update_steps_per_s": steps / (collect + update),
+        "collect_s_per_epoch": collect / len(timed),
+        "update_s_per_epoch": update / len(timed),
+        "trainer_s_per_epoch": trainer_s / len(timed),
+        "actor_s_per_epoch": total("time_actor") / len(timed),
+        "critic_s_per_epoch": total("time_critic") / len(timed),
         "cpu_affinity": sorted(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
         else None,
         "loadavg": os.getloadavg(),
     }
-    print(json.dumps(res, indent=1))
-    return res
 
 
-def main(argv: list[str] | None = None) -> None:
-    from saferl.registry import ALGORITHMS
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="learn.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument(
         "--config",
         default=None,
-        help="start from this saferl config's env, algo and steps per epoch (flags override)",
+        help="config file (default: the packaged default, as saferl train)",
     )
-    p.add_argument("--env", default=None, help="default: the config's, else WheelchairSC-v0")
-    p.add_argument("--algo", choices=ALGORITHMS.names(), default=None, help="default: cpo")
-    p.add_argument("--steps", type=float, default=2e6, help="env steps per seed")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set algo.target_kl=0.02 (repeatable)",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="train.seed of each run")
+    p.add_argument("--steps", type=float, default=None, help="train.total_steps (e.g. 2e6)")
+    p.add_argument("--out", default=None, help="parent of the seeds' run directories")
     p.add_argument(
         "--eval-seed",
         type=int,
-        default=EVAL_SEED,
-        help="env seed of the first evaluation episode (baselines and final policies)",
-    )
-    p.add_argument("--num-envs", type=int, default=None, help="default: the config's, else 64")
-    p.add_argument(
-        "--steps-per-epoch", type=int, default=None, help="default: the config's, else 20000"
-    )
-    p.add_argument("--cost-limit", type=float, default=None, help="default: the env's limit")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        help="AlgoConfig field=value (repeatable), e.g. --set critic_epochs=5",
-    )
-    p.add_argument("--env-option", action="append", default=[], help="env option key=value")
-    p.add_argument(
-        "--obs-ema",
-        type=int,
-        nargs="+",
         default=None,
-        metavar="DIM",
-        help="append moving averages of these observation dims (env.obs_ema)",
+        help="eval.seed: env seed of the first evaluation episode",
     )
     p.add_argument(
-        "--obs-ema-weights",
-        type=float,
-        nargs="+",
-        default=None,
-        metavar="W",
-        help="per-step weights of the averages (default: the config's, else 0.05: 20 steps)",
+        "--final-episodes", type=int, default=1024, help="evaluation episodes per seed (0: none)"
     )
-    p.add_argument(
-        "--no-obs-ema", action="store_true", help="no averages, even if the config has them"
-    )
-    p.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")
-    p.add_argument("--out", default=None)
     p.add_argument(
         "--baseline-episodes", type=int, default=1024, help="evaluation episodes per baseline"
     )
     p.add_argument(
-        "--final-episodes",
-        type=int,
-        default=1024,
-        help="evaluation episodes of each seed's final policy (0: none)",
+        "--checkpoint",
+        choices=["last", "best"],
+        default="last",
+        help="the policy evaluated per seed",
     )
-    p.add_argument(
-        "--evaluate-only",
-        action="store_true",
-        help="evaluate the seed*_final.pt already in --out (with this --set) and summarise",
-    )
+    p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")
+    p.add_argument("--resume", action="store_true", help="continue the seeds whose run exists")
+    p.add_argument("--evaluate-only", action="store_true")
+    p.add_argument("--summarize-only", action="store_true")
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--baselines-only", action="store_true")
     p.add_argument("--throughput", action="store_true")
-    p.add_argument("--epochs", type=int, default=5, help="timed epochs for --throughput")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument(
-        "--summarize-only",
-        action="store_true",
-        help="rebuild curves.csv/png and summary.json from the seed*.jsonl already in --out",
-    )
-    args = p.parse_args(argv)
-    if args.eval_seed < 0:
-        p.error("--eval-seed must be >= 0")
-    args.config_env_options, args.config_algo = {}, {}
-    if args.config:
-        from_config(args)
-    for name, default in DEFAULTS.items():
-        if getattr(args, name) is None:
-            setattr(args, name, default)
+    p.add_argument("--epochs", type=int, default=5, help="timed epochs of --throughput")
+    p.add_argument("--quiet", action="store_true", help="log warnings only")
+    return p
 
-    overrides = {**args.config_algo, **_overrides(args.overrides)}
-    env_options = {**args.config_env_options, **_overrides(args.env_option)}
-    if args.throughput:
-        res = throughput(args, overrides, env_options)
-        if args.out:
-            Path(args.out).mkdir(parents=True, exist_ok=True)
-            (Path(args.out) / "throughput.json").write_text(json.dumps(res, indent=1))
-        return
 
-    out = Path(args.out or f"benchmarks/out/{args.env}_{args.algo}")
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from saferl.config import ConfigError
+
+    log_level = "WARNING" if args.quiet else "INFO"
+    configure_logging(log_level)
+    try:
+        if args.eval_seed is not None and args.eval_seed < 0:
+            raise UsageError(f"--eval-seed must be >= 0, got {args.eval_seed}")
+        if args.throughput:
+            res = throughput(args)
+            print(json.dumps(res, indent=1))
+            if args.out:
+                Path(args.out).mkdir(parents=True, exist_ok=True)
+                (Path(args.out) / "throughput.json").write_text(json.dumps(res, indent=1))
+            return 0
+        plan = resolve(args)
+    except (ConfigError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = plan["out"]
     out.mkdir(parents=True, exist_ok=True)
-    env = make_env(args.env, 1, env_options)
-    limit = args.cost_limit if args.cost_limit is not None else env.constraints.get_limit()
-    baselines = {}
-    if not args.no_baselines:
-        baselines = evaluate_baselines(
-            args.env, env_options, args.baseline_episodes, args.eval_seed
-        )
+
+    baselines: dict[str, Any] = {}
+    if args.summarize_only or (args.no_baselines and (out / "baselines.json").exists()):
+        if (out / "baselines.json").exists():
+            baselines = json.loads((out / "baselines.json").read_text())
+    elif not args.no_baselines:
+        baselines = evaluate_baselines(plan["config"], args.baseline_episodes)
         (out / "baselines.json").write_text(json.dumps(baselines, indent=1))
         print("scripted baselines:", json.dumps({k: _means(v) for k, v in baselines.items()}))
     if args.baselines_only:
-        return
-    run_args = {
-        "env": args.env,
-        "algo": args.algo,
-        "num_envs": args.num_envs,
-        "steps": int(args.steps),
-        "steps_per_epoch": args.steps_per_epoch,
-        "cost_limit": args.cost_limit,
-        "overrides": overrides,
-        "env_options": env_options,
-        "threads": args.threads,
-        "out": str(out),
-        "verbose": not args.quiet,
-        "final_episodes": args.final_episodes,
-        "obs_ema": _obs_ema(args),
-        "eval_seed": args.eval_seed,
-    }
-    rows: list[dict[str, Any]] = []
-    if args.evaluate_only:
-        for s in args.seeds:
-            evaluate_saved(run_args, s)
-    if args.summarize_only or args.evaluate_only:
-        for path in sorted(out.glob("seed*.jsonl")):
-            rows.extend(json.loads(line) for line in path.read_text().splitlines() if line)
-        if (out / "baselines.json").exists() and not baselines:
-            baselines = json.loads((out / "baselines.json").read_text())
-    elif args.jobs > 1:
-        import multiprocessing as mp
+        return 0
 
-        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as ex:
-            for r in ex.map(run_seed, [run_args] * len(args.seeds), args.seeds):
-                rows.extend(r)
-    else:
-        for s in args.seeds:
-            rows.extend(run_seed(run_args, s))
-    write_csv(rows, out / "curves.csv")
-    final_evals = {
-        path.name.removeprefix("seed").removesuffix("_final_eval.json"): json.loads(
-            path.read_text()
-        )
-        for path in out.glob("seed*_final_eval.json")
-    }
-    summary = summarise(rows, limit, final_evals)
-    summary["targets"] = targets(summary, baselines, limit, final_evals)
-    summary.update(
-        {
-            "command": " ".join([sys.executable, *sys.argv]),
-            "env": args.env,
-            "algo": args.algo,
-            "env_options": env_options,
-            "obs_ema": _obs_ema(args),
-            "overrides": overrides,
-            "num_envs": args.num_envs,
-            "steps_per_epoch": args.steps_per_epoch,
-            "eval_seed": args.eval_seed,
-            "baselines": {k: _means(v) for k, v in baselines.items()},
-        }
-    )
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    plot(rows, limit, baselines, out, f"{args.algo} on {args.env} ({len(args.seeds)} seeds)")
-    print(json.dumps(summary, indent=1))
+    results: list[dict[str, Any]] = []
+    if not args.summarize_only:
+        from saferl.config import config_to_dict
+
+        jobs = [
+            {
+                "seed": seed,
+                "run_dir": str(seed_run_dir(out, seed)),
+                "out": str(out),
+                "train": not args.evaluate_only,
+                "resume": seed in plan["resume"],
+                "config": config_to_dict(plan["configs"][seed]),
+                "overrides": [*field_flags(args), *args.set],
+                "command": [sys.executable, *sys.argv],
+                "checkpoint": args.checkpoint,
+                "episodes": args.final_episodes,
+                "eval_seed": args.eval_seed,
+                "log_level": log_level,
+            }
+            for seed in args.seeds
+        ]
+        if args.jobs > 1:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
+                results = list(pool.map(run_seed, jobs))
+        else:
+            for job in jobs:
+                results.append(run_seed(job))
+                if results[-1].get("interrupted"):
+                    break
+        if any(r.get("interrupted") for r in results):
+            print(
+                f"error: interrupted; continue with the same command and --resume (runs in {out})",
+                file=sys.stderr,
+            )
+            return 130
+    try:
+        summary = write_summary(plan, args, baselines)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    shown = {k: summary[k] for k in ("per_seed", "pooled", "targets")}
+    print(json.dumps(shown, indent=1))
+    print(f"wrote {out / 'summary.json'}")
+    # 1 when a seed's training failed (non-finite updates, an env error): its run says why
+    return 1 if any(r.get("exit_code") for r in results) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
