@@ -96,3 +96,12 @@ def test_distributed_settings_are_refused_until_available():
     with pytest.raises(ConfigError, match=r"^distributed: distributed training is not available"):
         load_config(overrides=["distributed.zero=true"])
     load_config(overrides=["distributed.timeout_s=600"])  # the default value is fine
+
+
+def test_an_algorithm_switch_on_a_base_keeps_shared_fields_and_drops_the_others():
+    base = load_config()  # CPO with target_kl and cost_target_gain set, 128x128 networks
+    cfg = load_config(overrides=["algo.name=ppo_lagrangian"], base=base)
+    assert type(cfg.algo) is PPOLagrangianConfig
+    assert cfg.algo.hidden_sizes == [128, 128] and cfg.algo.cost_gamma == base.algo.cost_gamma
+    with pytest.raises(ConfigError, match=r"^algo\.target_kl: unknown key for algorithm"):
+        load_config(overrides=["algo.name=ppo_lagrangian", "algo.target_kl=0.1"], base=base)

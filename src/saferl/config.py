@@ -946,6 +946,22 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _switch_algorithm(data: dict[str, Any], current: str, overrides: Iterable[str]) -> None:
+    """An override of ``algo.name`` on a validated ``base`` starts the new algorithm from the
+    base's shared fields: the fields only the base's algorithm has are dropped (they were valid
+    there; a YAML file or an override that sets them for the new one is still refused)."""
+    names = [parse_override(o)[1] for o in overrides if o.partition("=")[0].strip() == "algo.name"]
+    if not names or not isinstance(names[-1], str) or names[-1] == current:
+        return
+    try:
+        model = algo_config_model(names[-1])
+    except ValueError:
+        return  # validation names the unknown algorithm
+    algo = data.get("algo")
+    if isinstance(algo, dict):
+        data["algo"] = {k: v for k, v in algo.items() if k in model.model_fields}
+
+
 def default_config_path() -> Path:
     """The embedded default config file of ``saferl train`` (packaged with saferl)."""
     return Path(__file__).parent / "configs" / "default.yaml"
@@ -958,7 +974,9 @@ def load_config(
 
     Without ``path`` it starts from ``base`` if given (``base=Config()``: the field defaults),
     else from the packaged default config (:func:`default_config_path`, what ``saferl train``
-    runs).
+    runs). On a ``base``, an override of ``algo.name`` keeps the shared algorithm fields and drops
+    those only the base's algorithm has (hyperparameter search switches algorithms this way); in
+    a file, fields of another algorithm are refused.
 
     Raises:
         ConfigError: a one-line message naming the file or dotted field at fault.
@@ -972,7 +990,10 @@ def load_config(
         # Only what differs from the field defaults: an override of algo.name then starts the
         # new algorithm from its own defaults (fields set for the old one are still refused).
         data = base.model_dump(mode="json", exclude_defaults=True)
+        # the name selects the algorithm's model, even where it is that model's default
+        data.setdefault("algo", {})["name"] = base.algo.name
         source = None
+        _switch_algorithm(data, base.algo.name, overrides)
     overrides = list(overrides)
     if overrides:
         apply_overrides(data, overrides)

@@ -39,6 +39,9 @@ PLAIN_SPACE = {
     }
 }
 
+#: the stand-in runs start from the field defaults (the packaged default is the wheelchair's)
+TOY_BASE = str(Path(__file__).parent / "toy_default.yaml")
+
 
 def toy_tune_overrides(runs_dir: Path, study: str, **hyperopt: object) -> list[str]:
     """A tiny study of CPO on Toy-v0: 10 epochs of 128 steps per trial, 16 evaluation episodes."""
@@ -97,7 +100,7 @@ def test_best_yaml_reproduces_its_trial_bit_exactly_with_saferl_train(tmp_path):
     runs = tmp_path / "runs"
     space = write_space(tmp_path, PLAIN_SPACE)
     code = run_tune(
-        None, toy_tune_overrides(runs, "s", n_trials=3, pruner="none"), space_path=space
+        TOY_BASE, toy_tune_overrides(runs, "s", n_trials=3, pruner="none"), space_path=space
     )
     assert code == 0
     study = load(runs, "s")
@@ -147,7 +150,7 @@ def test_same_seed_gives_the_same_study_and_report_rebuilds_from_storage(tmp_pat
         runs = tmp_path / name
         assert (
             run_tune(
-                None,
+                TOY_BASE,
                 toy_tune_overrides(runs, "s", n_trials=2, sampler="tpe", pruner="none"),
                 space_path=space,
             )
@@ -174,7 +177,7 @@ def test_multi_objective_rule_prunes_hopeless_trials_and_front_is_feasible_only(
     overrides = toy_tune_overrides(
         runs, "m", n_trials=8, objective="multi", compute="env_steps", sampler="random"
     )
-    assert run_tune(None, overrides, space_path=space) == 0
+    assert run_tune(TOY_BASE, overrides, space_path=space) == 0
     study = load(runs, "m")
     trials = study.trials
     state = optuna.trial.TrialState
@@ -203,7 +206,7 @@ def test_multi_objective_rule_prunes_hopeless_trials_and_front_is_feasible_only(
 def test_composite_median_pruner_stops_hopeless_trials_early(tmp_path):
     runs = tmp_path / "runs"
     space = write_space(tmp_path, HOPELESS_SPACE)
-    assert run_tune(None, toy_tune_overrides(runs, "c", n_trials=8), space_path=space) == 0
+    assert run_tune(TOY_BASE, toy_tune_overrides(runs, "c", n_trials=8), space_path=space) == 0
     study = load(runs, "c")
     state = optuna.trial.TrialState
     pruned = [t for t in study.trials if t.state == state.PRUNED]
@@ -220,13 +223,15 @@ def test_warm_start_enqueues_the_best_trial_of_another_study(tmp_path):
     runs = tmp_path / "runs"
     space = write_space(tmp_path, PLAIN_SPACE)
     assert (
-        run_tune(None, toy_tune_overrides(runs, "src", n_trials=2, pruner="none"), space_path=space)
+        run_tune(
+            TOY_BASE, toy_tune_overrides(runs, "src", n_trials=2, pruner="none"), space_path=space
+        )
         == 0
     )
     best = load(runs, "src").best_trial
     overrides = toy_tune_overrides(runs, "dst", n_trials=1, sampler="random")
     overrides.append("hyperopt.storage=" + str(runs / "studies" / "src" / "journal.log"))
-    assert run_tune(None, overrides, space_path=space, warm_start_study="src") == 0
+    assert run_tune(TOY_BASE, overrides, space_path=space, warm_start_study="src") == 0
     dst = optuna.load_study(
         study_name="dst", storage=open_storage(str(runs / "studies" / "src" / "journal.log"))
     )

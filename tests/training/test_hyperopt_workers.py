@@ -27,10 +27,13 @@ from test_hyperopt import PLAIN_SPACE, TRIAL_STEPS, toy_tune_overrides
 HERE = Path(__file__).parent
 STATE = optuna.trial.TrialState
 
+#: the stand-in runs start from the field defaults (the packaged default is the wheelchair's)
+TOY_BASE = str(Path(__file__).parent / "toy_default.yaml")
+
 
 def toy_files(tmp_path: Path, runs: Path, study: str, **hyperopt: object) -> list[str]:
     """Base config and space files for the command line; returns the common flags."""
-    cfg = load_config(None, toy_tune_overrides(runs, study, pruner="none", **hyperopt))
+    cfg = load_config(TOY_BASE, toy_tune_overrides(runs, study, pruner="none", **hyperopt))
     dump_config(cfg, tmp_path / "base.yaml")
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(PLAIN_SPACE))
     return ["--config", str(tmp_path / "base.yaml"), "--space", str(tmp_path / "space.yaml")]
@@ -199,7 +202,7 @@ def test_postgresql_study_is_shared_by_machines_and_reported_from_the_storage(
     a = tmp_path / "machine_a"
     overrides = toy_tune_overrides(a, "pg", n_trials=2, pruner="none")
     overrides.append(f"hyperopt.storage={postgres_url}")
-    assert run_tune(None, overrides, space_path=str(space)) == 0
+    assert run_tune(TOY_BASE, overrides, space_path=str(space)) == 0
     # "machine B": another process and runs directory, the same URL: the study continues there
     b = tmp_path / "machine_b"
     flags = toy_files(tmp_path, b, "pg")

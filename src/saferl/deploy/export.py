@@ -201,6 +201,8 @@ def _probe(factory: Any, options: dict[str, Any]) -> dict[str, Any]:
             "privileged": int(getattr(env, "privileged_obs_dims", 0)),
             "constraints": list(getattr(constraints, "names", ()) or ()),
             "episode_steps": getattr(env, "max_episode_steps", None),
+            # the averaged dims as indices (env.obs_ema may name layout fields)
+            "ema_dims": [int(d) for d in getattr(env, "dims", ())],
         }
     finally:
         close = getattr(env, "close", None)
@@ -260,7 +262,8 @@ def build_module(model: Any, precision: str = "float64") -> ExportSpec:
     raw = _probe(base, options)
     wrapped = _probe(model.env_factory, options)
     ema_cfg = cfg.env.obs_ema
-    n_ema = 0 if ema_cfg is None else len(ema_cfg.dims) * len(ema_cfg.weights)
+    ema_dims = wrapped["ema_dims"]
+    n_ema = 0 if ema_cfg is None else len(ema_dims) * len(ema_cfg.weights)
     if wrapped["obs_dim"] != raw["obs_dim"] + n_ema:
         # another wrapper changed the observation: exporting without it would be wrong
         raise DeployError(
@@ -297,9 +300,7 @@ def build_module(model: Any, precision: str = "float64") -> ExportSpec:
     if ema_cfg is None:
         module: nn.Module = PolicyModule(core, input_dims)
     else:
-        module = EMAPolicyModule(
-            core, list(ema_cfg.dims), list(ema_cfg.weights), visible, input_dims
-        )
+        module = EMAPolicyModule(core, list(ema_dims), list(ema_cfg.weights), visible, input_dims)
     module.eval()
     spec = ExportSpec(module, obs_dim, raw["act_dim"], n_ema)
     spec.sidecar = build_spec(model, spec, raw, precision)
@@ -348,6 +349,7 @@ def build_spec(model: Any, spec: ExportSpec, raw: dict[str, Any], precision: str
     wrappers: list[dict[str, Any]] = []
     ema_cfg = cfg.env.obs_ema
     if ema_cfg is not None:
+        ema_idx = [int(i) for i in spec.module.dims]  # indices, also where the config names fields
         e = spec.state_dim
         inputs += [
             {"name": "ema", "shape": ["batch", e], "dtype": "float32"},
@@ -355,12 +357,12 @@ def build_spec(model: Any, spec: ExportSpec, raw: dict[str, Any], precision: str
         ]
         outputs.append({"name": "ema_out", "shape": ["batch", e], "dtype": "float32"})
         state_names = [
-            f"ema_w{w:g}({observation['names'][k]})" for w in ema_cfg.weights for k in ema_cfg.dims
+            f"ema_w{w:g}({observation['names'][k]})" for w in ema_cfg.weights for k in ema_idx
         ]
         wrappers.append(
             {
                 "type": "obs_ema",
-                "dims": list(ema_cfg.dims),
+                "dims": ema_idx,
                 "weights": [float(w) for w in ema_cfg.weights],
                 "handling": "state",
                 "state_input": "ema",

@@ -81,7 +81,7 @@ _PPO_LAGRANGIAN: dict[str, dict[str, Any]] = {
     "algo.actor_epochs": {"type": "int", "low": 2, "high": 20},
     "algo.actor_minibatch": {"type": "categorical", "choices": [256, 512, 1024, 2048]},
     "algo.entropy_coef": {"type": "float", "low": 0.0, "high": 0.01},
-    "algo.target_kl": {"type": "float", "low": 0.005, "high": 0.05, "log": True},
+    "algo.kl_early_stop": {"type": "float", "low": 0.0075, "high": 0.075, "log": True},
     # Lagrange multiplier: learning rate, start and PID damping
     "algo.lagrangian_lr": {"type": "float", "low": 0.005, "high": 0.5, "log": True},
     "algo.lagrangian_init": {"type": "float", "low": 0.0, "high": 1.0},
@@ -258,7 +258,7 @@ def default_space(algo: str, base: Config | None = None) -> SearchSpace:
             f"{', '.join(DEFAULT_SPACES)}); give one with --space FILE"
         )
     if base is None:
-        base = load_config(None, [f"algo.name={algo}"])
+        base = load_config(base=Config(), overrides=[f"algo.name={algo}"])
     return parse_space(
         {"parameters": DEFAULT_SPACES[algo]}, base, source=f"default space of {algo}"
     )

@@ -792,7 +792,7 @@ def run_tune(
     """What ``saferl tune`` calls: run (or continue) a study, then write its report.
 
     Args:
-        config_path: base config YAML (None: the field defaults).
+        config_path: base config YAML (None: the packaged default, as ``saferl train``).
         overrides: ``--set`` overrides, ``hyperopt.*`` included (the CLI turns its flags into
             those).
         space_path: a search-space YAML file (default: ``hyperopt.search_space``, else the
