@@ -105,7 +105,7 @@ def _as_box(space: Any, what: str, env_name: str) -> Box:
     return Box(lo, hi, shape, np.float32)
 
 
-class SafeInstance(gym.Wrapper):
+class SafeInstance(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """One instance of an external env as saferl needs it (the outermost wrapper).
 
     * ``info["cost"]`` (float) and ``info["cost_components"]`` (``{component: float}``) from
@@ -132,6 +132,9 @@ class SafeInstance(gym.Wrapper):
         name: str = "env",
         component: str = "cost",
     ) -> None:
+        gym.utils.RecordConstructorArgs.__init__(
+            self, cost_key=cost_key, index=index, name=name, component=component
+        )
         super().__init__(env)
         self.cost_key = cost_key
         self.index = int(index)

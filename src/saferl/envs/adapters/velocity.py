@@ -59,7 +59,7 @@ VERSIONS = ("v5", "v4")
 _SOURCE = "Safety-Gymnasium safe_velocity (Safety{robot}Velocity-v1)"
 
 
-class VelocityCost(gym.Wrapper):
+class VelocityCost(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Adds Safety-Gymnasium's velocity cost to a Gymnasium MuJoCo locomotion env.
 
     ``info["speed"]`` is the x-velocity (signed) or, with ``planar``, the norm of the (x, y)
@@ -73,6 +73,7 @@ class VelocityCost(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, threshold: float, planar: bool = False) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, threshold=threshold, planar=planar)
         super().__init__(env)
         self.threshold = float(threshold)
         self.planar = bool(planar)
