@@ -709,6 +709,12 @@ def envs_list(ctx: typer.Context) -> None:
         console.print(table)
         console.print(f"  {constraints.summary()}", soft_wrap=True)
         console.print()
+    console.print(
+        "external envs: gym:<Gymnasium id> (cost in info), safety:<module>:<callable> "
+        "(Safety-Gymnasium's 6-tuple API); see docs/envs/adapters.md",
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 def _env_constraints(env_id: str):

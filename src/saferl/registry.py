@@ -85,6 +85,7 @@ class Registry:
         self.kind = kind
         self.group = group
         self._entries: dict[str, _Entry] = {}
+        self._prefixes: dict[str, _Entry] = {}
         self._plugins_loaded = False
 
     def register(
@@ -116,6 +117,26 @@ class Registry:
             )
         self._entries[name] = _Entry(target, source)
         return target
+
+    def register_prefix(
+        self, prefix: str, resolver: Callable[..., Any] | str, *, source: str = "user"
+    ) -> None:
+        """Names ``prefix + rest`` resolve to ``resolver(rest)``, a factory (e.g. ``gym:`` for
+        any Gymnasium id). ``resolver`` raises ValueError for a ``rest`` it does not know.
+        Registered names take precedence over prefixes."""
+        if not prefix or not prefix.endswith(":"):
+            raise RegistryError(f"a {self.kind} prefix must end with ':', got {prefix!r}")
+        self._prefixes[prefix] = _Entry(resolver, source)
+
+    def prefixes(self) -> list[str]:
+        """The registered prefixes (``["gym:", ...]``), sorted."""
+        return sorted(self._prefixes)
+
+    def _prefixed(self, name: str) -> tuple[str, _Entry] | None:
+        for prefix, entry in self._prefixes.items():
+            if name.startswith(prefix) and len(name) > len(prefix):
+                return name[len(prefix) :], entry
+        return None
 
     def load_plugins(self) -> list[str]:
         """Scan the entry-point group once; returns the names that plugins added."""
@@ -159,14 +180,23 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
-            available = ", ".join(sorted(self._entries)) or "none"
-            raise UnknownNameError(
-                f"unknown {self.kind} '{name}'; available: {available}"
-            ) from None
+            pass
+        hit = self._prefixed(name) if isinstance(name, str) else None
+        if hit is not None:
+            rest, entry = hit
+            resolver = entry.load(self.kind, name)
+            try:
+                return _Entry(resolver(rest), entry.source)
+            except ValueError as exc:
+                raise UnknownNameError(f"{self.kind} '{name}': {exc}") from None
+        available = ", ".join([*sorted(self._entries), *(f"{p}..." for p in self.prefixes())])
+        raise UnknownNameError(
+            f"unknown {self.kind} '{name}'; available: {available or 'none'}"
+        ) from None
 
     def __contains__(self, name: object) -> bool:
         self.load_plugins()
-        return name in self._entries
+        return name in self._entries or (isinstance(name, str) and self._prefixed(name) is not None)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
@@ -181,8 +211,17 @@ TRACKERS = Registry("tracker", "saferl.trackers")
 for _name, _target in {
     "WheelchairSC-v0": "saferl.envs.wheelchair:make_vec",
     "ExoGait-v0": "saferl.envs.exoskeleton:make_vec",
+    "HopperVelocity-v0": "saferl.envs.adapters.velocity:hopper_velocity",
+    "HalfCheetahVelocity-v0": "saferl.envs.adapters.velocity:half_cheetah_velocity",
+    "Walker2dVelocity-v0": "saferl.envs.adapters.velocity:walker2d_velocity",
+    "SwimmerVelocity-v0": "saferl.envs.adapters.velocity:swimmer_velocity",
+    "AntVelocity-v0": "saferl.envs.adapters.velocity:ant_velocity",
+    "HumanoidVelocity-v0": "saferl.envs.adapters.velocity:humanoid_velocity",
 }.items():
     ENVS.register(_name, _target, source="builtin")
+# external envs: any Gymnasium id with a cost in info, and Safety-Gymnasium's 6-tuple API
+ENVS.register_prefix("gym:", "saferl.envs.adapters:gym_factory", source="builtin")
+ENVS.register_prefix("safety:", "saferl.envs.adapters:safety_factory", source="builtin")
 for _name, _target in {
     "cpo": "saferl.algos.cpo:CPO",
     "ppo_lagrangian": "saferl.algos.ppo_lagrangian:PPOLagrangian",

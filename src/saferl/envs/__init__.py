@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from saferl.envs import adapters as _adapters
 from saferl.envs.checker import SafeEnvCheckError, check_safe_env
 
 __all__ = ["ENV_IDS", "SafeEnvCheckError", "check_safe_env", "register_envs"]
@@ -50,3 +51,4 @@ def register_envs() -> None:
 
 
 register_envs()
+_adapters.register_gymnasium_ids()  # saferl/HopperVelocity-v0 ... (MuJoCo loads on first use)

@@ -96,6 +96,8 @@ class EnvSpec:
         opts = {**self.options, **options}
         try:
             env = self.base(num_envs=num_envs, **opts)
+        except ImportError as exc:  # an optional dependency of the env (e.g. the mujoco extra)
+            raise ConfigError(f"env.id: {exc}") from None
         except TypeError as exc:
             m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
             if m is None:
@@ -106,7 +108,7 @@ class EnvSpec:
             ) from None
         except ValueError as exc:
             key, sep, rest = str(exc).partition(":")
-            if not sep or key not in opts:
+            if not sep or not (key in opts or names_param(self.base, key)):
                 raise
             raise ConfigError(f"{_field_of_option(key)}:{rest}") from None
         if self.obs_ema is None:
