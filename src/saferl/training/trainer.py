@@ -214,6 +214,11 @@ def _check_unchanged_on_resume(saved: Config, config: Config) -> None:
         old, new = _field(saved, dotted), _field(config, dotted)
         if dotted == "env.id":  # saferl/NAME is NAME
             old, new = setup.resolve_env_id(old), setup.resolve_env_id(new)
+        if dotted == "env.obs_ema" and old is not None and new is not None:
+            # dims may be spelled as indices or layout names: they are compared as indices
+            # once the env is built (Trainer.load_state_dict); the weights here
+            old, new = old["weights"], new["weights"]
+            dotted = "env.obs_ema.weights"
         if old != new:
             raise TrainError(
                 f"{dotted}: a resumed run keeps the value it was trained with ({short_repr(old)}), "
@@ -595,8 +600,9 @@ class Trainer:
             )
         if meta.get("obs_ema") != self._obs_ema_spec():  # absent before the option: None
             raise TrainError(
-                f"env.obs_ema: the checkpoint was taken with {meta.get('obs_ema')}; a resumed "
-                f"run must keep it (got {self._obs_ema_spec()}): the policy's input depends on it"
+                f"env.obs_ema: a resumed run keeps the value it was trained with "
+                f"({meta.get('obs_ema')}, dims as indices), got {self._obs_ema_spec()}; the "
+                "policy's input depends on it: start a new run for another value"
             )
         try:
             c = state["counters"]
