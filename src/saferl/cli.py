@@ -235,6 +235,7 @@ def _launch_distributed(
         _fail("--nproc starts torchrun; under torchrun leave it out")
     try:
         cfg = load_config(resume / "config.yaml" if resume is not None else config, overrides)
+        distributed.World(size=nproc).local_envs(cfg.env.num_envs)  # splits evenly
     except ConfigError as exc:
         _fail(str(exc))
     if cfg.train.device.startswith("cuda"):
