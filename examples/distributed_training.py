@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --gpus-per-node {nproc}, {gpus} GPU(s) here", file=sys.stderr)
             return 2
     else:
-        print(f"no GPU here: running {nproc} CPU processes with gloo ({os.cpu_count()} cores)")
+        print(
+            f"no GPU here: running {nproc} CPU processes with gloo ({os.cpu_count()} cores)",
+            flush=True,
+        )
     overrides += args.set
     try:
         cfg = saferl.load_config(args.config, overrides)

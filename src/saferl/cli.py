@@ -235,7 +235,6 @@ def _launch_distributed(
         _fail("--nproc starts torchrun; under torchrun leave it out")
     try:
         cfg = load_config(resume / "config.yaml" if resume is not None else config, overrides)
-        distributed.World(size=nproc).local_envs(cfg.env.num_envs)  # splits evenly
     except ConfigError as exc:
         _fail(str(exc))
     if cfg.train.device.startswith("cuda"):
@@ -250,6 +249,19 @@ def _launch_distributed(
             "core(s) here; the processes will share them (same results, slower)",
             err=True,
         )
+    try:
+        distributed.World(size=nproc).local_envs(cfg.env.num_envs)  # splits evenly
+    except ConfigError as exc:
+        _fail(str(exc))
+    if resume is not None:
+        from saferl.training.checkpoint import RunManifest
+
+        saved = RunManifest(resume / "manifest.json").data.get("distributed") or {}
+        if int(saved.get("world_size", 1)) != nproc:
+            _fail(
+                f"--nproc {nproc}: {resume} was trained on {saved.get('world_size', 1)} "
+                "process(es); resume it with as many (each one's env state is in its checkpoint)"
+            )
     args = ["--log-level", logging.getLevelName(logging.getLogger("saferl").level), "train"]
     if resume is not None:
         args += ["--resume", str(resume)]

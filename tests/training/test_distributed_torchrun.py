@@ -260,10 +260,22 @@ def test_launcher_user_errors_are_one_line(workdir, tmp_path):
     res = _saferl(workdir, "train", "--config", "tiny.yaml", "--nproc", "3", "--runs-dir",
                   str(tmp_path))  # fmt: skip
     assert res.returncode == 2
-    assert res.stderr.strip().splitlines()[-1] == (
+    lines = res.stderr.strip().splitlines()
+    assert lines[-1] == (
         "error: env.num_envs: 8 instances do not split evenly over 3 ranks (use a multiple of 3)"
     )
+    if len(os.sched_getaffinity(0)) < 3:
+        assert lines[0].startswith("warning: --nproc 3 is more than the ")
     assert not any(tmp_path.iterdir())
+
+
+def test_resuming_with_another_number_of_processes_is_one_line(workdir, reference):
+    res = _saferl(workdir, "train", "--resume", str(reference), "--nproc", "4")
+    assert res.returncode == 2  # (after a warning where there are fewer than 4 cores)
+    assert res.stderr.strip().splitlines()[-1] == (
+        f"error: --nproc 4: {reference} was trained on 2 process(es); resume it with as many "
+        "(each one's env state is in its checkpoint)"
+    )
 
 
 def test_a_checkpoint_of_two_ranks_resumes_only_on_two(workdir, reference, tmp_path):
@@ -274,3 +286,20 @@ def test_a_checkpoint_of_two_ranks_resumes_only_on_two(workdir, reference, tmp_p
         "error: the checkpoint was taken by 2 rank(s); resume it with 2 (got 1): each rank's "
         "env state is in it"
     )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
+def test_distributed_example_without_gpus_says_so_and_runs_cpu_processes(workdir):
+    example = Path(__file__).resolve().parents[2] / "examples" / "distributed_training.py"
+    res = subprocess.run(
+        [sys.executable, str(example), "--gpus-per-node", "2", "--batch-size", "256",
+         "--num-envs", "8", "--total-steps", "512", "--use-zero-optimizer", "--name", "example",
+         "--set", "algo.hidden_sizes=[16, 16]", "--set", "train.progress=false",
+         "--set", "train.best_eval_episodes=0"],
+        cwd=workdir, env=_env(), capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.splitlines()[0].startswith("no GPU here: running 2 CPU processes with gloo")
+    manifest = json.loads((workdir / "runs" / "example" / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["distributed"]["zero"] is True
+    assert manifest["distributed"]["backend"] == "gloo"
