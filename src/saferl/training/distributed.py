@@ -365,12 +365,14 @@ def init_world(dcfg: DistributedConfig, device: str = "cpu") -> World:
             rank, size, local_rank, device, str(dist.get_backend()), dcfg.zero, dcfg.check_every
         )
     where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+    timeout = timedelta(seconds=dcfg.timeout_s)
     try:
         dist.init_process_group(
             backend=backend,
             rank=rank,
             world_size=size,
-            timeout=timedelta(seconds=dcfg.timeout_s),
+            timeout=timeout,
+            store=_attempt_store(size, timeout),
             **({"device_id": torch.device(device)} if cuda else {}),
         )
         # a first collective: every rank is there (the store alone does not prove it)
@@ -418,6 +420,29 @@ def start_world(
     if world.device != cfg.train.device:
         overrides = [*overrides, f"train.device={world.device}"]
     return world, overrides
+
+
+def _attempt_store(world_size: int, timeout: timedelta) -> Any:
+    """The key-value store the process group forms through, or None for torch's own (env://).
+
+    When torchrun's agent hosts the store (``TORCHELASTIC_USE_AGENT_STORE``, its default with
+    the c10d rendezvous) the same store serves every restart of the group, and the addresses the
+    previous attempt's processes published there are still in it: a restarted rank may read a
+    dead peer's address and fail to connect (seen with gloo; PyTorch issue 135712 with NCCL).
+    Keys are therefore prefixed with the run id and the restart count.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    dist = _dist()
+    store = dist.TCPStore(
+        host_name=os.environ["MASTER_ADDR"],
+        port=_env_int("MASTER_PORT"),
+        world_size=world_size,
+        is_master=False,
+        timeout=timeout,
+    )
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
+    return dist.PrefixStore(f"saferl/{run_id}/attempt_{restart_count()}/", store)
 
 
 def shutdown(world: World | None) -> None:
