@@ -92,10 +92,11 @@ def test_a_plugin_factory_with_a_config_model_attribute_is_found_through_the_reg
     assert algo_config_model("other") is OtherConfig
 
 
-def test_distributed_settings_are_refused_until_available():
-    with pytest.raises(ConfigError, match=r"^distributed: distributed training is not available"):
-        load_config(overrides=["distributed.zero=true"])
-    load_config(overrides=["distributed.timeout_s=600"])  # the default value is fine
+def test_distributed_settings_are_accepted_and_nccl_needs_cuda():
+    cfg = load_config(overrides=["distributed.zero=true", "distributed.timeout_s=30"])
+    assert cfg.distributed.zero and cfg.distributed.timeout_s == 30
+    with pytest.raises(ConfigError, match=r"^distributed: backend nccl needs train.device: cuda"):
+        load_config(overrides=["distributed.backend=nccl"])
 
 
 def test_an_algorithm_switch_on_a_base_keeps_shared_fields_and_drops_the_others():

@@ -26,6 +26,7 @@ _LAZY = {
     "PPOLagrangian": "saferl.algos.ppo_lagrangian:PPOLagrangian",
     "Trainer": "saferl.training.trainer:Trainer",
     "run_train": "saferl.training.trainer:run_train",
+    "launch_distributed": "saferl.training.distributed:launch",
     "load_model": "saferl.training.evaluation:load_model",
     "evaluate_model": "saferl.training.evaluation:evaluate_model",
     "run_evaluate": "saferl.training.evaluation:run_evaluate",

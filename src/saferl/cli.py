@@ -141,6 +141,24 @@ def train(
             help="MLflow tracking URI (default: sqlite:///RUNS_DIR/mlflow.db); needs MLflow.",
         ),
     ] = None,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            "--nproc",
+            min=1,
+            help="Train on N processes on this machine (torchrun --standalone, one rank each; "
+            "env.num_envs is split over them). See docs/distributed.md.",
+        ),
+    ] = None,
+    max_restarts: Annotated[
+        int,
+        typer.Option(
+            "--max-restarts",
+            min=0,
+            help="With --nproc: after a process fails, restart them all up to K times; they "
+            "resume from the last checkpoint.",
+        ),
+    ] = 0,
 ) -> None:
     """Train a policy (default: CPO on WheelchairSC-v0, files under runs/)."""
     overrides = list(set_ or [])
@@ -173,6 +191,10 @@ def train(
             check_backends(checked_config.tracking.backends)
         except ConfigError as exc:
             _fail(str(exc))
+    if nproc is not None or max_restarts:
+        _launch_distributed(
+            config, overrides, name, runs_dir, resume, init_from, nproc, max_restarts
+        )
     run_train = _optional_attr("saferl.training.trainer", "run_train")
     if run_train is None:
         _not_available("train")
@@ -189,6 +211,75 @@ def train(
     except (ConfigError, RegistryError, UserError, FileNotFoundError) as exc:
         _fail(str(exc))
     raise typer.Exit(int(code or 0))
+
+
+def _launch_distributed(
+    config: Path | None,
+    overrides: list[str],
+    name: str | None,
+    runs_dir: Path | None,
+    resume: Path | None,
+    init_from: Path | None,
+    nproc: int | None,
+    max_restarts: int,
+) -> NoReturn:
+    """``saferl train --nproc N``: the same command on N processes under torchrun, then exit
+    with its status. A new run gets its name here, so restarted workers find its directory."""
+    from datetime import datetime
+
+    from saferl.training import distributed
+
+    if nproc is None:
+        _fail("--max-restarts needs --nproc N (or give --max-restarts to torchrun itself)")
+    if distributed.launched_by_torchrun():
+        _fail("--nproc starts torchrun; under torchrun leave it out")
+    try:
+        cfg = load_config(resume / "config.yaml" if resume is not None else config, overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if cfg.train.device.startswith("cuda"):
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if nproc > gpus:
+            _fail(f"--nproc {nproc}: train.device is {cfg.train.device} but {gpus} GPU(s) here")
+    elif nproc > distributed.usable_cores():
+        typer.echo(
+            f"warning: --nproc {nproc} is more than the {distributed.usable_cores()} CPU "
+            "core(s) here; the processes will share them (same results, slower)",
+            err=True,
+        )
+    try:
+        distributed.World(size=nproc).local_envs(cfg.env.num_envs)  # splits evenly
+    except ConfigError as exc:
+        _fail(str(exc))
+    if resume is not None:
+        from saferl.training.checkpoint import RunManifest
+
+        saved = RunManifest(resume / "manifest.json").data.get("distributed") or {}
+        if int(saved.get("world_size", 1)) != nproc:
+            _fail(
+                f"--nproc {nproc}: {resume} was trained on {saved.get('world_size', 1)} "
+                "process(es); resume it with as many (each one's env state is in its checkpoint)"
+            )
+    args = ["--log-level", logging.getLevelName(logging.getLogger("saferl").level), "train"]
+    if resume is not None:
+        args += ["--resume", str(resume)]
+    else:
+        if name is None and cfg.train.name is None:
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            name = f"{cfg.env.id}_{cfg.algo.name}_{stamp}"
+        args += ["--config", str(config)]
+        if name is not None:
+            args += ["--name", name]
+        if runs_dir is not None:
+            args += ["--runs-dir", str(runs_dir)]
+        if init_from is not None:
+            args += ["--init-from", str(init_from)]
+    for item in overrides:
+        args += ["--set", item]
+    code = distributed.launch(args, nproc_per_node=nproc, max_restarts=max_restarts)
+    raise typer.Exit(code)
 
 
 def _tracking_overrides(

@@ -596,14 +596,23 @@ class HyperoptConfig(_Section):
 
 
 class DistributedConfig(_Section):
-    """torch.distributed settings (used when launched by torchrun)."""
+    """torch.distributed settings, used when torchrun starts the run (``saferl train --nproc N``
+    or ``torchrun ... -m saferl train``); a plain ``saferl train`` is a world of one process
+    (docs/distributed.md)."""
 
     backend: Literal["auto", "gloo", "nccl"] = "auto"
-    """Process-group backend; auto picks nccl on CUDA, gloo otherwise."""
+    """Process-group backend: auto is gloo on CPU and NCCL for CUDA tensors (gloo for the CPU
+    ones) on CUDA; nccl needs train.device cuda."""
     timeout_s: float = Field(600.0, gt=0)
-    """Timeout of process-group initialisation and collectives."""
+    """Seconds the process group may take to form, and any collective to finish, before the run
+    stops with an error."""
     zero: bool = False
-    """Shard critic optimiser state with ZeroRedundancyOptimizer."""
+    """Shard the critics' Adam state over the ranks with ZeroRedundancyOptimizer (each rank
+    keeps 1/N of it); the results are the same as without. Needs an algorithm with a critics'
+    optimiser (cpo, ppo_lagrangian); no effect in a single process."""
+    check_every: int = Field(10, ge=0)
+    """Every this many epochs, check that every rank holds bit-identical weights (one small
+    collective) and stop with an error if not; 0 never checks."""
 
 
 class Config(_Section):
@@ -640,11 +649,14 @@ class Config(_Section):
 
     @field_validator("distributed")
     @classmethod
-    def _distributed_not_available(cls, v: DistributedConfig) -> DistributedConfig:
-        if v != DistributedConfig():
+    def _distributed_backend_fits_the_device(
+        cls, v: DistributedConfig, info: ValidationInfo
+    ) -> DistributedConfig:
+        train = info.data.get("train")
+        if v.backend == "nccl" and train is not None and not train.device.startswith("cuda"):
             raise PydanticCustomError(
                 "not_available",
-                "distributed training is not available yet; remove the distributed settings",
+                "backend nccl needs train.device: cuda (use gloo or auto on CPU)",
             )
         return v
 

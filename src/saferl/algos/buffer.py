@@ -17,6 +17,12 @@ The collector is algorithm-agnostic: it needs a ``policy`` with
   where ``action`` is the *raw* Gaussian sample (stored for log-probabilities; the collector
   clips a copy to the action box for the env) and ``value_c`` is ``(N,)`` or ``(N, K)``;
 * ``value(obs) -> (value_r (N,), value_c)`` for bootstrapping.
+
+If the policy's ``act`` takes ``noise=``, the collector draws its exploration noise: ``(N, A)``
+standard normals, one counter-based stream per env instance keyed by the instance's *global*
+index (:class:`saferl.envs.vector.InstanceRNG`, as the envs key their own randomness), so that
+an instance's actions, like its episodes, do not depend on how the instances are split over
+processes. The streams are part of :meth:`RolloutCollector.state_dict`.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+
+from saferl.envs.vector import InstanceRNG
+from saferl.utils import names_param
 
 __all__ = ["RolloutBatch", "RolloutCollector", "RolloutPolicy", "compute_gae"]
 
@@ -187,6 +196,9 @@ class RolloutCollector:
         seed: seed of the first ``env.reset``.
         component_names: cost components to record; default: ``env.constraints.names`` if the
             env declares constraints, else none.
+        instance_offset: global index of the env's first instance (a process holding a slice
+            of the instances); keys the exploration noise. Default: the env's
+            ``instance_offset``, else 0.
     """
 
     def __init__(
@@ -197,6 +209,7 @@ class RolloutCollector:
         *,
         seed: int | None = None,
         component_names: Sequence[str] | None = None,
+        instance_offset: int | None = None,
     ) -> None:
         mode = getattr(env, "metadata", {}).get("autoreset_mode")
         if mode is not None and str(getattr(mode, "value", mode)).lower().replace("_", "").replace(
@@ -226,6 +239,11 @@ class RolloutCollector:
             or getattr(getattr(env, "spec", None), "max_episode_steps", None)
         )
         self.obs_dim = int(np.prod(env.single_observation_space.shape))
+        self.act_dim = int(np.prod(space.shape))
+        if instance_offset is None:
+            instance_offset = int(getattr(env, "instance_offset", 0) or 0)
+        # per-instance exploration noise, if the policy takes it
+        self.noise = InstanceRNG(self.N, instance_offset) if _takes_noise(policy) else None
         # carried across batches
         self._obs: np.ndarray | None = None
         self._start_obs = np.zeros((self.N, self.obs_dim), np.float32)
@@ -237,6 +255,8 @@ class RolloutCollector:
 
     # ----------------------------------------------------------------------------------------
     def _reset(self) -> None:
+        if self.noise is not None:
+            self.noise.seed(None if self.seed is None else noise_seed(self.seed))
         obs, _ = self.env.reset(seed=self.seed)
         self._obs = np.asarray(obs, np.float32).reshape(self.N, self.obs_dim)
         self._start_obs[:] = self._obs
@@ -262,7 +282,11 @@ class RolloutCollector:
 
         for t in range(T):
             obs_t = torch.from_numpy(self._obs)
-            action, logp, v_r, v_c = self.policy.act(obs_t)
+            if self.noise is None:
+                action, logp, v_r, v_c = self.policy.act(obs_t)
+            else:
+                noise = torch.from_numpy(self.noise.normal(self.act_dim))
+                action, logp, v_r, v_c = self.policy.act(obs_t, noise=noise)
             if v_c.dim() == 1:
                 v_c = v_c.unsqueeze(-1)
             if act_buf is None:  # shapes known after the first call
@@ -382,6 +406,7 @@ class RolloutCollector:
             "total_steps": int(self.total_steps),
             "seed": self.seed,
             "component_names": list(self.component_names),
+            "noise": _tensors(self.noise.state_dict()) if self.noise is not None else None,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -403,3 +428,26 @@ class RolloutCollector:
         self._ep_comp[:] = np.asarray(state["ep_comp"])
         self.total_steps = int(state["total_steps"])
         self.seed = state["seed"]
+        if self.noise is not None and state.get("noise") is not None:
+            self.noise.load_state_dict({k: np.asarray(v) for k, v in state["noise"].items()})
+        elif self.noise is not None and self._obs is not None:
+            # a checkpoint from before per-instance noise: fresh streams from the seed
+            self.noise.seed(None if self.seed is None else noise_seed(self.seed))
+
+
+#: mixed into the collector's seed for the exploration-noise streams (apart from the envs')
+NOISE_SEED_SALT = 0x2545F4914F6CDD1D
+
+
+def noise_seed(seed: int) -> int:
+    """The seed of the exploration-noise streams of a collector seeded with ``seed``."""
+    return (int(seed) ^ NOISE_SEED_SALT) & (2**63 - 1)
+
+
+def _takes_noise(policy: Any) -> bool:
+    act = getattr(policy, "act", None)
+    return act is not None and names_param(act, "noise")
+
+
+def _tensors(state: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in state.items()}

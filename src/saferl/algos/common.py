@@ -7,6 +7,7 @@ algorithms add their actor update and their constraint handling.
 
 from __future__ import annotations
 
+import copy
 import math
 import typing
 from collections.abc import Mapping, Sequence
@@ -22,10 +23,11 @@ from saferl.algos.base import HyperparameterError
 from saferl.algos.buffer import RolloutBatch, compute_gae
 from saferl.algos.dist import (
     all_reduce_sum_,
+    average_gradients_,
     global_mean,
     global_mean_std,
-    is_distributed,
-    weighted_average_,
+    instance_span,
+    local_rows,
 )
 from saferl.algos.networks import Critics, GaussianActor, ObsNormalizer
 from saferl.config import AlgoConfig, ConfigError
@@ -46,6 +48,12 @@ class PreparedBatch:
 
     ``adv_r`` is standardised (global mean 0, std 1); ``adv_c`` ``(B, Kc)`` is centred only
     (its scale carries the constraint's units).
+
+    Under ``torch.distributed`` the batch is this rank's ``instances`` of ``total_instances``
+    (from global instance ``offset``); random minibatches are drawn over the global sample
+    numbers (:attr:`global_size`) and :meth:`rows` picks this rank's part of them
+    (:func:`saferl.algos.dist.local_rows`). In a single process ``offset = 0`` and
+    ``instances = total_instances``.
     """
 
     obs: torch.Tensor  # (B, d) normalised
@@ -55,10 +63,28 @@ class PreparedBatch:
     ret_r: torch.Tensor  # (B,) reward-critic targets
     ret_c: torch.Tensor  # (B, Kc) cost-critic targets
     adv_r_std: float = 1.0  # std of the raw reward advantage (adv_r was divided by it)
+    instances: int = 0  # env instances in this rank's batch (0: the batch is one flat block)
+    offset: int = 0  # global index of this rank's first instance
+    total_instances: int = 0  # instances over all ranks
 
     @property
     def size(self) -> int:
+        """Samples held here."""
         return int(self.obs.shape[0])
+
+    @property
+    def global_size(self) -> int:
+        """Samples over all ranks (``size`` in a single process)."""
+        if not self.instances:
+            return self.size
+        return self.size // self.instances * self.total_instances
+
+    def rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """This rank's rows among the global sample numbers ``idx`` (``idx`` itself in a single
+        process)."""
+        if not self.instances:
+            return idx
+        return local_rows(idx, self.instances, self.offset, self.total_instances)
 
 
 def estimate_episode_cost(
@@ -291,8 +317,15 @@ class ActorCritic:
         return self.obs_norm.normalize(o.reshape(-1, self.obs_dim))
 
     @torch.no_grad()
-    def act(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def act(
+        self, obs: Any, noise: Any = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample actions for raw observations ``obs (N, d)``.
+
+        ``noise`` ``(N, A)`` float32: standard-normal exploration noise drawn per env instance
+        (the collector draws it from a stream keyed by each instance's global index, so an
+        instance's actions do not depend on how instances are split over processes); None draws
+        it from the algorithm's generator.
 
         Returns CPU tensors ``(action (N, A), log_prob (N,), value_r (N,), value_c)`` where
         ``action`` is the raw Gaussian sample (clip it to the action box before sending it to
@@ -300,7 +333,13 @@ class ActorCritic:
         ``(N, K)``.
         """
         o = self._obs_tensor(obs)
-        action, logp = self.actor.sample(o, self.generator)
+        if noise is None:
+            action, logp = self.actor.sample(o, self.generator)
+        else:
+            mean, log_std = self.actor(o)
+            z = torch.as_tensor(noise, dtype=mean.dtype).to(self.device).reshape(mean.shape)
+            action = mean + z * torch.exp(log_std)
+            logp = GaussianActor.log_prob(mean, log_std, action)
         v = self.critics(o)
         v_c = v[:, 1] if self.n_cost_heads == 1 else v[:, 1:]
         return action.cpu(), logp.cpu(), v[:, 0].cpu(), v_c.cpu()
@@ -364,6 +403,8 @@ class ActorCritic:
         means_c = torch.stack([global_mean(adv_c_t[:, k]) for k in range(adv_c_t.shape[1])])
         adv_c_t = (adv_c_t - means_c).float()
         obs = self.obs_norm.normalize(batch.obs.reshape(B, self.obs_dim).to(dev))
+        n_local = int(batch.rewards.shape[1])
+        offset, total = instance_span(n_local)
         return PreparedBatch(
             obs=obs,
             actions=batch.actions.reshape(B, self.act_dim).to(dev),
@@ -372,6 +413,9 @@ class ActorCritic:
             ret_r=torch.from_numpy(ret_r.reshape(B)).float().to(dev),
             ret_c=torch.from_numpy(ret_c.reshape(B, -1)).float().to(dev),
             adv_r_std=float(std_r) + 1e-8,
+            instances=n_local,
+            offset=offset,
+            total_instances=total,
         )
 
     def episode_cost(self, batch: RolloutBatch) -> tuple[np.ndarray, float, str]:
@@ -400,10 +444,14 @@ class ActorCritic:
         return batch.costs.unsqueeze(-1)
 
     def update_critics(self, data: PreparedBatch) -> dict[str, float]:
-        """Adam on the GAE targets of all critics at once, minibatched, several epochs."""
+        """Adam on the GAE targets of all critics at once, minibatched, several epochs.
+
+        Minibatches are drawn over the global samples (:meth:`PreparedBatch.rows`); each rank
+        takes the mean squared error over its rows of a minibatch and the gradients are averaged
+        weighted by those row counts, i.e. the gradient of the minibatch's mean."""
         cfg = self.config
         targets = torch.cat([data.ret_r.unsqueeze(-1), data.ret_c], dim=1)  # (B, G)
-        B = data.size
+        B = data.global_size
         mb = min(cfg.critic_minibatch, B)
         params = list(self.critics.parameters())
         loss_sum = torch.zeros(targets.shape[1], device=self.device)
@@ -411,13 +459,15 @@ class ActorCritic:
         for _ in range(cfg.critic_epochs):
             perm = torch.randperm(B, generator=self.generator, device=self.device)
             for start in range(0, B - mb + 1, mb):
-                idx = perm[start : start + mb]
+                idx = data.rows(perm[start : start + mb])
+                n = int(idx.shape[0])
                 err = self.critics(data.obs[idx]) - targets[idx]
-                per_head = (err * err).mean(0)
+                per_head = (err * err).sum(0) / max(n, 1)
                 loss = per_head.sum()
-                self._optimizer_step(self.critic_optim, loss, params, mb)
-                loss_sum += per_head.detach()
+                self._optimizer_step(self.critic_optim, loss, params, n)
+                loss_sum += per_head.detach() * (n / mb)  # this rank's share of the mean
                 n_steps += 1
+        all_reduce_sum_(loss_sum)
         losses = (loss_sum / max(n_steps, 1)).cpu().numpy()
         out = {"loss_v_r": float(losses[0]), "critic_steps": n_steps}
         if len(losses) == 2:
@@ -500,13 +550,83 @@ class ActorCritic:
     # ---------------------------------------------------------------------------------------
     # State
     # ---------------------------------------------------------------------------------------
+    def shard_critic_optimizer(self) -> None:
+        """Shard the critics' Adam state over the ranks of the process group with
+        :class:`torch.distributed.optim.ZeroRedundancyOptimizer` (``distributed.zero``): each
+        rank keeps the moments of its share of the parameters, steps that share and broadcasts
+        it. The state so far is kept. Collective: every rank calls it; needs an initialised
+        process group."""
+        from torch.distributed.optim import ZeroRedundancyOptimizer
+
+        if isinstance(self.critic_optim, ZeroRedundancyOptimizer):
+            return
+        state = self.critic_optim.state_dict()
+        zero = ZeroRedundancyOptimizer(
+            self.critics.parameters(),
+            optimizer_class=torch.optim.Adam,
+            lr=self.critic_optim.param_groups[0]["lr"],
+        )
+        zero.load_state_dict(state)
+        self.critic_optim = zero
+
+    def _zero(self) -> Any:
+        """The critics' ZeroRedundancyOptimizer, or None when they use a plain one."""
+        opt = self.critic_optim
+        return opt if hasattr(opt, "consolidate_state_dict") else None
+
+    def _critic_optim_state(self) -> dict[str, Any]:
+        zero = self._zero()
+        if zero is None:
+            return self.critic_optim.state_dict()
+        # this rank's shard only (no collective): what a rollback needs; checkpoints take the
+        # whole state from consolidated_state_dict
+        return {
+            "zero_shard": zero.optim.state_dict(),
+            "lr": [float(g["lr"]) for g in zero.param_groups],
+        }
+
+    def _load_critic_optim_state(self, state: Mapping[str, Any]) -> None:
+        zero = self._zero()
+        if "zero_shard" in state:
+            if zero is None:
+                raise ValueError(
+                    "the critic optimiser state is one rank's ZeRO shard; load a checkpoint "
+                    "(it holds the whole state) instead"
+                )
+            zero.optim.load_state_dict(state["zero_shard"])
+            for group, lr in zip(zero.param_groups, state["lr"], strict=True):
+                group["lr"] = lr
+        elif zero is not None:  # the whole state: each rank keeps its shard of it
+            zero.load_state_dict(copy.deepcopy(dict(state)))
+        else:
+            self.critic_optim.load_state_dict(state)
+
+    def consolidated_state_dict(self) -> dict[str, Any] | None:
+        """:meth:`state_dict` with the critics' whole optimiser state, for a checkpoint.
+
+        With a sharded optimiser (:meth:`shard_critic_optimizer`) this is a collective that
+        every rank calls: the shards are gathered on rank 0, which gets the state; the other
+        ranks get None. Otherwise it is :meth:`state_dict`.
+        """
+        zero = self._zero()
+        state = self.state_dict()
+        if zero is None:
+            return state
+        zero.consolidate_state_dict(to=0)
+        if zero.rank != 0:
+            return None
+        state["critic_optim"] = zero.state_dict()
+        return state
+
     def state_dict(self) -> dict[str, Any]:
         """Weights, critic optimiser, normaliser, generator state and counters (plain tensors
-        and containers: ``torch.save``-able, loadable with ``weights_only=True``)."""
+        and containers: ``torch.save``-able, loadable with ``weights_only=True``). With a
+        sharded critic optimiser, its state is this rank's shard (see
+        :meth:`consolidated_state_dict`)."""
         return {
             "actor": self.actor.state_dict(),
             "critics": self.critics.state_dict(),
-            "critic_optim": self.critic_optim.state_dict(),
+            "critic_optim": self._critic_optim_state(),
             "obs_norm": self.obs_norm.state_dict(),
             "generator": self.generator.get_state(),
             "updates": self.updates,
@@ -517,7 +637,7 @@ class ActorCritic:
         """Restore :meth:`state_dict` (exactly: a resumed run continues bit-identically)."""
         self.actor.load_state_dict(state["actor"])
         self.critics.load_state_dict(state["critics"])
-        self.critic_optim.load_state_dict(state["critic_optim"])
+        self._load_critic_optim_state(state["critic_optim"])
         self.obs_norm.load_state_dict(state["obs_norm"])
         self.generator.set_state(torch.as_tensor(state["generator"]).cpu())
         self.updates = int(state["updates"])
@@ -528,12 +648,11 @@ class ActorCritic:
         self, optim: torch.optim.Optimizer, loss: torch.Tensor, params: Sequence[Any], n: int
     ) -> None:
         """One minibatch step: backward, gradients averaged over ranks (weighted by the local
-        minibatch size ``n``) when distributed, clipped to ``max_grad_norm``, then ``optim.step``."""
+        minibatch size ``n``, in one collective) when distributed, clipped to
+        ``max_grad_norm``, then ``optim.step``."""
         optim.zero_grad(set_to_none=True)
         loss.backward()
-        if is_distributed():
-            for p in params:
-                weighted_average_(p.grad, n)
+        average_gradients_(params, n)
         nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
         optim.step()
 

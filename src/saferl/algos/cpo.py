@@ -206,25 +206,30 @@ class CPO(ActorCritic):
         g = weighted_average_(flat_grad(surr_r, params, retain_graph=True), B).double()
         b = weighted_average_(flat_grad(surr_c, params), B).double()
 
-        # Fisher-vector products on a random subsample of the states.
-        m = max(1, min(B, round(cfg.fvp_fraction * B)))
-        if m < B:
-            idx = torch.randperm(B, generator=self.generator, device=self.device)[:m]
+        # Fisher-vector products on a random subsample of the states (drawn over the global
+        # samples; this rank holds m_local of them).
+        n_all = data.global_size
+        m = max(1, min(n_all, round(cfg.fvp_fraction * n_all)))
+        if m < n_all:
+            perm = torch.randperm(n_all, generator=self.generator, device=self.device)
+            idx = data.rows(perm[:m])
             obs_sub, mean_old_sub = data.obs[idx], mean_old[idx]
         else:
             obs_sub, mean_old_sub = data.obs, mean_old
+        m_local = int(obs_sub.shape[0])
         if self.closed_form_fvp:
             # J^T diag(1/sigma^2) J by hand for both right-hand sides at once (docs/algorithms.md
             # section 4: the conjugate-gradient solves dominate the actor step; this is ~3x cheaper).
             fvp = gaussian_mlp_fvp(
-                actor.mu, actor.log_std, actor.inputs(obs_sub), cfg.cg_damping, count=m
+                actor.mu, actor.log_std, actor.inputs(obs_sub), cfg.cg_damping, count=m_local
             )
             hinv = conjugate_gradient(fvp, torch.stack([g, b]), cfg.cg_iters)
             hinv_g, hinv_b = hinv[0], hinv[1]
         else:
             mean_sub, log_std_sub = actor(obs_sub)
-            kl_sub = gaussian_kl(mean_old_sub, log_std_old, mean_sub, log_std_sub).mean()
-            fvp = fisher_vector_product(kl_sub, params, cfg.cg_damping, count=m)
+            kl_sub = gaussian_kl(mean_old_sub, log_std_old, mean_sub, log_std_sub).sum()
+            kl_sub = kl_sub / max(m_local, 1)  # the local mean (0 for no local states)
+            fvp = fisher_vector_product(kl_sub, params, cfg.cg_damping, count=m_local)
             hinv_g = conjugate_gradient(fvp, g, cfg.cg_iters)
             hinv_b = conjugate_gradient(fvp, b, cfg.cg_iters)
         del fvp

@@ -31,7 +31,7 @@ import torch
 
 from saferl.algos.buffer import RolloutBatch
 from saferl.algos.common import ActorCritic, PreparedBatch, own_config
-from saferl.algos.dist import global_mean
+from saferl.algos.dist import all_reduce_sum_, global_mean
 from saferl.algos.math import gaussian_kl
 from saferl.algos.networks import GaussianActor
 from saferl.config import AlgoConfig, PPOLagrangianConfig
@@ -233,7 +233,8 @@ class PPOLagrangian(ActorCritic):
         # (reward per unit of cost) instead of drifting with the reward advantage's spread.
         adv_c = data.adv_c / data.adv_r_std
         adv = (data.adv_r - (adv_c * lam).sum(-1)) / (1.0 + lam.sum())
-        B = data.size
+        # minibatches over the global samples; this rank steps on its rows of each
+        B = data.global_size
         mb = min(cfg.actor_minibatch, B)
         params = list(self.actor.parameters())
         with torch.no_grad():
@@ -241,17 +242,20 @@ class PPOLagrangian(ActorCritic):
             log_std_old = log_std_old.clone()
             logp_old = GaussianActor.log_prob(mean_old, log_std_old, data.actions)
         kl_stop = cfg.kl_early_stop
-        clip_frac, n_steps, loss_acc, stopped = 0.0, 0, 0.0, False
+        n_steps, stopped = 0, False
+        # (clipped share, loss) summed over steps as this rank's shares of minibatch means
+        sums = torch.zeros(2, dtype=torch.float64)
         for _ in range(cfg.actor_epochs):
             if stopped:
                 break
             perm = torch.randperm(B, generator=self.generator, device=self.device)
             for start in range(0, B - mb + 1, mb):
-                idx = perm[start : start + mb]
+                idx = data.rows(perm[start : start + mb])
+                n = int(idx.shape[0])
                 mean, log_std = self.actor(data.obs[idx])
                 if kl_stop is not None and n_steps > 0:
                     with torch.no_grad():
-                        kl_mb = gaussian_kl(mean_old[idx], log_std_old, mean, log_std).mean()
+                        kl_mb = gaussian_kl(mean_old[idx], log_std_old, mean, log_std)
                     if float(global_mean(kl_mb)) > kl_stop:
                         stopped = True
                         break
@@ -259,13 +263,16 @@ class PPOLagrangian(ActorCritic):
                 ratio = torch.exp(logp - logp_old[idx])
                 a = adv[idx]
                 clipped = ratio.clamp(1.0 - cfg.clip_ratio, 1.0 + cfg.clip_ratio)
-                loss = -torch.min(ratio * a, clipped * a).mean()
-                loss = loss - cfg.entropy_coef * GaussianActor.entropy(log_std)
-                self._optimizer_step(self.actor_optim, loss, params, mb)
+                surrogate = -torch.min(ratio * a, clipped * a).sum() / max(n, 1)
+                loss = surrogate - cfg.entropy_coef * GaussianActor.entropy(log_std)
+                self._optimizer_step(self.actor_optim, loss, params, n)
                 with torch.no_grad():
-                    clip_frac += float(((ratio - 1.0).abs() > cfg.clip_ratio).float().mean())
-                    loss_acc += float(loss)
+                    share = n / mb
+                    sums[0] += float(((ratio - 1.0).abs() > cfg.clip_ratio).float().sum()) / mb
+                    sums[1] += float(loss) * share
                 n_steps += 1
+        all_reduce_sum_(sums)
+        clip_frac, loss_acc = float(sums[0]), float(sums[1])
         with torch.no_grad():
             mean, log_std = self.actor(data.obs)
             kl = float(global_mean(gaussian_kl(mean_old, log_std_old, mean, log_std)))

@@ -81,9 +81,19 @@ from saferl.training.checkpoint import (
     set_rng_states,
     to_plain,
 )
+from saferl.training.distributed import (
+    NoLock,
+    NoPlots,
+    NoWriteCheckpoints,
+    NoWriteManifest,
+    World,
+    elastic_resume_dir,
+    shutdown,
+    start_world,
+)
 from saferl.training.schedulers import build_schedules
 from saferl.training.tracking import MultiTracker, build_trackers
-from saferl.utils import remove_stale_temp_files
+from saferl.utils import accepts_kwarg, remove_stale_temp_files
 
 logger = logging.getLogger(__name__)
 
@@ -287,6 +297,8 @@ class Trainer:
         restart: why an existing run directory starts over from scratch (set by :meth:`resume`
             when no checkpoint is usable): its checkpoints are moved to
             ``checkpoints/discarded/``, its metrics start empty, the manifest records the restart.
+        world: this process's rank among the training processes (default: a single process;
+            see saferl.training.distributed). Only rank 0 writes the run directory.
 
     Raises:
         TrainError: the run directory already holds a run, an unknown env/algorithm, or an
@@ -304,9 +316,11 @@ class Trainer:
         init_from: str | Path | None = None,
         extra_callbacks: Sequence[Callback] = (),
         restart: str | None = None,
+        world: World | None = None,
     ) -> None:
         self.config = cfg = config
         tc = cfg.train
+        self.world = world if world is not None else World(zero=cfg.distributed.zero)
         self.command = list(command) if command is not None else list(sys.argv)
         if run_dir is None:
             name = tc.name or (
@@ -316,7 +330,12 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.resuming = resume_state is not None
         manifest_path = self.run_dir / "manifest.json"
-        if not self.resuming and restart is None and manifest_path.exists():
+        if (
+            self.world.is_writer
+            and not self.resuming
+            and restart is None
+            and manifest_path.exists()
+        ):
             raise TrainError(
                 f"run directory {self.run_dir} already holds a run; continue it with "
                 f"--resume {self.run_dir} or choose another --name"
@@ -334,7 +353,15 @@ class Trainer:
         self.env_spec = setup.env_spec(cfg)
         self.env_id = self.env_spec.id
         setup.check_resources(cfg)
-        self.env = self.env_spec.make(cfg.env.num_envs)
+        # this rank's share of the instances (all of them in a single process); an env that
+        # cannot key its instances by global index (no instance_offset) has its seed offset
+        n_envs, self.instance_offset = self.world.local_envs(cfg.env.num_envs)
+        keyed = accepts_kwarg(self.env_spec.base, "instance_offset")
+        offset_kw = (
+            {"instance_offset": self.instance_offset} if keyed and self.instance_offset else {}
+        )
+        self._seed_offset = 0 if keyed else self.instance_offset
+        self.env = self.env_spec.make(n_envs, **offset_kw)
         obs_space = getattr(self.env, "single_observation_space", self.env.observation_space)
         act_space = getattr(self.env, "single_action_space", self.env.action_space)
         setup.check_resources(cfg, int(np.prod(obs_space.shape)), int(np.prod(act_space.shape)))
@@ -347,6 +374,7 @@ class Trainer:
                 f"algo.name: '{cfg.algo.name}' does not implement saferl.algos.base.Algorithm "
                 f"(missing: {', '.join(missing)})"
             )
+        self.world.prepare_algorithm(self.algo)  # rank 0's initial state everywhere; ZeRO
         self.collector = self._make_collector()
         self.total_epochs = max(1, math.ceil(tc.total_steps / tc.steps_per_epoch))
 
@@ -373,8 +401,9 @@ class Trainer:
             es = tc.early_stopping
             cbs.append(EarlyStopping(es.metric, es.mode, es.patience, es.min_delta))
         cbs.append(LRScheduleCallback(self.schedules))
-        cbs.append(PlotCallback(self.run_dir / "plots", every=tc.plot_every))
-        cbs.append(ProgressBar(tc.total_steps, enabled=tc.progress))
+        plots = PlotCallback if self.world.is_writer else NoPlots
+        cbs.append(plots(self.run_dir / "plots", every=tc.plot_every))
+        cbs.append(ProgressBar(tc.total_steps, enabled=tc.progress and self.world.is_writer))
         cbs.extend(extra_callbacks)
         self.callbacks = CallbackList(cbs)
         self.callbacks.init_callback(self)
@@ -390,15 +419,24 @@ class Trainer:
         self.last_finished: dict[str, Any] = {}
         self.stop_reason: str | None = None
         self._stop_signal: int | None = None
+        self._signal_time = 0.0
 
         # -- run directory (created only once env and algorithm were built) -------------------------
-        self._open_run_dir(restart)  # lock, manifest, checkpoints; leftovers of kills cleaned
+        if self.world.is_writer:
+            self._open_run_dir(restart)  # lock, manifest, checkpoints; leftovers of kills cleaned
+        else:  # the other ranks of a distributed run write nothing
+            self._lock = NoLock()
+            self.manifest = NoWriteManifest(manifest_path)
+            self.checkpoints = NoWriteCheckpoints(
+                self.run_dir / "checkpoints", self.manifest, keep=tc.keep_checkpoints
+            )
         if resume_state is not None:
             self.load_state_dict(resume_state)
         if init_from is not None:
             self._init_from(Path(init_from))
-        self.tracker = self._make_trackers()
-        dump_config(cfg, self.run_dir / "config.yaml")
+        self.tracker = self._make_trackers() if self.world.is_writer else MultiTracker({})
+        if self.world.is_writer:
+            dump_config(cfg, self.run_dir / "config.yaml")
         self._record_start(resume_from, init_from, restart)
         self.tracker.log_params(config_to_dict(cfg))
 
@@ -413,8 +451,15 @@ class Trainer:
             return make(self.env, tc.steps_per_epoch, seed=tc.seed)
         from saferl.algos.buffer import RolloutCollector
 
-        steps_per_env = max(1, tc.steps_per_epoch // self.env.num_envs)
-        return RolloutCollector(self.env, self.algo, steps_per_env, seed=tc.seed)
+        # steps per instance from the instances over all ranks
+        steps_per_env = max(1, tc.steps_per_epoch // self.config.env.num_envs)
+        return RolloutCollector(
+            self.env,
+            self.algo,
+            steps_per_env,
+            seed=tc.seed + self._seed_offset,
+            instance_offset=self.instance_offset,
+        )
 
     def _make_trackers(self) -> MultiTracker:
         """The local files plus ``tracking.backends``, each backend queued and failure-isolated
@@ -522,6 +567,7 @@ class Trainer:
             "env": self.env_id,
             "algo": cfg.algo.name,
             "init_from": str(init_from) if init_from else None,
+            **self.world.manifest_fields(),
         }
         if not self.resuming and restart is None:
             self.manifest.update(**created, status="created")
@@ -587,6 +633,7 @@ class Trainer:
         return {"dims": dims, "weights": list(spec.weights)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        state = self.world.local_state(state)  # this rank's env, collector and RNG state
         meta = state.get("meta", {})
         if meta.get("env") != self.env_id or meta.get("algo") != self.config.algo.name:
             raise TrainError(
@@ -637,8 +684,9 @@ class Trainer:
             ) from None
 
     def save_checkpoint(self) -> Path:
-        """Write ``epoch_<N>.pt`` and ``last.pt`` now."""
-        path = self.checkpoints.save(self.state_dict(), epoch=self.epoch, env_steps=self.env_steps)
+        """Write ``epoch_<N>.pt`` and ``last.pt`` now (every rank calls it; rank 0 writes)."""
+        state = self.world.checkpoint_state(self.state_dict(), self.algo)
+        path = self.checkpoints.save(state, epoch=self.epoch, env_steps=self.env_steps)
         self._last_saved_epoch = self.epoch
         return path
 
@@ -654,21 +702,27 @@ class Trainer:
         cfg = self.config
         episodes = cfg.train.best_eval_episodes
         first = cfg.eval.seed + BEST_EVAL_SEED_OFFSET
-        table = run_episodes(
-            ActorPolicy.from_algorithm(self.algo, name="best-model check"),
-            self.env_spec.factory,
-            range(first, first + episodes),
-            num_envs=min(episodes, cfg.eval.num_envs),
-            env_options=self.env_spec.options,
-            deterministic=cfg.eval.deterministic,
-            limit=self.cost_limit,
-        )
-        return float(np.mean(table["return"])), float(np.mean(table["cost"]))
+
+        def evaluate() -> tuple[float, float]:
+            table = run_episodes(
+                ActorPolicy.from_algorithm(self.algo, name="best-model check"),
+                self.env_spec.factory,
+                range(first, first + episodes),
+                num_envs=min(episodes, cfg.eval.num_envs),
+                env_options=self.env_spec.options,
+                deterministic=cfg.eval.deterministic,
+                limit=self.cost_limit,
+            )
+            return float(np.mean(table["return"])), float(np.mean(table["cost"]))
+
+        return self.world.from_writer(evaluate)  # rank 0 evaluates, every rank gets it
 
     def save_best(self) -> Path:
-        """Write ``best.pt`` (called by the BestModel callback)."""
+        """Write ``best.pt`` (called by the BestModel callback; rank 0 writes)."""
         path = self.checkpoints.save_best(
-            self.state_dict(), epoch=self.epoch, env_steps=self.env_steps
+            self.world.checkpoint_state(self.state_dict(), self.algo),
+            epoch=self.epoch,
+            env_steps=self.env_steps,
         )
         return path
 
@@ -745,7 +799,11 @@ class Trainer:
     def train(self) -> int:
         """Run until ``train.total_steps`` (or a stop); returns the exit code (0 ok, 1 failed)."""
         tc = self.config.train
-        log_handler = add_jsonl_handler(self.run_dir / "log.jsonl", level=logging.INFO)
+        log_handler = (
+            add_jsonl_handler(self.run_dir / "log.jsonl", level=logging.INFO)
+            if self.world.is_writer
+            else logging.NullHandler()
+        )
         old_handlers = self._install_signal_handlers()
         self._last_saved_epoch = self.epoch if self.resuming else -1
         exit_code = EXIT_OK
@@ -771,9 +829,14 @@ class Trainer:
 
                 # 1. collect
                 try:
-                    batch = self.collector.collect()
+                    batch, error = self.collector.collect(), None
                 except Exception as exc:
+                    batch, error = None, exc
+                # episode statistics over all ranks; a failure on any rank stops every rank
+                roll, failed = self.world.rollout_stats(batch)
+                if failed:
                     step = self.env_steps
+                    exc = error or RuntimeError("the environment of another rank raised")
                     logger.error(
                         "environment %s raised at env step ~%d (epoch %d): %s: %s",
                         self.env_id,
@@ -781,7 +844,7 @@ class Trainer:
                         self.epoch + 1,
                         exc.__class__.__name__,
                         exc,
-                        exc_info=True,
+                        exc_info=error,
                         extra={"data": {"event": "env_error", "env_steps": step}},
                     )
                     self._restore_snapshot(epoch_start_state)
@@ -793,7 +856,6 @@ class Trainer:
                     exit_code = EXIT_FAILED
                     break
                 t_collect = time.perf_counter()
-                roll = {**batch.episode_stats(), "steps": int(batch.num_steps)}
                 self.callbacks.on_rollout_end(roll)
 
                 # 2. update (rolled back if anything comes out non-finite)
@@ -831,6 +893,10 @@ class Trainer:
                     self.last_finished = {
                         k: metrics[k] for k in ("epoch", "ep_return", "ep_cost", "episodes")
                     }
+                keep_going, self._stop_signal = self.world.agree_stop(keep_going, self._stop_signal)
+                if not keep_going and self.stop_reason is None:
+                    self.stop_reason = "stopped by another rank"
+                self.world.check_in_sync(self.algo, self.epoch)
                 stopping = not keep_going or self._stop_signal is not None
                 if self.epoch % tc.checkpoint_every == 0 or stopping:
                     self.save_checkpoint()
@@ -874,7 +940,8 @@ class Trainer:
                 )
             remove_handler(log_handler)
             self._lock.release()
-        self._print_summary(exit_code)
+        if self.world.is_writer:
+            self._print_summary(exit_code)
         return exit_code
 
     @contextlib.contextmanager
@@ -914,6 +981,8 @@ class Trainer:
             bad += _nonfinite_tensors(self.algo.state_dict())
             if bad:
                 reason = "non-finite " + ", ".join(bad[:5]) + ("..." if len(bad) > 5 else "")
+        if self.world.agree(reason is not None) and reason is None:  # rolled back everywhere
+            reason = "the update failed on another rank"
         if reason is None:
             self.consecutive_failures = 0
             return diagnostics, False, t_update
@@ -1008,8 +1077,11 @@ class Trainer:
 
         def handler(signum: int, frame: Any) -> None:
             if self._stop_signal is not None:  # a second signal: stop now
+                if self.world.grouped and time.monotonic() - self._signal_time < 5.0:
+                    return  # torchrun passing on the terminal's Ctrl-C: the same request
                 raise KeyboardInterrupt
             self._stop_signal = signum
+            self._signal_time = time.monotonic()
             logger.warning(
                 "%s received: finishing the current update, then checkpointing and stopping "
                 "(send it again to abort at once)",
@@ -1134,6 +1206,9 @@ def run_train(
 ) -> int:
     """What ``saferl train`` calls; returns the exit code.
 
+    Started by torchrun, it first forms the process group (saferl.training.distributed); after
+    an elastic restart it resumes this torchrun run's directory from its last checkpoint.
+
     Raises:
         ConfigError / TrainError: user errors, with a one-line message.
     """
@@ -1159,17 +1234,25 @@ def run_train(
         if tc.name:
             target = target / tc.name
             _check_creatable(target, "train.name (--name)")
+    world, overrides = start_world(config_path, overrides, resume)
     try:
         if resume is not None:
-            trainer = Trainer.resume(resume, overrides, command=command)
+            trainer = Trainer.resume(resume, overrides, command=command, world=world)
         else:
-            trainer = Trainer(config, command=command, init_from=init_from)
+            config = load_config(config_path, overrides)  # with the world's device
+            run_dir = target if config.train.name else None
+            if run_dir is not None and elastic_resume_dir(world, run_dir):
+                trainer = Trainer.resume(run_dir, overrides, command=command, world=world)
+            else:
+                trainer = Trainer(config, command=command, init_from=init_from, world=world)
     except OSError as exc:
         # A write while setting up the run directory (a full disk, no permission): one line.
         if not _is_inside(exc.filename, target):
             raise
         raise TrainError(_write_failure(exc)) from None
-    return trainer.train()
+    code = trainer.train()
+    shutdown(world)
+    return code
 
 
 def _is_inside(filename: Any, directory: Path) -> bool:
