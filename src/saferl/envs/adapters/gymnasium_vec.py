@@ -50,6 +50,7 @@ from gymnasium.spaces import Box
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import batch_space
 
+from saferl.envs.vector import SafeVectorEnv
 from saferl.safety import Constraint, ConstraintSet
 
 __all__ = [
@@ -438,21 +439,9 @@ class GymnasiumVecEnv(gym.vector.VectorEnv):
         self._last_obs = np.array(obs, np.float32, copy=True)
         return self._last_obs.copy(), info
 
-    def validate_actions(self, actions: Any) -> np.ndarray:
-        """Shape/NaN check and clipping to the action box; returns float32 ``(N, act_dim)``."""
-        a = np.asarray(actions)
-        expected = (self.num_envs, *self.single_action_space.shape)
-        if a.shape != expected:
-            raise ValueError(f"actions: expected shape {expected}, got {a.shape}")
-        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-            raise ValueError(f"actions: expected a real numeric array, got dtype {a.dtype}")
-        a = a.astype(np.float32, copy=False)
-        if not np.isfinite(a).all():
-            bad = np.flatnonzero(~np.isfinite(a).all(axis=1))
-            raise ValueError(
-                f"actions: non-finite values (NaN/inf) for instances {bad[:10].tolist()}"
-            )
-        return np.clip(a, self._act_low, self._act_high)
+    #: shape/NaN check and clipping to the action box (``_act_low``/``_act_high``), the batched
+    #: base class's own rule; returns float32 ``(N, act_dim)``
+    validate_actions = SafeVectorEnv.validate_actions
 
     def step(
         self, actions: Any
