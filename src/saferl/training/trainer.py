@@ -352,7 +352,6 @@ class Trainer:
         #    shares) ---------------------------------------------------------------------------
         self.env_spec = setup.env_spec(cfg)
         self.env_id = self.env_spec.id
-        setup.check_resources(cfg)
         # this rank's share of the instances (all of them in a single process); an env that
         # cannot key its instances by global index (no instance_offset) has its seed offset
         n_envs, self.instance_offset = self.world.local_envs(cfg.env.num_envs)
