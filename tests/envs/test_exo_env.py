@@ -1,4 +1,4 @@
-"""ExoGait-v0 as an environment: the §4 behaviour checks on the full env (impaired humans, exo,
+"""ExoGait-v0 as an environment: the behaviour checks on the full env (impaired humans, exo,
 costs), determinism, state round trips, API contracts and input validation."""
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def by_level():
 
 def test_unimpaired_walker_with_zero_exo_tracks_the_reference_without_cost(by_level):
     res = by_level["none"]
-    # < 5 deg (§4); over 192 seeded instances 1 reached 5.3 deg, hence the 90 % / 6 deg form
+    # < 5 deg; over 192 seeded instances 1 reached 5.3 deg, hence the 90 % / 6 deg form
     assert np.mean(res["rmse"] < 5.0) >= 0.9 and res["rmse"].max() < 6.0, res["rmse"]
     assert res["rmse"].mean() < 4.5
     # the combined limit is 25 per episode; the unimpaired walker should stay far below it
@@ -125,7 +125,7 @@ def test_pd_guidance_restores_severe_gait_at_a_measurable_cost(by_level):
 
 
 # ------------------------------------------------------------------------------------------
-# §1.12 foot loading of the unimpaired walker with zero exo torque (docs/envs/exoskeleton.md,
+# foot loading of the unimpaired walker with zero exo torque (docs/envs/exoskeleton.md,
 # "Peak vertical foot force: diagnosis")
 PEAK_TARGET = 1.2  # docs/envs/exoskeleton.md (contact and friction): p99 of the peak vertical foot force / ((1 - beta) M g)
 
@@ -156,7 +156,7 @@ def test_unimpaired_gait_has_double_support(foot_loads):
 
 def test_peak_vertical_foot_force_stays_at_its_calibrated_level(foot_loads):
     # regression guard: p99 = 1.44-1.55 over seeds 0-3 (1.55 at seed 0), from 2.21 with the
-    # spec's contact and harness values
+    # first contact and harness values
     peak, _ = foot_loads
     assert np.percentile(peak, 99) < 1.65
     assert peak.max() < 2.0
@@ -168,7 +168,7 @@ def test_peak_vertical_foot_force_stays_at_its_calibrated_level(foot_loads):
     "stance leg (docs/envs/exoskeleton.md); no calibration, bounded foot or ankle prototype met "
     "1.2 without breaking gait, and at T < 1.4 s it is below a smooth healthy pelvis path",
 )
-def test_peak_vertical_foot_force_meets_the_spec_target(foot_loads):
+def test_peak_vertical_foot_force_meets_the_first_target(foot_loads):
     peak, _ = foot_loads
     assert np.percentile(peak, 99) <= PEAK_TARGET
 
@@ -245,7 +245,7 @@ def test_info_cost_contract():
 
 def test_reward_terms_and_objectives():
     """Both objectives see the same trajectory (the reward does not feed back); their per-step
-    difference must equal the weighted effort terms of §1.8, recomputed here from the state."""
+    difference must equal the weighted effort terms of the reward, recomputed here from the state."""
     envs = {o: ExoGaitVecEnv(4, impairment="moderate", objective=o) for o in ("assist", "rehab")}
     for e in envs.values():
         e.reset(seed=5)
@@ -505,7 +505,7 @@ def test_rgb_array_render_shows_the_walker_and_cost_lamps():
 
 
 # ------------------------------------------------------------------------------------------
-# larger-sample versions of the §4 statistics (run with -m slow)
+# larger-sample versions of the behaviour statistics (run with -m slow)
 
 
 @pytest.mark.slow

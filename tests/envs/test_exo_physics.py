@@ -232,7 +232,7 @@ def test_reference_table_matches_fourier_series():
     np.testing.assert_allclose(qh, q[0], atol=1e-4)
     np.testing.assert_allclose(qk, q[1], atol=1e-4)
     np.testing.assert_allclose(dqh, dq[0], atol=2e-3)
-    # the series reproduces the documented ranges of §1.4 (hip -14..29 deg, knee -2..58 deg)
+    # the series reproduces the documented ranges (hip -14..29 deg, knee -2..58 deg)
     grid = W.reference_fourier(np.linspace(0, 1, 1001))[0]
     np.testing.assert_allclose(np.degrees(grid[0].min()), -14.1, atol=0.3)
     np.testing.assert_allclose(np.degrees(grid[0].max()), 28.9, atol=0.3)

@@ -32,7 +32,7 @@ class CostThresholds:
     """Where each cost indicator fires (angles in deg, speeds in rad/s, forces in N)."""
 
     hip_rom_deg: tuple[float, float] = (-25.0, 45.0)  # hip extension, flexion limits
-    # knee hyperextension, flexion limits; -10 deg, not the -5 deg first specified: the
+    # knee hyperextension, flexion limits; -10 deg, not the -5 deg first designed: the
     # passive hyperextension stop sits near -7.5 deg (docs/envs/exoskeleton.md)
     knee_rom_deg: tuple[float, float] = (-10.0, 75.0)
     hip_speed: float = 5.0  # rad/s, ~1.3x the normative peak
@@ -41,9 +41,9 @@ class CostThresholds:
     cuff_shank: float = 130.0  # N
     torque_rate: float = 500.0  # N m/s, over one 10 ms control step
     # pelvis height / walking height y0 below which it has sunk into the harness (0.90; first
-    # specified 0.85 of a lower y0, see docs/envs/exoskeleton.md)
+    # designed 0.85 of a lower y0, see docs/envs/exoskeleton.md)
     collapse_ratio: float = 0.90
-    # leg phase window of late swing (first specified from 0.62: this model unloads the foot
+    # leg phase window of late swing (first designed from 0.62: this model unloads the foot
     # by phase 0.675, see docs/envs/exoskeleton.md) ...
     trip_window: tuple[float, float] = (0.68, 0.95)
     trip_load: float = 0.05  # ... in which a foot load F_n above this x M g is a trip

@@ -411,7 +411,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
             load,
         )
         self._last_components = np.stack(list(comps.values()))
-        # reward (§1.8)
+        # reward: tracking term minus effort and torque-rate terms (docs/envs/exoskeleton.md)
         inv = 1.0 / TAU_EXO_MAX
         exo_e = ((self.exo_h * inv) ** 2).sum(axis=0) + ((self.exo_k * inv) ** 2).sum(axis=0)
         tmax = hum.tau_max

@@ -208,18 +208,18 @@ class PhysicsConfig:
     foot_heel: float | None = None
     foot_toe: float | None = None
     # contact: Hunt-Crossley normal force and stick-slip tangential anchor
-    contact_k: float = 7.0e4  # N/m^1.5 (heel pad; spec 5e5, see docs: peak-force calibration)
-    contact_c: float = 2.0  # s/m (spec)
+    contact_k: float = 7.0e4  # N/m^1.5 (heel pad; first 5e5, see docs: peak-force calibration)
+    contact_c: float = 2.0  # s/m [design]
     tangent_k: float = 2.0e4  # N/m
     tangent_c: float = 1.5e3  # N s/m
-    mu_s: float = 0.5  # spec 0.9 [verify]; 0.5/0.4 calibrated for robustness, see docs
+    mu_s: float = 0.5  # first value 0.9 [verify]; 0.5/0.4 calibrated for robustness, see docs
     mu_k: float = 0.4
     # harness / pelvis guidance
     kx: float = 2000.0  # N/m
     cx: float = 400.0  # N s/m
     ky: float = 3000.0  # N/m
-    cy: float = 500.0  # N s/m (spec 1500: see docs, peak-force calibration)
-    y0_ratio: float = 0.94  # y0 = y0_ratio * 0.53 H; spec 0.96 (mean walking height, see docs)
+    cy: float = 500.0  # N s/m (first value 1500: see docs, peak-force calibration)
+    y0_ratio: float = 0.94  # y0 = y0_ratio * 0.53 H, mean walking height (first 0.96, see docs)
     catch_ratio: float = 0.80  # harness catch below catch_ratio * 0.53 H
     catch_k: float = 2.0e4  # N/m
 
@@ -454,7 +454,7 @@ class WalkerSim:
         a2 += w2 * h
 
 
-# Belt speed = BELT_GAIN x the reference's mean stance-foot speed 1.17 (1.1/T)(H/1.75) (§1.3).
+# Belt speed = BELT_GAIN x the reference's mean stance-foot speed 1.17 (1.1/T)(H/1.75) m/s.
 # With the kinematic value the ILC walker's stance feet brake against the belt (stride-mean
 # friction +50..150 N forward per leg) and the hip saturates in extension for most of stance; at
 # 1.1x the stride-mean friction is ~0 (calibration in docs/envs/exoskeleton.md).
