@@ -28,7 +28,7 @@ def test_make_env_returns_the_native_batched_env():
 
     env = saferl.make_env("ExoGait-v0", num_envs=3)
     obs, _ = env.reset(seed=1)
-    assert obs.shape == (3, 30) and obs.dtype == np.float32
+    assert obs.shape == (3, 34) and obs.dtype == np.float32
     _, _, _, _, info = env.step(np.zeros((3, 4), np.float32))
     assert info["cost"].shape == (3,)
     env.close()

@@ -129,8 +129,8 @@ def test_exported_actions_are_clipped_to_the_box_and_batch_size_free(trained, tm
 def test_asymmetric_critic_export_takes_only_the_actors_dims(exo):
     rt = load_policy(exo.onnx)
     spec = rt.spec
-    assert spec["observation"]["env_dim"] == 34 and rt.obs_dim == 30
-    assert spec["policy"]["asymmetric_critic"] and spec["policy"]["actor_input_dims"] == 30
+    assert spec["observation"]["env_dim"] == 38 and rt.obs_dim == 34
+    assert spec["policy"]["asymmetric_critic"] and spec["policy"]["actor_input_dims"] == 34
     assert not any(spec["observation"]["privileged"])
     assert [i["name"] for i in spec["inputs"]] == ["obs"]
 

@@ -28,6 +28,10 @@ def _energy(sim: W.WalkerSim, cfg: W.PhysicsConfig) -> float:
         ke += 0.5 * sim.m2 * (v2x**2 + v2y**2) + 0.5 * sim.I2 * w2**2
         pe += sim.m1 * G * (sim.yp - sim.c1 * np.cos(a1))
         pe += sim.m2 * G * (sim.yp - sim.L1 * np.cos(a1) - sim.c2 * np.cos(a2))
+        # the foot: its rotation about the ankle and its weight's moment (its mass is lumped
+        # with the shank's)
+        ke += 0.5 * sim.IA * (w2 + sim.wb[i]) ** 2
+        pe += sim.mf * G * sim.df * np.sin(a2 + sim.b[i])
     # harness springs and the constant BWS force are conservative
     pe += 0.5 * cfg.kx * sim.xp**2 + 0.5 * cfg.ky * (sim.yp - sim.y0) ** 2
     pe -= sim.beta * sim.M * G * sim.yp
@@ -40,6 +44,8 @@ def _swinging_walker(cfg: W.PhysicsConfig) -> W.WalkerSim:
     sim.yp[:] = sim.y0
     sim.a1[:] = [[0.5], [-0.3]]
     sim.a2[:] = [[0.1], [-0.6]]
+    sim.b[:] = [[0.2], [-0.3]]
+    sim.wb[:] = [[1.0], [-2.0]]
     return sim
 
 
@@ -159,12 +165,12 @@ def _walk(mass, height, beta, period, dt=0.0025, steps=700, dtype=np.float64):
     W.place_on_reference(sim, idx, np.zeros(n), np.asarray(period))
     hum.reset(sim, idx, np.zeros(n))
     nsub = round(U.CONTROL_DT / dt)
-    out = {"err": [], "fn": [], "yp": [], "touch": []}
+    out = {"err": [], "fn": [], "yp": [], "touch": [], "ankle_err": []}
     for step in range(steps):
         hum.begin_step(sim, None)
         for k in range(nsub):
-            th, tk = hum.torques(sim, k * dt)
-            sim.substep(th, tk)
+            th, tk, ta, ka, ca = hum.torques(sim, k * dt)
+            sim.substep(th, tk, ta, ka, ca)
             if step >= 200:
                 out["fn"].append(sim.fn.sum(axis=0).copy())
                 out["touch"].append(sim.fn[0] > 0.02 * sim.M * G)
@@ -172,9 +178,11 @@ def _walk(mass, height, beta, period, dt=0.0025, steps=700, dtype=np.float64):
         if step >= 200:
             qh, qk, _, _ = sim.joint_angles()
             out["err"].append(np.concatenate([hum.qr_h - qh, hum.qr_k - qk]))
+            out["ankle_err"].append(hum.qr_a - sim.b)
             out["yp"].append(sim.yp.copy())
     res = {k: np.array(v) for k, v in out.items()}
     res["rmse_deg"] = np.degrees(np.sqrt(np.mean(res["err"] ** 2, axis=(0, 1))))
+    res["ankle_rmse_deg"] = np.degrees(np.sqrt(np.mean(res["ankle_err"] ** 2, axis=(0, 1))))
     touch = res["touch"]
     periods = []
     for i in range(n):
@@ -228,15 +236,23 @@ def test_timestep_convergence_of_gait_metrics(walk):
 def test_reference_table_matches_fourier_series():
     phase = np.random.default_rng(0).random(500)
     q, dq = W.reference_fourier(phase)
-    qh, qk, dqh, _dqk = W.reference_lookup(phase, np.float64)
-    np.testing.assert_allclose(qh, q[0], atol=1e-4)
-    np.testing.assert_allclose(qk, q[1], atol=1e-4)
-    np.testing.assert_allclose(dqh, dq[0], atol=2e-3)
-    # the series reproduces the documented ranges (hip -14..29 deg, knee -2..58 deg)
-    grid = W.reference_fourier(np.linspace(0, 1, 1001))[0]
-    np.testing.assert_allclose(np.degrees(grid[0].min()), -14.1, atol=0.3)
-    np.testing.assert_allclose(np.degrees(grid[0].max()), 28.9, atol=0.3)
-    np.testing.assert_allclose(np.degrees(grid[1].max()), 58.0, atol=0.5)
+    table = W.reference_lookup(phase, np.float64)
+    for j in range(3):
+        np.testing.assert_allclose(table[j], q[j], atol=1e-4)
+        np.testing.assert_allclose(table[3 + j], dq[j], atol=3e-3)
+    # the series reproduces the documented ranges (hip -14..29 deg, knee -2..58 deg, ankle
+    # -16..11 deg)
+    grid = np.degrees(W.reference_fourier(np.linspace(0, 1, 1001))[0])
+    np.testing.assert_allclose(grid.min(axis=1), [-14.1, -1.8, -16.3], atol=0.3)
+    np.testing.assert_allclose(grid.max(axis=1), [28.9, 58.1, 11.4], atol=0.3)
+
+
+def test_reference_foot_strikes_with_the_heel_and_leaves_from_the_toes():
+    """The sole's angle from the horizontal on the reference (hip - knee + ankle): toes up at
+    heel strike, near flat in mid-stance, heel raised in terminal stance, toes down at toe-off."""
+    (h, k, a), _ = W.reference_fourier(np.array([0.0, 0.3, 0.5, 0.6]))
+    sole = np.degrees(h - k + a)
+    assert sole[0] > 15.0 and abs(sole[1]) < 8.0 and sole[2] < -5.0 and sole[3] < -40.0
 
 
 def test_winter_anthropometrics_nominal_values():
@@ -248,31 +264,96 @@ def test_winter_anthropometrics_nominal_values():
     assert float(p["I1"]) == pytest.approx(0.144, abs=1e-3)
     assert float(p["I2"]) == pytest.approx(0.147, abs=1e-3)
     assert float(p["L1"] + p["L2"]) == pytest.approx(0.53 * 1.75)
+    # foot: 0.0145 M, heel 0.038 H behind and metatarsal heads 0.072 H ahead of the ankle, the
+    # sole 0.039 H below it; inertia about the ankle m (0.475^2 + 0.5^2) l^2
+    assert float(p["mf"]) == pytest.approx(1.0875)
+    assert float(p["x_heel"]) == pytest.approx(-0.0665)
+    assert float(p["x_ball"]) == pytest.approx(0.126)
+    assert float(p["IA"]) == pytest.approx(1.0875 * (0.475**2 + 0.25) * 0.126**2)
 
 
-def test_foot_contact_point_is_the_lowest_point_of_the_foot_shape():
-    a2 = np.linspace(-1.2, 1.2, 241)
-    # default: the full roll-over circle, lowest point straight below its centre
+def test_harness_and_contact_constants_scale_with_the_body():
+    """Dimensional analysis: forces with M g, lengths with H, times with sqrt(H / g); at the
+    nominal body the configured values hold."""
+    cfg = W.PhysicsConfig()
+    nominal = W.body_parameters(75.0, 1.75, np.float64, cfg)
+    for name in W.BODY_SCALED:
+        assert float(nominal[name]) == pytest.approx(getattr(cfg, name))
+    p = W.body_parameters(60.0, 1.60, np.float64, cfg)
+    m, h = 60.0 / 75.0, 1.60 / 1.75
+    assert float(p["ky"]) == pytest.approx(cfg.ky * m / h)  # N/m
+    assert float(p["cy"]) == pytest.approx(cfg.cy * m / np.sqrt(h))  # N s/m
+    assert float(p["contact_k"]) == pytest.approx(cfg.contact_k * m / h**1.5)  # N/m^1.5
+    assert float(p["contact_c"]) == pytest.approx(cfg.contact_c / np.sqrt(h))  # s/m
+    # a static foot load in units of body weight then sinks the foot by the same fraction of H
+    load = 0.7 * np.array([75.0, 60.0]) * G
+    sink = (load / np.array([nominal["contact_k"], p["contact_k"]]).ravel()) ** (2 / 3)
+    np.testing.assert_allclose(sink / [1.75, 1.60], sink[0] / 1.75, rtol=1e-9)
+    fixed = W.body_parameters(60.0, 1.60, np.float64, W.PhysicsConfig(scale_with_body=False))
+    assert float(fixed["ky"]) == cfg.ky
+
+
+def test_foot_contact_points_follow_shank_and_ankle_rotation():
+    """Heel and metatarsal points from rotation matrices built here: the sole at right angles to
+    the shank at zero ankle angle, rotated by the shank angle plus the ankle angle."""
     p = W.body_parameters(75.0, 1.75, np.float64)
-    rx, ry = W.foot_offset(a2, p["lr"], p["fd"], p["Rf"], p["psi_h"], p["psi_t"])
-    np.testing.assert_allclose(rx, p["lr"] * np.sin(a2), atol=1e-12)
-    np.testing.assert_allclose(ry, -p["lr"] * np.cos(a2) - p["Rf"], atol=1e-12)
-    # a bounded arc (centre ahead of the shank axis): brute-force minimum over the arc's points
-    cfg = W.PhysicsConfig(foot_radius=0.4, foot_ahead=0.02, foot_heel=0.04, foot_toe=0.08)
-    p = W.body_parameters(75.0, 1.75, np.float64, cfg)
-    rx, ry = W.foot_offset(a2, p["lr"], p["fd"], p["Rf"], p["psi_h"], p["psi_t"])
-    psi = np.linspace(float(p["psi_h"]), float(p["psi_t"]), 20001)
-    u = p["lr"] + p["Rf"] * np.cos(psi)  # shank frame: u down the shank, n forward
-    n = p["fd"] + p["Rf"] * np.sin(psi)
-    n_ends = n[[0, -1]] / 1.75
-    np.testing.assert_allclose(n_ends, [-0.04, 0.08], atol=1e-9)  # x H from the ankle
-    px = u[None] * np.sin(a2)[:, None] + n[None] * np.cos(a2)[:, None]
-    py = -u[None] * np.cos(a2)[:, None] + n[None] * np.sin(a2)[:, None]
-    low = py.argmin(axis=1)
-    np.testing.assert_allclose(ry, py[np.arange(a2.size), low], atol=1e-7)
-    np.testing.assert_allclose(rx, px[np.arange(a2.size), low], atol=1e-4)
-    # beyond the arc's range the contact point is the heel or toe end point
-    assert (low[a2 > 0.5] == 0).all() and (low[a2 < -0.6] == psi.size - 1).all()
+    rng = np.random.default_rng(1)
+    a2 = rng.uniform(-1.0, 1.0, 50)
+    b = rng.uniform(-0.5, 0.4, 50)
+    rx, ry = W.foot_contact_offsets(a2, b, p["Lleg"], p["hf"], (p["x_heel"], p["x_ball"]))
+    for j, x in enumerate((float(p["x_heel"]), float(p["x_ball"]))):
+        for i in range(50):
+            rot = lambda t: np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])  # noqa: E731
+            ankle = rot(a2[i]) @ [0.0, -float(p["Lleg"])]
+            point = ankle + rot(a2[i] + b[i]) @ [x, -float(p["hf"])]
+            np.testing.assert_allclose([rx[j, i], ry[j, i]], point, atol=1e-12)
+    # dorsiflexion (b > 0) lifts the toes: the ball rises relative to the heel
+    _, ry0 = W.foot_contact_offsets(0.0, 0.0, p["Lleg"], p["hf"], (p["x_heel"], p["x_ball"]))
+    _, ry1 = W.foot_contact_offsets(0.0, 0.2, p["Lleg"], p["hf"], (p["x_heel"], p["x_ball"]))
+    assert ry0[0] == pytest.approx(ry0[1]) and ry1[1] > ry1[0]
+
+
+def test_ankle_passive_moment_is_andersons():
+    """Anderson's ankle curve (OpenSim sign, dorsiflexion +) with the joint damping, computed here
+    from the published coefficients; a plantarflexor contracture moves the dorsiflexion stop."""
+    sim = W.WalkerSim(3, W.PhysicsConfig(), np.float64)
+    sim.b[:] = np.array([[-0.9, 0.0, 0.6], [-0.9, 0.0, 0.6]])
+    sim.wb[:] = 0.5
+    k1, k2, k3, k4 = -2.03, 38.11, 0.18, -12.12
+    q = sim.b[0]
+    expected = k1 * np.exp(k2 * (q - 0.52)) + k3 * np.exp(k4 * (q + 0.74)) - 0.1 * 0.5
+    expected += W.ANKLE_STOP_K * np.maximum(W.ANKLE_PF_STOP - q, 0.0)  # the stop beyond 50 deg
+    _, _, ta, slope = sim.passive_moments()
+    np.testing.assert_allclose(ta[0], expected, rtol=1e-9)
+    assert ta[0, 0] > 0.5 and ta[0, 2] < -10.0  # plantarflexion and dorsiflexion stops
+    assert np.all(slope[0] < 0)  # restoring
+    sim.ankle_th2[1] = 0.52 - np.deg2rad(15.0)
+    _, _, ta, _ = sim.passive_moments()
+    assert ta[1, 2] < 10 * ta[0, 2]  # the contracted ankle resists dorsiflexion far more
+
+
+def test_light_foot_step_is_stable_under_stiff_contact_damping():
+    """The foot's inertia about the ankle is ~0.01 kg m^2: an explicit step with the heel pad's
+    damping (hundreds of N s/m at 7 cm from the ankle) would diverge at 2.5 ms. Standing on a
+    flat foot, the linearly implicit step keeps the ankle still and the feet loaded."""
+    sim = W.WalkerSim(1, W.PhysicsConfig(), np.float64)
+    sim.beta[:] = 0.3
+    W.place_on_reference(sim, np.arange(1), np.array([0.25]), np.array([1.4]))
+    sim.a1[:] = 0.0
+    sim.a2[:] = 0.0
+    sim.b[:] = 0.0
+    sim.wb[:] = 0.0
+    _, ry = sim.contact_offsets()
+    sim.yp[:] = sim.L1 - ry.min() - 0.01
+    for _ in range(2000):  # 5 s, legs held straight by stiff joint torques
+        qh, qk, qdh, qdk = sim.joint_angles()
+        sim.substep(-2000 * qh - 50 * qdh, -2000 * qk - 50 * qdk, -300 * sim.b - 5 * sim.wb, 300, 5)
+    assert np.all(np.isfinite(sim.b)) and np.abs(sim.b).max() < np.deg2rad(2.0)
+    # vertical balance at rest: the feet carry the unsupported weight plus the harness spring's pull
+    carried = 0.7 * 75 * G + float(sim.ky[0] * (sim.yp[0] - sim.y0[0]) + sim.cy[0] * sim.vy[0])
+    assert sim.fn.sum() == pytest.approx(carried, rel=0.05)
+    assert abs(float(sim.vy[0])) < 0.01
+    assert np.all(sim.fn_pt > 0)  # heel and ball both carry load
 
 
 def test_feedforward_cache_round_trip(tmp_path, monkeypatch):

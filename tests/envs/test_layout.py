@@ -69,7 +69,7 @@ def test_exoskeleton_observation_fields_hold_what_their_names_say():
     env = ExoGaitVecEnv(4, privileged_obs=True, impairment="moderate")
     obs = _run(env, 30)
     L = env.obs_layout
-    assert L.size == env.single_observation_space.shape[0] == 34
+    assert L.size == env.single_observation_space.shape[0] == 38
     col = lambda name: obs[:, L[name].at].T  # noqa: E731  (fields, N) like the sim's arrays
     qh, qk, qdh, _ = env.sim.joint_angles()
     np.testing.assert_allclose(col("hip_angle"), qh, atol=1e-6)

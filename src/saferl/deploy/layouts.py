@@ -80,6 +80,8 @@ def _exo_obs(options: dict[str, Any], dim: int) -> list[tuple[str, str]]:
         ("belt_speed", "m/s / 1.2"),
         ("body_weight_support", "fraction"),
     ]
+    rows += [("theta_ankle_r", "rad"), ("theta_ankle_l", "rad")]
+    rows += [("theta_dot_ankle_r", "rad/s / 10"), ("theta_dot_ankle_l", "rad/s / 10")]
     if options.get("privileged_obs"):
         rows += [(f"impairment_{lv}", "one-hot (simulator only)") for lv in _IMPAIRMENTS]
     return rows

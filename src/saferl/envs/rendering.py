@@ -229,7 +229,7 @@ def _draw_line(img: np.ndarray, p0, p1, color, width: int = 2) -> None:
 
 
 def render_exoskeleton(env: Any, i: int = 0, size: tuple[int, int] = (400, 400)) -> np.ndarray:
-    """An ``(H, W, 3)`` uint8 frame of instance ``i``: legs (right dark, left light), belt,
+    """An ``(H, W, 3)`` uint8 frame of instance ``i``: legs with feet (right dark, left light), belt,
     exo torque bars (hip/knee, R/L; green <= 50 % of max, red above) and one lamp per cost
     component (lit when violated at the last step) of an :class:`ExoGaitVecEnv`."""
     from saferl.envs.exoskeleton.exo import TAU_EXO_MAX
@@ -244,13 +244,19 @@ def render_exoskeleton(env: Any, i: int = 0, size: tuple[int, int] = (400, 400))
         return ox + x * scale, oy - y * scale
 
     _draw_line(img, (0, oy), (wid - 1, oy), (90, 90, 90), 3)  # belt
-    xk, yk, xf, yf = sim.foot_points()
+    xk, yk, xa, ya, xp, yp = sim.foot_points()
     hip = px(float(sim.xp[i]), float(sim.yp[i]))
     for leg, col in ((1, (150, 150, 220)), (0, (30, 30, 140))):
         knee = px(float(xk[leg, i]), float(yk[leg, i]))
-        foot = px(float(xf[leg, i]), float(yf[leg, i]))
+        ankle = px(float(xa[leg, i]), float(ya[leg, i]))
+        heel = px(float(xp[0, leg, i]), float(yp[0, leg, i]))
+        ball = px(float(xp[1, leg, i]), float(yp[1, leg, i]))
         _draw_line(img, hip, knee, col, 4)
-        _draw_line(img, knee, foot, col, 4)
+        _draw_line(img, knee, ankle, col, 4)
+        # the foot: ankle, heel and metatarsal heads (the human's own ankle joint)
+        _draw_line(img, ankle, heel, col, 3)
+        _draw_line(img, ankle, ball, col, 3)
+        _draw_line(img, heel, ball, col, 3)
     _draw_line(img, hip, px(float(sim.xp[i]), float(sim.yp[i]) + 0.3), (60, 60, 60), 5)  # trunk
     # torque bars
     taus = [env.exo_h[0, i], env.exo_k[0, i], env.exo_h[1, i], env.exo_k[1, i]]

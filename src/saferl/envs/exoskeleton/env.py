@@ -39,6 +39,7 @@ from saferl.envs.exoskeleton.exo import (
     TAU_EXO_SLEW,
     actuator_substep,
     cuff_forces,
+    foot_lifter,
 )
 from saferl.envs.exoskeleton.observation import BELT_SCALE, RATE_SCALE, observation_layout
 from saferl.envs.layout import ObsLayout
@@ -60,7 +61,7 @@ __all__ = [
 
 LEVELS: tuple[str, ...] = IMPAIRMENT_LEVELS  # the shared level names (envs/levels.py)
 CONTROL_DT = U.CONTROL_DT  # 100 Hz
-SETTLE_STEPS = 20  # 0.2 s settling with the exo off before the first observation
+SETTLE_STEPS = 20  # 0.2 s start-up with the exo off before the first observation
 OBJECTIVES: dict[str, tuple[float, float]] = {"assist": (0.02, 0.2), "rehab": (0.1, 0.0)}
 REWARD_SIGMA = 0.1  # rad
 REWARD_W_RATE = 0.05
@@ -99,6 +100,10 @@ class _SubsetRNG:
         return self.rng.normal(k, self.idx if idx is None else self.idx[idx])
 
 
+def _col(values: tuple[float, ...], dtype: Any) -> np.ndarray:
+    return np.asarray(values, dtype)[:, None, None]
+
+
 def _take(arr: np.ndarray, idx: np.ndarray, axis: int) -> np.ndarray:
     return np.take(arr, idx, axis=axis)
 
@@ -117,8 +122,11 @@ class ExoGaitVecEnv(SafeVectorEnv):
         dtype: ``"float32"`` (default) or ``"float64"`` (validation).
         privileged_obs: append the one-hot impairment level (4) to the observation (ablations).
         episode_steps: truncation horizon (default 1000 = 10 s).
-        physics: a :class:`~saferl.envs.walker.PhysicsConfig` overriding the physics constants
-            (validation and calibration studies; ``physics_dt`` still sets its time step).
+        physics: a :class:`~saferl.envs.exoskeleton.PhysicsConfig` overriding the physics
+            constants (validation and calibration studies; ``physics_dt`` still sets its time
+            step).
+        foot_lifter: the orthosis' passive foot lifters (elastic straps that dorsiflex a
+            plantarflexed foot, ``exo.FOOT_LIFTER_K``); ``False`` removes them (ablation).
         instance_offset: global index of instance 0 (seeding of worker slices).
         render_mode: ``None`` or ``"rgb_array"``.
 
@@ -162,6 +170,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
         privileged_obs: bool = False,
         episode_steps: int = EPISODE_STEPS,
         physics: W.PhysicsConfig | None = None,
+        foot_lifter: bool = True,
         instance_offset: int = 0,
         render_mode: str | None = None,
     ) -> None:
@@ -183,6 +192,9 @@ class ExoGaitVecEnv(SafeVectorEnv):
         if not isinstance(episode_steps, (int, np.integer)) or episode_steps < 1:
             raise ValueError(f"episode_steps: expected a positive int, got {episode_steps!r}")
         self.privileged_obs = bool(privileged_obs)
+        if not isinstance(foot_lifter, (bool, np.bool_)):
+            raise ValueError(f"foot_lifter: expected a bool, got {foot_lifter!r}")
+        self.foot_lifter = bool(foot_lifter)
         #: trailing observation dims that are privileged (``algo.asymmetric_critic``)
         self.privileged_obs_dims = 4 if self.privileged_obs else 0
         #: the observation's named fields (name -> dims, scale, unit)
@@ -260,19 +272,29 @@ class ExoGaitVecEnv(SafeVectorEnv):
         sim.f_push[idx] = 0.0
         knee_shift = np.deg2rad(tab(lambda x: x.knee_rom_shift_deg))  # <= 0
         hip_shift = np.deg2rad(tab(lambda x: x.hip_rom_shift_deg))  # >= 0
+        ankle_shift = np.deg2rad(tab(lambda x: x.ankle_rom_shift_deg))  # <= 0
         sim.hip_th1[:, idx] = W.ANDERSON_HIP_THETA[0] + np.where(par_mask, hip_shift, 0.0)
         # OpenSim knee-flexion limit th1 (negative): a ROM loss moves it towards zero
         sim.knee_th1[:, idx] = W.ANDERSON_KNEE_THETA[0] - np.where(par_mask, knee_shift, 0.0)
+        # ankle dorsiflexion limit th2 (positive): a plantarflexor contracture lowers it
+        sim.ankle_th2[:, idx] = W.ANDERSON_ANKLE_THETA[1] + np.where(par_mask, ankle_shift, 0.0)
         t = self.COSTS
         self.rom_hip_lo[:, idx] = np.deg2rad(t.hip_rom_deg[0]) + np.where(par_mask, hip_shift, 0.0)
         self.rom_knee_hi[:, idx] = np.deg2rad(t.knee_rom_deg[1]) + np.where(
             par_mask, knee_shift, 0.0
         )
         hum.strength[:, idx] = np.where(par_mask, s_par, s_non)
+        hum.dorsi[:, idx] = np.where(par_mask, tab(lambda x: x.dorsiflexor_strength), 1.0)
         hum.tau_max[idx] = U.TAU_MAX_PER_KG * mass
-        vth = tab(lambda x: x.spasticity_vth)
-        hum.spas_vth[idx] = np.where(np.isfinite(vth), vth, 1e6)
-        hum.spas_gain[:, idx] = np.where(par_mask, tab(lambda x: x.spasticity_gain), 0.0)
+        for j, (f_vth, f_gain) in enumerate(
+            (
+                (lambda x: x.spasticity_vth, lambda x: x.spasticity_gain),
+                (lambda x: x.ankle_spasticity_vth, lambda x: x.ankle_spasticity_gain),
+            )
+        ):  # knee, ankle
+            vth = tab(f_vth)
+            hum.spas_vth[j, idx] = np.where(np.isfinite(vth), vth, 1e6)
+            hum.spas_gain[j, :, idx] = np.where(par_mask, tab(f_gain), 0.0).T
         hum.noise_cv[idx] = tab(lambda x: x.motor_noise_cv)
         hum.phase_noise[idx] = tab(lambda x: x.phase_noise)
         hum.period[idx] = period
@@ -302,16 +324,30 @@ class ExoGaitVecEnv(SafeVectorEnv):
             _gather(self.sim, sim, idx, W.WalkerSim)
             _gather(self.human, hum, idx, U.HumanController)
             rng = _SubsetRNG(self.rng, idx)
-        for _ in range(SETTLE_STEPS):
+        # the trainer's start-up: a joint guidance towards the reference (the stiff guidance
+        # the feedforward was learned under), faded out linearly over the settling
+        gk, gb = _col(U.ILC_GUIDE_K, self.dtype), _col(U.ILC_GUIDE_B, self.dtype)
+        for step in range(SETTLE_STEPS):
+            g = 1.0 - step / SETTLE_STEPS
             hum.begin_step(sim, rng)
             for k in range(self.nsub):
-                th, tk = hum.torques(sim, k * self.physics.dt)
-                sim.substep(th, tk)
+                t = k * self.physics.dt
+                th, tk, ta, ka, ca = hum.torques(sim, t)
+                tl, kl = foot_lifter(sim.b, sim.M, self.foot_lifter)
+                q, qd = hum._joints(sim)
+                guide = g * (gk * (hum.qr + hum.qdr * t - q) + gb * (hum.qdr - qd))
+                sim.substep(
+                    th + guide[0],
+                    tk + guide[1],
+                    ta + tl + guide[2],
+                    ka + kl + g * gk[2],
+                    ca + g * gb[2],
+                )
             hum.end_step(sim)
         if not all_:
             # align the sub-batch ring buffers with the main pointer
             shift = int(self.human.ptr) - int(hum.ptr)
-            for name in ("qh_buf", "qk_buf", "qdh_buf", "qdk_buf"):
+            for name in ("q_buf", "qd_buf"):
                 setattr(hum, name, np.roll(getattr(hum, name), shift, axis=0))
             hum.ptr[...] = self.human.ptr
             _scatter(sim, self.sim, idx, W.WalkerSim)
@@ -335,10 +371,11 @@ class ExoGaitVecEnv(SafeVectorEnv):
         fpk[...] = 0.0
         h = self.physics.dt
         for k in range(self.nsub):
-            th, tk = hum.torques(sim, k * h)
+            th, tk, ta, ka, ca = hum.torques(sim, k * h)
+            tl, kl = foot_lifter(sim.b, sim.M, self.foot_lifter)
             actuator_substep(self.exo_h, cmd_h, self._a_h, self._slew)
             actuator_substep(self.exo_k, cmd_k, self._a_h, self._slew)
-            sim.substep(th + self.exo_h, tk + self.exo_k)
+            sim.substep(th + self.exo_h, tk + self.exo_k, ta + tl, ka + kl, ca)
             np.maximum(fpk, sim.fn, out=fpk)
         hum.end_step(sim)
         return self._evaluate()
@@ -390,9 +427,9 @@ class ExoGaitVecEnv(SafeVectorEnv):
         rate = np.maximum(np.abs(dh).max(axis=0), np.abs(dk).max(axis=0)) / CONTROL_DT
         # joint speed as an encoder measures it: the 10 ms finite difference (impact spikes
         # inside a control step are not speed violations)
-        p1 = (int(hum.ptr) - 2) % hum.qh_buf.shape[0]
-        vh = (qh - hum.qh_buf[p1]) * (1.0 / CONTROL_DT)
-        vk = (qk - hum.qk_buf[p1]) * (1.0 / CONTROL_DT)
+        p1 = (int(hum.ptr) - 2) % hum.q_buf.shape[0]
+        vh = (qh - hum.q_buf[p1, 0]) * (1.0 / CONTROL_DT)
+        vk = (qk - hum.q_buf[p1, 1]) * (1.0 / CONTROL_DT)
         mg = sim.M * W.GRAVITY
         load = sim.fn / mg
         comps, magnitude = step_costs(
@@ -461,6 +498,8 @@ class ExoGaitVecEnv(SafeVectorEnv):
         o[ix["cuff_shank"]] = fsh.max(axis=0) / self.COSTS.cuff_shank
         o[ix["belt_speed"]] = sim.v_belt / BELT_SCALE
         o[ix["bws"]] = sim.beta
+        o[ix["ankle_angle"]] = sim.b
+        o[ix["ankle_rate"]] = sim.wb * (1 / RATE_SCALE)
         if self.privileged_obs:
             o[ix["level"]] = 0.0
             o[self.obs_layout["level"].dims[0] + self.level.astype(np.int64), np.arange(n)] = 1.0
@@ -496,6 +535,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
             "physics_dt": self.physics.dt,
             "dtype": str(self.dtype),
             "privileged_obs": self.privileged_obs,
+            "foot_lifter": self.foot_lifter,
             "physics": self.physics.key(),
         }
 

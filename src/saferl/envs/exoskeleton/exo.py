@@ -13,17 +13,34 @@ import numpy as np
 
 __all__ = [
     "CUFF_RATIO",
+    "FOOT_LIFTER_K",
+    "FOOT_LIFTER_SLACK",
     "TAU_EXO_BANDWIDTH",
     "TAU_EXO_MAX",
     "TAU_EXO_SLEW",
     "actuator_substep",
     "cuff_forces",
+    "foot_lifter",
 ]
 
 TAU_EXO_MAX = 60.0  # N m per joint [design]
 TAU_EXO_BANDWIDTH = 0.010  # first-order actuator time constant (s)
 TAU_EXO_SLEW = 2000.0  # N m/s hard slew limit
 CUFF_RATIO = 0.6  # cuff at 0.6 of the segment length
+# Passive foot lifters (the elastic straps of a Lokomat-type orthosis): slack down to
+# FOOT_LIFTER_SLACK of plantarflexion, beyond it a dorsiflexing moment k (slack - q_a) per kg of
+# body mass [design]: at 75 kg 75 N m/rad, 10 N m at 25 deg of plantarflexion. The slack lets
+# the unimpaired push-off (to ~17 deg) through; the strap holds a dropping foot.
+FOOT_LIFTER_K = 1.0  # N m/rad/kg
+FOOT_LIFTER_SLACK = -0.30  # rad
+
+
+def foot_lifter(q_a: np.ndarray, mass: np.ndarray, on: bool = True) -> tuple[np.ndarray, ...]:
+    """Foot-lifter moment on the foot (N m, dorsiflexion +) and its stiffness ``-d tau/d q_a``,
+    each ``(2, N)``; ``q_a``: ankle angles (rad), ``mass`` (N,) kg. Zero when ``on`` is False."""
+    k = FOOT_LIFTER_K * mass * float(on)
+    taut = q_a < FOOT_LIFTER_SLACK
+    return np.where(taut, k * (FOOT_LIFTER_SLACK - q_a), 0.0), np.where(taut, k, 0.0)
 
 
 def actuator_substep(tau: np.ndarray, cmd: np.ndarray, gain: float, slew: float) -> None:

@@ -1,6 +1,7 @@
 """The exoskeleton's observation layout: one named field per quantity (name -> dims, scale, unit).
 
-Sensors a real gait trainer has: joint encoders, FSR insoles, the body-weight-support load cell.
+Sensors a real gait trainer has: joint encoders, FSR insoles, the body-weight-support load cell,
+and an inertial sensor on each shoe for the (human-driven) ankle.
 Joint fields hold (right, left); hip and knee fields interleave (hip R, knee R, hip L, knee L).
 ``ExoGaitVecEnv._observe`` writes the observation field by field through :data:`OBS` (or
 :func:`observation_layout` with privileged dims), and docs/envs/exoskeleton.md holds
@@ -22,7 +23,7 @@ _LEGS = ("right", "left")
 
 
 def observation_layout(privileged_obs: bool = False, costs: CostThresholds = COSTS) -> ObsLayout:
-    """The observation layout of an ``ExoGait-v0`` env (30 dims; ``privileged_obs`` appends the
+    """The observation layout of an ``ExoGait-v0`` env (34 dims; ``privileged_obs`` appends the
     one-hot impairment level, 4 dims). ``costs``: its cuff-force limits scale the cuff dims."""
     F = ObsField
     fields = [
@@ -65,13 +66,22 @@ def observation_layout(privileged_obs: bool = False, costs: CostThresholds = COS
         F("cuff_shank", slice(27, 28), "N", costs.cuff_shank, "shank cuff force, worse side"),
         F("belt_speed", slice(28, 29), "m/s", BELT_SCALE, "treadmill belt speed"),
         F("bws", slice(29, 30), "-", 1.0, "body-weight-support fraction β"),
+        F(
+            "ankle_angle",
+            slice(30, 32),
+            "rad",
+            1.0,
+            "ankle angle (dorsiflexion +; foot IMU)",
+            _LEGS,
+        ),
+        F("ankle_rate", slice(32, 34), "rad/s", RATE_SCALE, "ankle angular velocity", _LEGS),
     ]
     if privileged_obs:
         n_lv = len(IMPAIRMENT_LEVELS)
         fields.append(
             F(
                 "level",
-                slice(30, 30 + n_lv),
+                slice(34, 34 + n_lv),
                 "-",
                 1.0,
                 "impairment level, one-hot",
@@ -82,7 +92,7 @@ def observation_layout(privileged_obs: bool = False, costs: CostThresholds = COS
     return ObsLayout(fields)
 
 
-#: the default layout (30 dims)
+#: the default layout (34 dims)
 OBS = observation_layout()
-#: with the privileged dims (34), the table in docs/envs/exoskeleton.md
+#: with the privileged dims (38), the table in docs/envs/exoskeleton.md
 OBS_PRIVILEGED = observation_layout(privileged_obs=True)

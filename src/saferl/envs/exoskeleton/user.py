@@ -23,12 +23,15 @@ from typing import Any
 import numpy as np
 
 from saferl.envs.exoskeleton.physics import (
+    ANDERSON_ANKLE_K,
+    ANDERSON_ANKLE_THETA,
     ANDERSON_HIP_K,
     ANDERSON_HIP_THETA,
     ANDERSON_KNEE_K,
     ANDERSON_KNEE_THETA,
     BELT_GAIN,
-    FOOT_ROLL_RATIO,
+    FOOT_BALL,
+    FOOT_HEEL,
     GRAVITY,
     REF_COEFFS,
     WINTER,
@@ -36,7 +39,7 @@ from saferl.envs.exoskeleton.physics import (
     WalkerSim,
     belt_speed,
     place_on_reference,
-    reference_lookup,
+    reference_table,
 )
 from saferl.utils import atomic_write, cache_dir
 
@@ -68,89 +71,135 @@ class ImpairmentLevel:
     motor_noise_cv: float
     phase_noise: float  # std of the relative stride-period jitter, per stride
     bws: tuple[float, float]  # body-weight-support fraction beta ~ U(lo, hi)
+    # the paretic ankle: dorsiflexor strength relative to the leg's (foot drop), plantarflexor
+    # stretch reflex on dorsiflexion speed (spastic plantarflexion), and the loss of passive
+    # dorsiflexion range (plantarflexor contracture, negative)
+    dorsiflexor_strength: float = 1.0
+    ankle_spasticity_vth: float = np.inf  # rad/s dorsiflexion velocity threshold
+    ankle_spasticity_gain: float = 0.0  # N m s/rad
+    ankle_rom_shift_deg: float = 0.0
 
 
 WALKER_IMPAIRMENTS: dict[str, ImpairmentLevel] = {
     lvl.name: lvl
     for lvl in (
-        ImpairmentLevel("none", (0.95, 1.0), 1.00, np.inf, 0.0, 0.0, 0.0, 0.02, 0.01, (0.2, 0.3)),
-        ImpairmentLevel("mild", (0.6, 0.8), 0.95, 4.0, 1.0, -10.0, 5.0, 0.05, 0.02, (0.2, 0.4)),
         ImpairmentLevel(
-            "moderate", (0.3, 0.5), 0.90, 2.5, 3.0, -20.0, 10.0, 0.10, 0.04, (0.3, 0.45)
+            "none", (0.95, 1.0), 1.00, np.inf, 0.0, 0.0, 0.0, 0.02, 0.01, (0.2, 0.3),
+            1.0, np.inf, 0.0, 0.0,
         ),
-        ImpairmentLevel("severe", (0.1, 0.25), 0.85, 1.5, 6.0, -30.0, 15.0, 0.15, 0.06, (0.4, 0.5)),
+        ImpairmentLevel(
+            "mild", (0.6, 0.8), 0.95, 4.0, 1.0, -10.0, 5.0, 0.05, 0.02, (0.2, 0.4),
+            0.8, 3.0, 1.0, -5.0,
+        ),
+        ImpairmentLevel(
+            "moderate", (0.3, 0.5), 0.90, 2.5, 3.0, -20.0, 10.0, 0.10, 0.04, (0.3, 0.45),
+            0.5, 2.0, 3.0, -10.0,
+        ),
+        ImpairmentLevel(
+            "severe", (0.1, 0.25), 0.85, 1.5, 6.0, -30.0, 15.0, 0.15, 0.06, (0.4, 0.5),
+            0.3, 1.0, 6.0, -15.0,
+        ),
     )
-}
+}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
-# Human walker controller (docs/envs/exoskeleton.md)
-K_INT = (150.0, 100.0)  # intrinsic stiffness (hip, knee), N m/rad
-B_INT = (15.0, 6.0)  # intrinsic damping, N m s/rad
+# Human walker controller (docs/envs/exoskeleton.md); per joint (hip, knee, ankle)
+# hip, knee: N m/rad and N m s/rad; the ankle's per kg of body mass (at 75 kg: 225 N m/rad,
+# 4.5 N m s/rad, 45, 0.75), the order of the ankle's stance quasi-stiffness in level walking
+K_INT = (150.0, 100.0)  # intrinsic stiffness
+B_INT = (15.0, 6.0)  # intrinsic damping
 K_REF = (100.0, 60.0)  # delayed (long-latency) stiffness
 B_REF = (5.0, 2.0)  # delayed damping
-TAU_MAX_PER_KG = 2.0  # isometric strength, N m/kg (hip, knee) [verify]
+ANKLE_GAINS_PER_KG = (3.0, 0.06, 0.6, 0.01)  # (K_int, B_int, K_ref, B_ref) per kg
+TAU_MAX_PER_KG = 2.0  # isometric strength, N m/kg (hip, knee; ankle plantarflexion) [verify]
+TAU_MAX_DORSI_PER_KG = 0.6  # ankle dorsiflexion strength, N m/kg [verify]
 CONTROL_DT = 0.01  # human control-rate updates (s)
 REFLEX_DELAY_STEPS = 6  # 60 ms long-latency delay
 SPAS_DELAY_STEPS = 4  # 40 ms stretch-reflex delay
 SPAS_TAU = 0.03  # spasticity activation time constant (s)
 NOISE_HOLD_STEPS = 5  # motor noise held for 50 ms
 FF_BINS = 100  # feedforward phase bins
+N_JOINTS = 3  # hip, knee, ankle
+FF_JOINTS = 2  # the learned feedforward: hip and knee (the ankle has none, see learn_feedforward)
 _BUF = 8  # ring-buffer slots (>= max delay + 1)
+_col = lambda v: np.asarray(v, np.float64)[:, None, None]  # noqa: E731  (J,) -> (J, 1, 1)
+_ANKLE_GAINS = np.asarray(ANKLE_GAINS_PER_KG)[:, None, None]
 
 
 class HumanController:
-    """Batched scripted human walker: per leg and joint,
+    """Batched scripted human walker: per leg and joint j (hip, knee, ankle),
 
-    ``tau = clip(s [ff(phi) + K_int e + B_int e' + K_ref e(t - 60 ms) + B_ref e'(t - 60 ms)]
-    (1 + cv xi), +-s tau_max) + tau_spas`` (passive moments are added by :class:`WalkerSim`).
+    ``tau_j = clip(s_j [ff_j(phi) + K_int e + B_int e' + K_ref e(t - 60 ms) + B_ref e'(t - 60 ms)]
+    (1 + cv xi), lo_j, hi_j) + tau_spas_j`` (passive moments are added by :class:`WalkerSim`).
+    Hip and knee are limited to ``+-s tau_max``; the ankle to ``-s tau_max`` (plantarflexion)
+    and ``+s_df tau_dorsi`` (dorsiflexion), where the dorsiflexion gain ``s_df`` is the leg's
+    strength times its dorsiflexor strength (foot drop).
 
     Slow parts (phase clock, reference, feedforward, delayed reflex, spasticity, noise) update once
     per 10 ms control step (:meth:`begin_step`); the intrinsic impedance acts at every physics
     substep (:meth:`torques`). Delays use ring buffers at the control rate.
 
-    Per-instance parameters (set by the owner, e.g. :meth:`configure`): ``strength`` (2, N),
-    ``tau_max`` (N,), ``spas_gain`` (2, N) (zero on the non-paretic leg), ``spas_vth`` (N,),
-    ``noise_cv`` (N,), ``phase_noise`` (N,), ``period`` (N,), ``ff`` (N, FF_BINS, 2).
+    Per-instance parameters (set by the owner, e.g. the env's reset): ``strength`` (2, N),
+    ``dorsi`` (2, N) (dorsiflexor strength factor), ``tau_max`` (N,), ``spas_gain`` (2, 2, N)
+    (knee, ankle; zero on the non-paretic leg), ``spas_vth`` (2, N) (knee, ankle),
+    ``noise_cv`` (N,), ``phase_noise`` (N,), ``period`` (N,), ``ff`` (N, FF_BINS, 2) (hip, knee).
+    Stacked per-joint arrays are ``(3, 2, N)`` (joint, leg, instance); ``qr_h``, ``act_k``, ...
+    are views of their rows.
     """
 
-    STATE = (
-        "phase", "rate_mult", "qh_buf", "qk_buf", "qdh_buf", "qdk_buf", "spas_act", "noise",
-        "noise_t", "ptr",
-    )  # fmt: skip
+    STATE = ("phase", "rate_mult", "q_buf", "qd_buf", "spas_act", "noise", "noise_t", "ptr")
     PARAMS = (
-        "strength", "tau_max", "spas_gain", "spas_vth", "noise_cv", "phase_noise", "period",
-        "ff",
+        "strength", "dorsi", "tau_max", "spas_gain", "spas_vth", "noise_cv", "phase_noise",
+        "period", "ff",
     )  # fmt: skip
     #: per-step outputs (recomputed every control step; copied with sub-batches)
     OUTPUTS = (
-        "qr_h", "qr_k", "qdr_h", "qdr_k", "slow_h", "slow_k", "gain_h", "gain_k", "lim_h",
-        "lim_k", "tau_spas", "leg_phase", "fb_h", "fb_k", "act_h", "act_k", "ff_h", "ff_k",
+        "qr", "qdr", "slow", "gain", "gain_df", "lo", "hi", "tau_spas", "leg_phase", "fb", "act",
+        "ff_now", "gains",
     )  # fmt: skip
 
     def __init__(self, num: int, dtype: Any = np.float32) -> None:
         self.num = n = int(num)
         self.dtype = dt = np.dtype(dtype)
         self.strength = np.ones((2, n), dt)
+        self.dorsi = np.ones((2, n), dt)
         self.tau_max = np.full(n, TAU_MAX_PER_KG * 75.0, dt)
-        self.spas_gain = np.zeros((2, n), dt)
-        self.spas_vth = np.full(n, np.inf, dt)
+        self.spas_gain = np.zeros((2, 2, n), dt)
+        self.spas_vth = np.full((2, n), 1e6, dt)
         self.noise_cv = np.zeros(n, dt)
         self.phase_noise = np.zeros(n, dt)
         self.period = np.full(n, 1.2, dt)
-        self.ff = np.zeros((n, FF_BINS, 2), dt)
+        self.ff = np.zeros((n, FF_BINS, FF_JOINTS), dt)
         self.phase = np.zeros(n, np.float64)  # float64 clock: no drift over long episodes
         self.rate_mult = np.ones(n, np.float64)
-        for name in ("qh_buf", "qk_buf", "qdh_buf", "qdk_buf"):
-            setattr(self, name, np.zeros((_BUF, 2, n), dt))
-        self.spas_act = np.zeros((2, n), dt)
-        self.noise = np.zeros((2, 2, n), dt)  # (joint, leg, N)
+        self.q_buf = np.zeros((_BUF, N_JOINTS, 2, n), dt)
+        self.qd_buf = np.zeros((_BUF, N_JOINTS, 2, n), dt)
+        self.spas_act = np.zeros((2, 2, n), dt)
+        self.noise = np.zeros((N_JOINTS, 2, n), dt)
         self.noise_t = np.zeros(n, np.int64)
         self.ptr = np.zeros((), np.int64)
-        # control-step outputs
-        for name in self.OUTPUTS:
-            setattr(self, name, np.zeros((2, n), dt))
+        for name in ("qr", "qdr", "slow", "gain", "lo", "hi", "tau_spas", "fb", "act", "ff_now"):
+            setattr(self, name, np.zeros((N_JOINTS, 2, n), dt))
+        self.gain_df = np.zeros((2, n), dt)
+        self.leg_phase = np.zeros((2, n), dt)
         self._inst = np.arange(n)[None, :] * FF_BINS
+        # per-joint gains (3, 1, N): hip and knee fixed, the ankle's scaled with the body mass
+        # (recomputed from tau_max = TAU_MAX_PER_KG M at every control step)
+        self.gains = np.zeros((4, N_JOINTS, 1, n), dt)  # K_int, B_int, K_ref, B_ref
+        for g, values in enumerate((K_INT, B_INT, K_REF, B_REF)):
+            self.gains[g, :2] = _col(values)
+
+    # views: the names the env, baselines and tests read
+    qr_h = property(lambda self: self.qr[0])
+    qr_k = property(lambda self: self.qr[1])
+    qr_a = property(lambda self: self.qr[2])
+    qdr_h = property(lambda self: self.qdr[0])
+    qdr_k = property(lambda self: self.qdr[1])
+    qdr_a = property(lambda self: self.qdr[2])
+    act_h = property(lambda self: self.act[0])
+    act_k = property(lambda self: self.act[1])
+    act_a = property(lambda self: self.act[2])
 
     def get_state(self) -> dict[str, np.ndarray]:
         keys = (*self.STATE, *self.PARAMS, *self.OUTPUTS)
@@ -160,19 +209,23 @@ class HumanController:
         for k in (*self.STATE, *self.PARAMS, *self.OUTPUTS):
             getattr(self, k)[...] = state[k]
 
+    @staticmethod
+    def _joints(sim: WalkerSim) -> tuple[np.ndarray, np.ndarray]:
+        qh, qk, qdh, qdk = sim.joint_angles()
+        qa, qda = sim.ankle_angles()
+        return np.stack([qh, qk, qa]), np.stack([qdh, qdk, qda])
+
     # ---------------------------------------------------------------------------------------
     def reset(self, sim: WalkerSim, idx: np.ndarray, phase: np.ndarray) -> None:
         """Start instances ``idx`` at right-leg phase ``phase``; fill the delay buffers with the
         current state of ``sim`` (call after placing the body)."""
         self.phase[idx] = phase
         self.rate_mult[idx] = 1.0
-        qh, qk, qdh, qdk = sim.joint_angles()
-        for buf, val in (
-            (self.qh_buf, qh), (self.qk_buf, qk), (self.qdh_buf, qdh), (self.qdk_buf, qdk)
-        ):  # fmt: skip
-            buf[:, :, idx] = val[:, idx][None]
-        self.spas_act[:, idx] = 0.0
-        self.noise[:, :, idx] = 0.0
+        q, qd = self._joints(sim)
+        self.q_buf[..., idx] = q[..., idx][None]
+        self.qd_buf[..., idx] = qd[..., idx][None]
+        self.spas_act[..., idx] = 0.0
+        self.noise[..., idx] = 0.0
         self.noise_t[idx] = 0
 
     def begin_step(self, sim: WalkerSim, rng: Any | None, dt_control: float = CONTROL_DT) -> None:
@@ -192,79 +245,85 @@ class HumanController:
         lp[0] = self.phase
         lp[1] = self.phase + 0.5
         lp[1] -= lp[1] >= 1.0
-        qh, qk, dh, dk = reference_lookup(lp, self.dtype)
+        ref = reference_table(lp, self.dtype)  # (6, 2, N)
         rate = (self.rate_mult / self.period).astype(self.dtype)
-        self.qr_h[...] = qh
-        self.qr_k[...] = qk
-        np.multiply(dh, rate, out=self.qdr_h)
-        np.multiply(dk, rate, out=self.qdr_k)
+        self.qr[...] = ref[:3]
+        np.multiply(ref[3:], rate, out=self.qdr)
         # feedforward (linear interpolation in phase, periodic)
         x = lp * FF_BINS
         i0 = np.minimum(x.astype(np.int64), FF_BINS - 1)
         f = (x - i0).astype(self.dtype)
-        j0 = (self._inst + i0) * 2
-        j1 = (self._inst + (i0 + 1) % FF_BINS) * 2
+        j0 = (self._inst + i0) * FF_JOINTS
+        j1 = (self._inst + (i0 + 1) % FF_BINS) * FF_JOINTS
         ffl = self.ff.reshape(-1)
-        ffh = ffl[j0] + f * (ffl[j1] - ffl[j0])
-        ffk = ffl[j0 + 1] + f * (ffl[j1 + 1] - ffl[j0 + 1])
+        for j in range(FF_JOINTS):
+            lo = ffl[j0 + j]
+            self.ff_now[j] = lo + f * (ffl[j1 + j] - lo)
+        mass = (self.tau_max / TAU_MAX_PER_KG)[None, None, :]
+        self.gains[:, 2] = _ANKLE_GAINS * mass
         # delayed correction
         p = int(self.ptr)
         sd = (p - 1 - REFLEX_DELAY_STEPS) % _BUF
-        self.ff_h[...] = ffh
-        self.ff_k[...] = ffk
-        self.slow_h[...] = (
-            ffh + K_REF[0] * (qh - self.qh_buf[sd]) + B_REF[0] * (self.qdr_h - self.qdh_buf[sd])
+        self.slow[...] = (
+            self.ff_now
+            + self.gains[2] * (self.qr - self.q_buf[sd])
+            + self.gains[3] * (self.qdr - self.qd_buf[sd])
         )
-        self.slow_k[...] = (
-            ffk + K_REF[1] * (qk - self.qk_buf[sd]) + B_REF[1] * (self.qdr_k - self.qdk_buf[sd])
-        )
-        # spasticity: delayed knee-flexion velocity above threshold, first-order activation
+        # spasticity (knee, ankle): delayed stretch velocity above threshold (knee flexion,
+        # ankle dorsiflexion), first-order activation; the reflex torque opposes the stretch
         ss = (p - 1 - SPAS_DELAY_STEPS) % _BUF
-        target = np.maximum(self.qdk_buf[ss] - self.spas_vth, 0.0)
+        target = np.maximum(self.qd_buf[ss, 1:] - self.spas_vth[:, None, :], 0.0)
         self.spas_act += (target - self.spas_act) * (1.0 - np.exp(-dt_control / SPAS_TAU))
-        np.multiply(self.spas_act, -self.spas_gain, out=self.tau_spas)
+        np.multiply(self.spas_act, -self.spas_gain, out=self.tau_spas[1:])
         # motor noise, held for NOISE_HOLD_STEPS control steps
         if rng is not None:
             due = self.noise_t <= 0
             if due.any():
                 idx = np.flatnonzero(due)
-                xi = rng.normal(4, idx).T.reshape(2, 2, -1)
-                self.noise[:, :, idx] = np.clip(xi, -3.0, 3.0)
+                xi = rng.normal(2 * N_JOINTS, idx).T.reshape(N_JOINTS, 2, -1)
+                self.noise[..., idx] = np.clip(xi, -3.0, 3.0)
                 self.noise_t[idx] = NOISE_HOLD_STEPS
             self.noise_t -= 1
         s = self.strength
-        np.multiply(s, 1.0 + self.noise_cv * self.noise[0], out=self.gain_h)
-        np.multiply(s, 1.0 + self.noise_cv * self.noise[1], out=self.gain_k)
-        np.multiply(s, self.tau_max, out=self.lim_h)
-        self.lim_k[...] = self.lim_h
+        np.multiply(s, 1.0 + self.noise_cv * self.noise, out=self.gain)
+        np.multiply(self.gain[2], self.dorsi, out=self.gain_df)
+        lim = s * self.tau_max
+        self.hi[:2] = lim
+        self.lo[:2] = -lim
+        self.lo[2] = -lim
+        self.hi[2] = s * self.dorsi * (TAU_MAX_DORSI_PER_KG / TAU_MAX_PER_KG) * self.tau_max
 
-    def torques(self, sim: WalkerSim, t_sub: float) -> tuple[np.ndarray, np.ndarray]:
-        """Human joint torques ``(tau_h, tau_k)`` (2, N) at ``t_sub`` s into the control step.
+    def torques(self, sim: WalkerSim, t_sub: float) -> tuple[np.ndarray, ...]:
+        """Human joint torques ``(tau_h, tau_k, tau_a, k_a, c_a)`` (2, N) at ``t_sub`` s into the
+        control step; ``k_a``, ``c_a``: the ankle torque's stiffness and damping (its slopes in
+        the ankle angle and rate), for the physics' implicit foot step.
 
-        Also stores the feedback part (``fb_h``, ``fb_k``, before strength and noise) and the
-        active torques (``act_h``, ``act_k``, without spasticity).
+        Also stores the feedback part (``fb``, before strength and noise) and the active
+        torques (``act``, without spasticity).
         """
-        qh, qk, qdh, qdk = sim.joint_angles()
-        fb_h = K_INT[0] * (self.qr_h + self.qdr_h * t_sub - qh) + B_INT[0] * (self.qdr_h - qdh)
-        fb_k = K_INT[1] * (self.qr_k + self.qdr_k * t_sub - qk) + B_INT[1] * (self.qdr_k - qdk)
-        fb_h += self.slow_h
-        fb_k += self.slow_k
-        np.multiply(fb_h, self.gain_h, out=self.act_h)
-        np.multiply(fb_k, self.gain_k, out=self.act_k)
-        np.clip(self.act_h, -self.lim_h, self.lim_h, out=self.act_h)
-        np.clip(self.act_k, -self.lim_k, self.lim_k, out=self.act_k)
-        np.subtract(fb_h, self.ff_h, out=self.fb_h)  # feedback part only (for ILC)
-        np.subtract(fb_k, self.ff_k, out=self.fb_k)
-        return self.act_h, self.act_k + self.tau_spas
+        q, qd = self._joints(sim)
+        fb = self.gains[0] * (self.qr + self.qdr * t_sub - q) + self.gains[1] * (self.qdr - qd)
+        fb += self.slow
+        g = self.gain.copy()
+        g[2] = np.where(fb[2] > 0.0, self.gain_df, g[2])
+        np.multiply(fb, g, out=self.act)
+        np.clip(self.act, self.lo, self.hi, out=self.act)
+        np.subtract(fb, self.ff_now, out=self.fb)  # feedback part only (for ILC)
+        ga = g[2]
+        return (
+            self.act[0],
+            self.act[1] + self.tau_spas[1],
+            self.act[2] + self.tau_spas[2],
+            ga * self.gains[0, 2],
+            ga * self.gains[1, 2],
+        )
 
     def end_step(self, sim: WalkerSim) -> None:
         """Record the state at the end of the control step into the delay buffers."""
         p = int(self.ptr)
-        qh, qk, qdh, qdk = sim.joint_angles()
-        self.qh_buf[p] = qh
-        self.qk_buf[p] = qk
-        self.qdh_buf[p] = qdh
-        self.qdk_buf[p] = qdk
+        q, qd = self._joints(sim)
+        self.q_buf[p] = q
+        self.qd_buf[p] = qd
         self.ptr[...] = (p + 1) % _BUF
 
 
@@ -276,15 +335,15 @@ ILC_STRIDES = 50
 # Learning from zero feedforward diverges (the stance knee buckles, impacts grow): during the
 # first ILC_GUIDE_STRIDES strides a stiff joint-space guidance (a teacher, faded out linearly)
 # keeps the body near the reference, and its torque counts as feedback to be learned.
-ILC_GUIDE_K = (600.0, 600.0)
-ILC_GUIDE_B = (40.0, 20.0)
+ILC_GUIDE_K = (600.0, 600.0, 300.0)  # hip, knee, ankle
+ILC_GUIDE_B = (40.0, 20.0, 10.0)
 ILC_GUIDE_STRIDES = 25
 ILC_GUIDE_BWS = 0.9  # body-weight support at the start of learning (faded with the guidance)
 FF_GRID_BETA = (0.2, 0.3, 0.4, 0.5, 0.6)
 # dimensionless stride period T sqrt(g / H); covers T in [1.0, 1.9] s over H in [1.55, 1.90] m
 FF_GRID_TN = (2.2, 2.6, 3.0, 3.4, 3.8, 4.2, 4.6)
 FF_NOMINAL = (75.0, 1.75)  # body the grid is learned on; tables scale with M g H
-_FF_VERSION = 1
+_FF_VERSION = 2
 
 
 def learn_feedforward(
@@ -301,9 +360,14 @@ def learn_feedforward(
     """Learn the human feedforward by ILC on the unimpaired model with zero exo torque.
 
     ``tau_ff <- tau_ff + 0.2 * smooth5(<feedback torque>_bin)`` once per stride, for ``strides``
-    strides (docs/envs/exoskeleton.md). All inputs ``(n,)``; returns ``(n, FF_BINS, 2)`` (N m, hip
-    and knee, both legs share the table shifted by half a cycle). ``history``: if a list, the
-    per-stride RMS feedback torque ``(n,)`` of each update is appended (convergence check).
+    strides (docs/envs/exoskeleton.md). All inputs ``(n,)``; returns ``(n, FF_BINS, 2)`` (N m,
+    hip and knee; both legs share the table shifted by half a cycle). The ankle has no learned
+    feedforward: in stance it acts as a spring about its reference (the walker's intent), so
+    that its push-off follows the load the leading leg takes over; learning it to track the
+    reference made the stance ankle kinematic and the foot loading collide
+    (docs/envs/exoskeleton.md). ``history``: if a
+    list, the per-stride RMS feedback torque ``(n,)`` of each update is appended (convergence
+    check).
     """
     n = len(mass)
     sim = WalkerSim(n, config, dtype)
@@ -318,39 +382,31 @@ def learn_feedforward(
     place_on_reference(sim, idx, np.zeros(n), np.asarray(period))
     hum.reset(sim, idx, np.zeros(n))
     nsub = max(1, round(CONTROL_DT / sim.config.dt))
-    sums = np.zeros((n, FF_BINS, 2))
+    sums = np.zeros((n, FF_BINS, FF_JOINTS))
     counts = np.zeros((n, FF_BINS))
     done = np.zeros(n, np.int64)
     inst = np.arange(n)
     kernel_offsets = np.arange(ILC_SMOOTH) - ILC_SMOOTH // 2
     max_steps = int(np.ceil(strides * np.max(period) * 1.2 / CONTROL_DT)) + 10
+    gk, gb = _col(ILC_GUIDE_K), _col(ILC_GUIDE_B)
     for _ in range(max_steps):
         prev = hum.phase.copy()
         hum.begin_step(sim, None)
-        fbh = np.zeros((2, n))
-        fbk = np.zeros((2, n))
+        fb = np.zeros((N_JOINTS, 2, n))
         g = max(0.0, 1.0 - float(done.min()) / max(1, guidance_strides))
         sim.beta[:] = beta + (ILC_GUIDE_BWS - beta) * g
         for k in range(nsub):
-            th, tk = hum.torques(sim, k * sim.config.dt)
-            qh, qk, qdh, qdk = sim.joint_angles()
             t = k * sim.config.dt
-            gh = g * (
-                ILC_GUIDE_K[0] * (hum.qr_h + hum.qdr_h * t - qh)
-                + ILC_GUIDE_B[0] * (hum.qdr_h - qdh)
-            )
-            gk = g * (
-                ILC_GUIDE_K[1] * (hum.qr_k + hum.qdr_k * t - qk)
-                + ILC_GUIDE_B[1] * (hum.qdr_k - qdk)
-            )
-            fbh += hum.fb_h + gh
-            fbk += hum.fb_k + gk
-            sim.substep(th + gh, tk + gk)
+            th, tk, ta, ka, ca = hum.torques(sim, t)
+            q, qd = hum._joints(sim)
+            guide = g * (gk * (hum.qr + hum.qdr * t - q) + gb * (hum.qdr - qd))
+            fb += hum.fb + guide
+            sim.substep(th + guide[0], tk + guide[1], ta + guide[2], ka + g * gk[2], ca + g * gb[2])
         hum.end_step(sim)
         bins = np.minimum((hum.leg_phase * FF_BINS).astype(np.int64), FF_BINS - 1)
         for leg in range(2):
-            np.add.at(sums, (inst, bins[leg], 0), fbh[leg] / nsub)
-            np.add.at(sums, (inst, bins[leg], 1), fbk[leg] / nsub)
+            for j in range(FF_JOINTS):
+                np.add.at(sums, (inst, bins[leg], j), fb[j, leg] / nsub)
             np.add.at(counts, (inst, bins[leg]), 1.0)
         wrapped = np.flatnonzero((hum.phase < prev) & (done < strides))
         rms = np.full(n, np.nan)
@@ -379,15 +435,24 @@ def _grid_key(config: PhysicsConfig | None = None) -> str:
     key = {
         "version": _FF_VERSION,
         "winter": WINTER,
-        "roll": FOOT_ROLL_RATIO,
-        "gains": [K_INT, B_INT, K_REF, B_REF, TAU_MAX_PER_KG],
+        "gains": [K_INT, B_INT, K_REF, B_REF, ANKLE_GAINS_PER_KG, TAU_MAX_PER_KG],
+        "dorsi": TAU_MAX_DORSI_PER_KG,
+        "guide": [ILC_GUIDE_K, ILC_GUIDE_B, ILC_GUIDE_STRIDES, ILC_GUIDE_BWS],
         "delays": [REFLEX_DELAY_STEPS, CONTROL_DT],
         "belt": BELT_GAIN,
         "ilc": [ILC_GAIN, ILC_SMOOTH, ILC_STRIDES],
         "grid": [FF_GRID_BETA, FF_GRID_TN, FF_NOMINAL],
         "physics": _learning_config(config).key(),
         "ref": REF_COEFFS.round(6).tolist(),
-        "passive": [ANDERSON_HIP_K, ANDERSON_HIP_THETA, ANDERSON_KNEE_K, ANDERSON_KNEE_THETA],
+        "passive": [
+            ANDERSON_HIP_K,
+            ANDERSON_HIP_THETA,
+            ANDERSON_KNEE_K,
+            ANDERSON_KNEE_THETA,
+            ANDERSON_ANKLE_K,
+            ANDERSON_ANKLE_THETA,
+        ],
+        "foot": [FOOT_HEEL, FOOT_BALL],
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -412,7 +477,7 @@ def feedforward_grid(cache: bool = True, config: PhysicsConfig | None = None) ->
         try:
             with np.load(path) as data:
                 grid = data["grid"]
-            if grid.shape == (len(FF_GRID_BETA), len(FF_GRID_TN), FF_BINS, 2):
+            if grid.shape == (len(FF_GRID_BETA), len(FF_GRID_TN), FF_BINS, FF_JOINTS):
                 _FF_GRIDS[key] = grid
                 return grid
         except (OSError, ValueError, KeyError):
@@ -424,7 +489,9 @@ def feedforward_grid(cache: bool = True, config: PhysicsConfig | None = None) ->
     ff = learn_feedforward(
         np.full(n, M0), np.full(n, H0), bb.ravel(), period, config=_learning_config(config)
     )
-    grid = (ff / (M0 * GRAVITY * H0)).reshape(len(FF_GRID_BETA), len(FF_GRID_TN), FF_BINS, 2)
+    grid = (ff / (M0 * GRAVITY * H0)).reshape(
+        len(FF_GRID_BETA), len(FF_GRID_TN), FF_BINS, FF_JOINTS
+    )
     if cache:
         try:
             atomic_write(path, lambda fh: np.savez(fh, grid=grid))
