@@ -86,7 +86,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="all", choices=[*ENVS, "all"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 256, 4096, 16384])
-    parser.add_argument("--sync-n", type=int, default=256)
+    parser.add_argument(
+        "--sync-n", type=int, default=256, help="SyncVectorEnv comparison size (0: skip it)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps-budget", type=float, default=2.0e5, help="env-steps per run")
     parser.add_argument("--seed", type=int, default=0)
@@ -94,6 +96,8 @@ def main() -> None:
         "--env-option", action="append", default=[], help="env constructor option key=value"
     )
     args = parser.parse_args()
+    if args.sync_n < 0 or min(args.sizes) < 1:
+        parser.error("--sizes must be >= 1 and --sync-n >= 0 (0 skips the SyncVectorEnv run)")
     from saferl.config import parse_override
 
     options = {".".join(k): v for k, v in map(parse_override, args.env_option)}
@@ -125,6 +129,8 @@ def main() -> None:
             best = _row("native", n, rates)
             if n == args.sync_n:
                 native_at_sync = best
+        if args.sync_n == 0:
+            continue
         if native_at_sync is None:
             steps = steps_for(args.sync_n, args.steps_budget)
             rates = bench_native(env_id, args.sync_n, steps, args.repeats, args.seed, **options)

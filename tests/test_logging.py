@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from saferl.log import add_jsonl_handler, remove_handler, setup_logging
+from saferl.log import add_jsonl_handler, console_level, remove_handler, setup_logging
 
 
 def test_jsonl_handler_writes_one_parseable_record_per_line(tmp_path):
@@ -42,3 +42,21 @@ def test_setup_logging_sets_level_and_rejects_unknown(capsys):
     with pytest.raises(ValueError, match="--log-level"):
         setup_logging("chatty")
     setup_logging("INFO")
+
+
+def test_run_log_file_does_not_raise_the_console_level(tmp_path, capsys):
+    # --log-level WARNING: a run's log file records INFO, the console still shows only warnings.
+    setup_logging("WARNING")
+    handler = add_jsonl_handler(tmp_path / "log.jsonl")
+    log = logging.getLogger("saferl.training.trainer")
+    try:
+        log.info("epoch 1 done")
+        log.warning("rolled back")
+        assert console_level() == "WARNING"
+    finally:
+        remove_handler(handler)
+        setup_logging("INFO")
+    err = capsys.readouterr().err
+    assert "rolled back" in err and "epoch 1 done" not in err
+    levels = [json.loads(x)["level"] for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert levels == ["INFO", "WARNING"]

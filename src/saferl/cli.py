@@ -16,7 +16,7 @@ import typer
 
 from saferl import __version__
 from saferl.config import ConfigError, default_config_path, load_config
-from saferl.log import LEVELS, setup_logging
+from saferl.log import LEVELS, console_level, setup_logging
 from saferl.registry import ENVS, RegistryError
 
 logger = logging.getLogger(__name__)
@@ -262,7 +262,7 @@ def _launch_distributed(
                 f"--nproc {nproc}: {resume} was trained on {saved.get('world_size', 1)} "
                 "process(es); resume it with as many (each one's env state is in its checkpoint)"
             )
-    args = ["--log-level", logging.getLevelName(logging.getLogger("saferl").level), "train"]
+    args = ["--log-level", console_level(), "train"]
     if resume is not None:
         args += ["--resume", str(resume)]
     else:
@@ -327,6 +327,13 @@ def evaluate(
         list[str] | None,
         typer.Option("--set", "-s", help="Override eval.* or env.* fields (repeatable)."),
     ] = None,
+    track: Annotated[
+        bool,
+        typer.Option(
+            "--track/--no-track",
+            help="Also send the evaluation to the run's MLflow run (when it was tracked there).",
+        ),
+    ] = True,
 ) -> None:
     """Evaluate a trained policy: results.json, per-episode CSV and reports in RUN_DIR/eval/."""
     from saferl.training.evaluation import EvaluationError, run_evaluate
@@ -339,6 +346,7 @@ def evaluate(
             episodes=episodes,
             report=report,
             overrides=list(set_ or []),
+            track=track,
         )
     except (EvaluationError, ConfigError, RegistryError) as exc:
         _fail(str(exc))
@@ -751,7 +759,7 @@ def tune(
                 warm_start_study=warm_start,
                 warm_start_storage=warm_start_storage,
                 plots=plots,
-                log_level=logging.getLevelName(logging.getLogger("saferl").getEffectiveLevel()),
+                log_level=console_level(),
             )
     except (ConfigError, RegistryError, UserError) as exc:
         _fail(_flag_message(str(exc)))

@@ -58,7 +58,19 @@ def setup_logging(level: str | int = "INFO") -> None:
             root.removeHandler(h)
     handler = _ConsoleHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    # The console keeps its level when a run's log file lowers the logger's (add_jsonl_handler).
+    handler.setLevel(level)
     root.addHandler(handler)
+
+
+def console_level() -> str:
+    """The console's level name as set by :func:`setup_logging` (the ``saferl`` logger's
+    effective level when it was not called), for passing ``--log-level`` to child processes."""
+    root = logging.getLogger("saferl")
+    for h in root.handlers:
+        if isinstance(h, _ConsoleHandler) and h.level != logging.NOTSET:
+            return logging.getLevelName(h.level)
+    return logging.getLevelName(root.getEffectiveLevel())
 
 
 class _ConsoleHandler(logging.StreamHandler):
