@@ -7,7 +7,9 @@ runs them as its second step: ``pytest -n 2 -m mlflow``.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _standins import HERE, toy_overrides
-from _tracking_helpers import MLflowServer
+from _tracking_helpers import MLflowServer, free_port
 
 from saferl.training.tracking import read_metrics, read_tracking_file
 
@@ -240,6 +242,48 @@ def test_policy_logged_as_a_pyfunc_model_gives_saferls_own_actions(tmp_path, mon
     assert tags["saferl.seed"] == "0" and "saferl.version.torch" in tags
     # MLflow's implicit defaults (./mlflow.db, ./mlruns) are never used.
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
+
+    # `saferl evaluate` sends its files and numbers to the same MLflow run, no new run.
+    res = _evaluate(run, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert f"evaluation sent to MLflow run {info['run_id']}" in res.stdout
+    sent = {a.path for a in client.list_artifacts(info["run_id"], "eval")}
+    assert {"eval/results.json", "eval/episodes.csv", "eval/report.md"} <= sent
+    results = json.loads((run / "eval" / "results.json").read_text())
+    logged = client.get_run(info["run_id"]).data
+    n = 0
+    for protocol, block in results["protocols"].items():
+        for condition, summary in block["conditions"].items():
+            for key in ("return", "cost", "violation_rate"):
+                name = f"eval/{protocol}/{condition}/{key}"
+                assert logged.metrics[name] == pytest.approx(summary[key]["estimate"]), name
+                n += 1
+    assert n >= 3
+    assert logged.tags["saferl.eval.checkpoint"] == results["model"]["checkpoint"]
+    experiment = client.get_run(info["run_id"]).info.experiment_id
+    assert [r.info.run_id for r in client.search_runs([experiment])] == [info["run_id"]]
+
+    # The tracking server is down: the evaluation still succeeds, with one warning line.
+    down = tmp_path / "down"
+    shutil.copytree(run, down, ignore=shutil.ignore_patterns("eval"))
+    tracking = json.loads((down / "tracking.json").read_text())
+    tracking["mlflow"]["tracking_uri"] = f"http://127.0.0.1:{free_port()}"
+    (down / "tracking.json").write_text(json.dumps(tracking))
+    res = _evaluate(down, tmp_path)
+    assert res.returncode == 0, res.stderr
+    warnings = [line for line in res.stderr.splitlines() if "not sent to MLflow" in line]
+    assert len(warnings) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert (down / "eval" / "results.json").is_file() and (down / "eval" / "report.md").is_file()
+
+
+def _evaluate(run: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "saferl", "evaluate", str(run), "--episodes", "4"],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_example_script_with_wandb_and_mlflow_offline_without_a_key(tmp_path, monkeypatch):

@@ -135,6 +135,7 @@ def run_evaluate(
     episodes: int | None = None,
     report: bool = True,
     overrides: list[str] | None = None,
+    track: bool = True,
 ) -> int:
     """What ``saferl evaluate RUN_DIR`` calls; returns the exit code (0).
 
@@ -145,6 +146,8 @@ def run_evaluate(
         episodes: episodes per protocol condition; None: ``eval.episodes``.
         report: also write plots, ``report.md`` and ``report.html``.
         overrides: ``--set`` overrides applied to the run's config (``eval.*``, ``env.*``).
+        track: also send the evaluation to the run's MLflow run, when it has one (see
+            :func:`send_to_trackers`).
 
     Writes ``RUN_DIR/eval/{results.json, episodes.csv[, report.md, report.html, plots/]}`` and
     prints where.
@@ -162,7 +165,30 @@ def run_evaluate(
 
     paths = write_evaluation(out_dir, results, table, report=report)
     _print_summary(results, paths)
+    if track and model.run_dir is not None:
+        send_to_trackers(model.run_dir, out_dir, results)
     return 0
+
+
+def send_to_trackers(run_dir: str | Path, eval_dir: str | Path, results: dict[str, Any]) -> bool:
+    """Send an evaluation's files and summary numbers to the MLflow run that tracked the run
+    (``tracking.json``); nothing when it had none. A failure (mlflow missing, server down) is one
+    warning: the evaluation's own files are already written. Returns whether it was sent."""
+    from saferl.training.tracking.mlflow_backend import log_evaluation
+
+    try:
+        where = log_evaluation(run_dir, eval_dir, results)
+    except Exception as exc:  # a tracker never fails an evaluation
+        logger.warning(
+            "evaluation not sent to MLflow (%s: %s); its files are in %s",
+            exc.__class__.__name__,
+            str(exc).splitlines()[0] if str(exc) else "",
+            eval_dir,
+        )
+        return False
+    if where:
+        print(where)
+    return bool(where)
 
 
 def _print_summary(results: dict[str, Any], paths: dict[str, Path]) -> None:

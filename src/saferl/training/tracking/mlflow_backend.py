@@ -28,8 +28,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,7 @@ from saferl.training.tracking.base import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MLflowTracker", "default_mlflow_uri"]
+__all__ = ["MLflowTracker", "default_mlflow_uri", "log_evaluation"]
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 MAX_PARAMS_PER_BATCH = 100
@@ -68,6 +70,65 @@ def _param_value(value: Any) -> str:
     return text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
 
 
+def _quiet_http_defaults() -> None:
+    """No MLflow-internal HTTP retries (a caller retries or gives up) and a 10-s timeout, unless
+    the ``MLFLOW_HTTP_REQUEST_*`` variables say otherwise."""
+    for var, value in (
+        ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0"),
+        ("MLFLOW_HTTP_REQUEST_TIMEOUT", "10"),
+    ):
+        os.environ.setdefault(var, value)
+
+
+_METRIC_NAME_BAD = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+def log_evaluation(
+    run_dir: str | Path, eval_dir: str | Path, results: Mapping[str, Any]
+) -> str | None:
+    """Send one ``saferl evaluate`` of a run to the run's MLflow run (the one in its
+    ``tracking.json``): the files of ``eval_dir`` as artifacts under ``eval/`` (a later
+    evaluation replaces them), each protocol condition's mean return, mean cost and violation
+    rate as metrics ``eval/<protocol>/<condition>/{return,cost,violation_rate}`` at step = the
+    evaluated checkpoint's env steps, and the checkpoint as the tag ``saferl.eval.checkpoint``.
+
+    Returns:
+        a line saying where it went, or None when the run has no MLflow run.
+
+    Raises:
+        BackendUnavailableError: the run has an MLflow run but mlflow is not installed.
+        Exception: whatever the MLflow client raises (server down, ...): the caller reports it;
+            the evaluation's own files are written before this is called.
+    """
+    stored = read_tracking_file(run_dir).get("mlflow") or {}
+    run_id, uri = stored.get("run_id"), stored.get("tracking_uri")
+    if not run_id or not uri:
+        return None
+    require_package("mlflow")
+    _quiet_http_defaults()
+    from mlflow.entities import Metric, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    model = results.get("model") or {}
+    step = int(model.get("env_steps") or 0)
+    stamp = int(time.time() * 1000)
+    metrics = []
+    for protocol, block in (results.get("protocols") or {}).items():
+        for condition, s in (block.get("conditions") or {}).items():
+            prefix = _METRIC_NAME_BAD.sub("_", f"eval/{protocol}/{condition}")
+            for key in ("return", "cost", "violation_rate"):
+                value = (s.get(key) or {}).get("estimate")
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    metrics.append(Metric(f"{prefix}/{key}", float(value), stamp, step))
+    tags = [RunTag("saferl.eval.checkpoint", str(model.get("checkpoint") or ""))]
+    for i in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=metrics[i : i + MAX_METRICS_PER_BATCH])
+    client.log_batch(run_id, tags=tags)
+    client.log_artifacts(run_id, str(eval_dir), artifact_path="eval")
+    return f"evaluation sent to MLflow run {run_id} at {uri} ({len(metrics)} metrics, eval/ files)"
+
+
 class MLflowTracker:
     """See the module docstring.
 
@@ -84,11 +145,7 @@ class MLflowTracker:
         self, run_dir: str | Path, tracking_config: Any, *, context: TrackerContext | None = None
     ) -> None:
         require_package("mlflow")
-        for var, value in (
-            ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0"),
-            ("MLFLOW_HTTP_REQUEST_TIMEOUT", "10"),
-        ):
-            os.environ.setdefault(var, value)
+        _quiet_http_defaults()
         self.run_dir = Path(run_dir)
         self.cfg = tracking_config
         self.context = context
