@@ -513,7 +513,12 @@ def test_make_vec_factory_and_scripted_policies():
     assert isinstance(env, ExoGaitVecEnv) and env.num_envs == 3
     assert env.constraints is EXO_CONSTRAINTS
     assert ExoGaitVecEnv.constraints is EXO_CONSTRAINTS  # readable without an instance
-    assert set(ExoGaitVecEnv.SCRIPTED_POLICIES) == {"zero_torque", "pd_guidance", "spline_pulse"}
+    assert set(ExoGaitVecEnv.SCRIPTED_POLICIES) == {
+        "zero_torque",
+        "pd_guidance",
+        "spline_pulse",
+        "aan_impedance",
+    }
     obs, _ = env.reset(seed=0)
     for name, factory in ExoGaitVecEnv.SCRIPTED_POLICIES.items():
         pol = factory()

@@ -20,7 +20,13 @@ The names users import are re-exported here (``saferl.envs.exoskeleton.ExoGaitVe
 
 from __future__ import annotations
 
-from saferl.envs.exoskeleton.baselines import BASELINES, PDGuidance, SplinePulse, ZeroTorque
+from saferl.envs.exoskeleton.baselines import (
+    BASELINES,
+    AANImpedance,
+    PDGuidance,
+    SplinePulse,
+    ZeroTorque,
+)
 from saferl.envs.exoskeleton.costs import (
     COSTS,
     EPISODE_STEPS,
@@ -29,6 +35,7 @@ from saferl.envs.exoskeleton.costs import (
     exo_constraints,
 )
 from saferl.envs.exoskeleton.env import (
+    ACTION_MODES,
     CHALLENGES,
     LEVELS,
     OBJECTIVES,
@@ -43,6 +50,7 @@ from saferl.envs.exoskeleton.physics import PhysicsConfig, WalkerSim
 from saferl.envs.exoskeleton.user import WALKER_IMPAIRMENTS, HumanController, ImpairmentLevel
 
 __all__ = [
+    "ACTION_MODES",
     "BASELINES",
     "CHALLENGES",
     "COSTS",
@@ -53,6 +61,7 @@ __all__ = [
     "OBS",
     "TAU_EXO_MAX",
     "WALKER_IMPAIRMENTS",
+    "AANImpedance",
     "CostThresholds",
     "ExoChallenge",
     "ExoGaitEnv",

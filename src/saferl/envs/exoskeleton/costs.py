@@ -35,6 +35,10 @@ class CostThresholds:
     # knee hyperextension, flexion limits; -10 deg, not the -5 deg first designed: the
     # passive hyperextension stop sits near -7.5 deg (docs/envs/exoskeleton.md)
     knee_rom_deg: tuple[float, float] = (-10.0, 75.0)
+    # `rom` counts a joint outside its safe range only while the exo's torque at that joint
+    # pushes it further out by more than this (N m): the exo's doing, not a contracture the
+    # walker reaches on its own (docs/envs/exoskeleton.md)
+    rom_push_torque: float = 2.0
     hip_speed: float = 5.0  # rad/s, ~1.3x the normative peak
     knee_speed: float = 9.0  # rad/s
     cuff_thigh: float = 220.0  # N (ISO/TS 15066 Table A.2 quasi-static)
@@ -63,10 +67,13 @@ def exo_constraints(t: CostThresholds = COSTS, episode_steps: int = EPISODE_STEP
         [
             Constraint(
                 "rom",
-                "a joint outside its safe range of motion (contracture-shifted)",
+                "the exo pushes a joint further outside its safe range of motion "
+                "(contracture-shifted)",
                 threshold=f"hip [{h[0]:g}, {h[1]:g}] deg, knee [{k[0]:g}, {k[1]:g}] deg, minus "
-                "contracture shifts",
-                source="reference ROM plus margin [design]",
+                f"contracture shifts, while the exo torque at that joint points outwards by more "
+                f"than {t.rom_push_torque:g} N m",
+                source="reference ROM plus margin [design]; exo-caused only, "
+                "docs/envs/exoskeleton.md",
             ),
             Constraint(
                 "joint_speed",
@@ -124,6 +131,8 @@ def step_costs(
     height_ratio: np.ndarray,
     leg_phase: np.ndarray,
     load: np.ndarray,
+    tau_h: np.ndarray,
+    tau_k: np.ndarray,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The step's cost indicators and their magnitude (the sum of normalised excesses).
 
@@ -138,17 +147,21 @@ def step_costs(
         height_ratio: pelvis height / walking height ``y_p / y0``, ``(N,)``.
         leg_phase: each leg's gait phase in [0, 1), ``(2, N)``; ``load``: foot load
             ``F_n / (M g)``, ``(2, N)``.
+        tau_h, tau_k: the delivered exo hip and knee torques (N m), ``(2, N)``: a joint
+            outside its range counts for ``rom`` only while the exo pushes it further out
+            (by more than ``t.rom_push_torque``).
 
     Returns:
         ``components`` (name -> float32 ``(N,)`` in {0, 1}) and ``magnitude`` float32 ``(N,)``.
     """
     hip_hi = np.deg2rad(t.hip_rom_deg[1])
     knee_lo = np.deg2rad(t.knee_rom_deg[0])
+    push = t.rom_push_torque
     rom_ex = (
-        np.maximum(hip_lo - qh, 0.0)
-        + np.maximum(qh - hip_hi, 0.0)
-        + np.maximum(knee_lo - qk, 0.0)
-        + np.maximum(qk - knee_hi, 0.0)
+        np.where(tau_h < -push, np.maximum(hip_lo - qh, 0.0), 0.0)
+        + np.where(tau_h > push, np.maximum(qh - hip_hi, 0.0), 0.0)
+        + np.where(tau_k < -push, np.maximum(knee_lo - qk, 0.0), 0.0)
+        + np.where(tau_k > push, np.maximum(qk - knee_hi, 0.0), 0.0)
     ).sum(axis=0)
     spd_ex = (
         np.maximum(np.abs(vh) / t.hip_speed - 1.0, 0.0)

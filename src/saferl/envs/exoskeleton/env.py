@@ -34,9 +34,14 @@ from saferl.envs.exoskeleton.costs import (
     step_costs,
 )
 from saferl.envs.exoskeleton.exo import (
+    ASSIST_CORRECTION,
+    ASSIST_GAIN_MAX,
+    ASSIST_RATE,
+    ROM_GUARD_MARGIN,
     TAU_EXO_BANDWIDTH,
     TAU_EXO_MAX,
     TAU_EXO_SLEW,
+    aan_command,
     actuator_substep,
     cuff_forces,
     foot_lifter,
@@ -49,6 +54,7 @@ from saferl.safety import ConstraintSet
 from saferl.utils import parse_choice
 
 __all__ = [
+    "ACTION_MODES",
     "CHALLENGES",
     "EPISODE_STEPS",
     "LEVELS",
@@ -65,6 +71,9 @@ SETTLE_STEPS = 20  # 0.2 s start-up with the exo off before the first observatio
 OBJECTIVES: dict[str, tuple[float, float]] = {"assist": (0.02, 0.2), "rehab": (0.1, 0.0)}
 REWARD_SIGMA = 0.1  # rad
 REWARD_W_RATE = 0.05
+#: ``torque``: 4 exo torques / TAU_EXO_MAX; ``assist``: the exo's assist-as-needed controller
+#: (``exo.aan_command``) with 4 assistance levels and 4 torque corrections
+ACTION_MODES: tuple[str, ...] = ("torque", "assist")
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,12 @@ class ExoGaitVecEnv(SafeVectorEnv):
             default) or a list of N names (fixed per instance, for evaluation).
         challenge: ``"easy" | "standard" | "hard"`` (cadence range, BWS, pushes).
         objective: ``"assist"`` (reduce human effort) or ``"rehab"`` (assist-as-needed).
+        action_mode: ``"torque"`` (default: 4 torques / 60 N m) or ``"assist"`` (8: the
+            assistance level of the exo's assist-as-needed impedance per joint, ``0.75 (a + 1)``
+            in [0, 1.5], then a torque correction per joint, ``15 a`` N m; the exo's ROM guard
+            and a 450 N m/s rate limit act on their sum, ``exo.aan_command``).
+        random_levels: the levels an instance on ``"random"`` draws from, uniformly, per
+            episode (default all four; e.g. ``["none", "mild", "moderate"]``).
         physics_dt: physics substep (s); the control step is 10 ms, so ``0.01 / physics_dt``
             substeps (default 0.0025 -> 4).
         dtype: ``"float32"`` (default) or ``"float64"`` (validation).
@@ -134,7 +149,8 @@ class ExoGaitVecEnv(SafeVectorEnv):
     ``obs_layout`` (an :class:`~saferl.envs.layout.ObsLayout`; docs/envs/exoskeleton.md lists
     them): joint angles, rates, reference and error (hip R, knee R, hip L, knee L), gait phase,
     foot loads, pelvis height and speed, previous exo torques, cuff forces, belt speed, BWS.
-    Action (4 in [-1, 1]): exo torque / 60 N m.
+    Action (4 in [-1, 1]): exo torque / 60 N m (``action_mode="torque"``); 8 in [-1, 1] with
+    ``action_mode="assist"`` (assistance levels, then corrections; hip R, knee R, hip L, knee L).
     ``info``: ``cost``, ``cost_components`` (rom, joint_speed, cuff_force, torque_rate,
     collapse, trip), ``cost_magnitude`` (N,) (sum of normalised excesses), ``impairment``
     (N,) int8, ``rmse`` (N,) rad (instantaneous joint error RMS), ``peak_foot_force`` (N,) N.
@@ -165,6 +181,8 @@ class ExoGaitVecEnv(SafeVectorEnv):
         impairment: Any = "random",
         challenge: str = "standard",
         objective: str = "assist",
+        action_mode: str = "torque",
+        random_levels: Any = LEVELS,
         physics_dt: float = 0.0025,
         dtype: str = "float32",
         privileged_obs: bool = False,
@@ -179,6 +197,16 @@ class ExoGaitVecEnv(SafeVectorEnv):
         self._built_challenge = self.challenge_name  # set_options may change challenge_name
         self.objective = parse_choice(objective, OBJECTIVES, "objective")
         self.w_exo, self.w_hum = OBJECTIVES[self.objective]
+        self.action_mode = parse_choice(action_mode, ACTION_MODES, "action_mode")
+        self._assist = self.action_mode == "assist"
+        if isinstance(random_levels, str) or not len(random_levels):
+            raise ValueError(
+                f"random_levels: expected a list of level names, got {random_levels!r}"
+            )
+        for name in random_levels:
+            parse_choice(name, LEVELS, "random_levels")
+        self.random_levels = tuple(str(x) for x in random_levels)
+        self._random_codes = np.array([LEVELS.index(x) for x in self.random_levels], np.int64)
         if dtype is np.float32 or dtype is np.float64 or isinstance(dtype, np.dtype):
             dtype = np.dtype(dtype).name
         self.dtype = np.dtype(parse_choice(dtype, ("float32", "float64"), "dtype"))
@@ -208,7 +236,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
         super().__init__(
             num_envs,
             observation_space=Box(-self._obs_bound, self._obs_bound, (obs_dim,), np.float32),
-            action_space=Box(-1.0, 1.0, (4,), np.float32),
+            action_space=Box(-1.0, 1.0, (8 if self._assist else 4,), np.float32),
             constraints=constraints,
             max_episode_steps=int(episode_steps),
             instance_offset=instance_offset,
@@ -226,6 +254,8 @@ class ExoGaitVecEnv(SafeVectorEnv):
         self.exo_k = np.zeros((2, n), dt)
         self.prev_h = np.zeros((2, n), dt)
         self.prev_k = np.zeros((2, n), dt)
+        # the assist controller's last command (joint hip/knee, leg, instance), N m
+        self.cmd = np.zeros((2, 2, n), dt)
         # per-instance episode parameters
         self.level = np.zeros(n, np.int8)
         self.paretic = np.zeros(n, np.int8)  # 0 right, 1 left
@@ -246,7 +276,9 @@ class ExoGaitVecEnv(SafeVectorEnv):
         sim, hum, ch = self.sim, self.human, self.challenge
         u = self.rng.uniform(16, idx).astype(np.float64)
         codes = self.level_codes[idx].astype(np.int64)
-        codes = np.where(codes < 0, np.minimum((u[:, 0] * 4).astype(np.int64), 3), codes)
+        k = self._random_codes.size
+        drawn = self._random_codes[np.minimum((u[:, 0] * k).astype(np.int64), k - 1)]
+        codes = np.where(codes < 0, drawn, codes)
         self.level[idx] = codes
         code = _CHALLENGE_CODE[self.challenge_name]
         if (self.episode_challenge[idx] != code).any():  # only after set_options(challenge=)
@@ -310,6 +342,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
         hum.reset(sim, idx, phase0)
         for arr in (self.exo_h, self.exo_k, self.prev_h, self.prev_k, self.fn_peak):
             arr[:, idx] = 0.0
+        self.cmd[..., idx] = 0.0
         self._settle(idx)
 
     def _settle(self, idx: np.ndarray) -> None:
@@ -360,8 +393,11 @@ class ExoGaitVecEnv(SafeVectorEnv):
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
         sim, hum, dt = self.sim, self.human, self.dtype
         a = actions.astype(dt, copy=False)
-        cmd_h = a[:, 0::2].T * TAU_EXO_MAX  # (2, N): hip R, hip L
-        cmd_k = a[:, 1::2].T * TAU_EXO_MAX
+        if self._assist:
+            cmd_h, cmd_k = self._assist_command(a)
+        else:
+            cmd_h = a[:, 0::2].T * TAU_EXO_MAX  # (2, N): hip R, hip L
+            cmd_k = a[:, 1::2].T * TAU_EXO_MAX
         self.prev_h[...] = self.exo_h
         self.prev_k[...] = self.exo_k
         hum.begin_step(sim, self.rng)
@@ -379,6 +415,32 @@ class ExoGaitVecEnv(SafeVectorEnv):
             np.maximum(fpk, sim.fn, out=fpk)
         hum.end_step(sim)
         return self._evaluate()
+
+    def aan_inputs(self) -> tuple[np.ndarray, ...]:
+        """The assist-as-needed controller's inputs now, each ``(2, 2, N)`` (joint hip/knee,
+        leg R/L, instance): tracking error and its rate against the walker's reference at its
+        phase (rad, rad/s), joint angles (rad), and the guarded limits ``lo``, ``hi`` (rad):
+        the safe range (contracture-shifted, as the `rom` cost's) less ``ROM_GUARD_MARGIN``."""
+        qh, qk, qdh, qdk = self.sim.joint_angles()
+        hum, t, m = self.human, self.COSTS, ROM_GUARD_MARGIN
+        q = np.stack([qh, qk])
+        err = hum.qr[:2] - q
+        err_rate = hum.qdr[:2] - np.stack([qdh, qdk])
+        lo = np.stack([self.rom_hip_lo, np.full_like(qk, np.deg2rad(t.knee_rom_deg[0]))]) + m
+        hi = np.stack([np.full_like(qh, np.deg2rad(t.hip_rom_deg[1])), self.rom_knee_hi]) - m
+        return err, err_rate, q, lo, hi
+
+    def _assist_command(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``action_mode="assist"``: actions (N, 8) -> the commanded hip and knee torques
+        (2, N) each, through the exo's assist-as-needed controller (state: ``self.cmd``)."""
+        # (N, 4) in the action order hip R, knee R, hip L, knee L -> (joint, leg, N)
+        gain = (a[:, :4] + 1.0).T.reshape(2, 2, -1).transpose(1, 0, 2) * (0.5 * ASSIST_GAIN_MAX)
+        corr = a[:, 4:].T.reshape(2, 2, -1).transpose(1, 0, 2) * ASSIST_CORRECTION
+        err, err_rate, q, lo, hi = self.aan_inputs()
+        self.cmd[...] = aan_command(
+            err, err_rate, gain, corr, q, lo, hi, self.cmd, ASSIST_RATE * CONTROL_DT
+        )
+        return self.cmd[0], self.cmd[1]
 
     def _update_push_groups(self) -> None:
         groups: list[tuple[ExoChallenge, np.ndarray | None]] = []
@@ -446,6 +508,8 @@ class ExoGaitVecEnv(SafeVectorEnv):
             sim.yp / sim.y0,
             hum.leg_phase,
             load,
+            self.exo_h,
+            self.exo_k,
         )
         self._last_components = np.stack(list(comps.values()))
         # reward: tracking term minus effort and torque-rate terms (docs/envs/exoskeleton.md)
@@ -510,7 +574,7 @@ class ExoGaitVecEnv(SafeVectorEnv):
     # ----------------------------------------------------------------------------- state
     _STATE = (
         "exo_h", "exo_k", "prev_h", "prev_k", "level", "paretic", "rom_hip_lo", "rom_knee_hi",
-        "push_t", "push_f", "fn_peak", "level_codes", "episode_challenge",
+        "push_t", "push_f", "fn_peak", "level_codes", "episode_challenge", "cmd",
     )  # fmt: skip
 
     def _get_options(self) -> dict[str, Any]:
@@ -532,6 +596,8 @@ class ExoGaitVecEnv(SafeVectorEnv):
         return {
             "challenge": self._built_challenge,
             "objective": self.objective,
+            "action_mode": self.action_mode,
+            "random_levels": list(self.random_levels),
             "physics_dt": self.physics.dt,
             "dtype": str(self.dtype),
             "privileged_obs": self.privileged_obs,
@@ -548,11 +614,16 @@ class ExoGaitVecEnv(SafeVectorEnv):
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
         opts, mine = dict(state["options"]), self._fixed_options()
+        opts.setdefault("action_mode", "torque")  # saved before action modes
+        opts.setdefault("random_levels", list(LEVELS))
+        opts["random_levels"] = list(opts["random_levels"])
         if opts != mine:
             raise ValueError(f"state_dict options {opts} differ from this env's {mine}")
         for k in self._STATE:
             if k == "episode_challenge" and k not in state:  # saved before curricula
                 self.episode_challenge[:] = _CHALLENGE_CODE[self.challenge_name]
+            elif k == "cmd" and k not in state:  # saved before action modes
+                self.cmd[...] = 0.0
             else:
                 getattr(self, k)[...] = state[k]
         self._update_push_groups()

@@ -12,12 +12,19 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "AAN_B",
+    "AAN_K",
+    "ASSIST_CORRECTION",
+    "ASSIST_GAIN_MAX",
+    "ASSIST_RATE",
     "CUFF_RATIO",
     "FOOT_LIFTER_K",
     "FOOT_LIFTER_SLACK",
+    "ROM_GUARD_MARGIN",
     "TAU_EXO_BANDWIDTH",
     "TAU_EXO_MAX",
     "TAU_EXO_SLEW",
+    "aan_command",
     "actuator_substep",
     "cuff_forces",
     "foot_lifter",
@@ -33,6 +40,20 @@ CUFF_RATIO = 0.6  # cuff at 0.6 of the segment length
 # the unimpaired push-off (to ~17 deg) through; the strap holds a dropping foot.
 FOOT_LIFTER_K = 1.0  # N m/rad/kg
 FOOT_LIFTER_SLACK = -0.30  # rad
+
+# The exo's own assist-as-needed controller (``action_mode="assist"`` and the ``aan_impedance``
+# baseline): an impedance to the walker's reference at the walker's phase, scaled per joint by
+# an assistance level, plus a bounded torque correction; the exo's ROM guard drops the part of
+# the command that would push a joint further outside the safe range the therapist set (the
+# contracture-shifted limits of the `rom` cost, less ROM_GUARD_MARGIN); the command then passes
+# a rate limiter below the `torque_rate` cost threshold, so noise on the assistance settings is
+# not torque-rate noise. Units: N m/rad, N m s/rad, N m, N m/s.
+AAN_K = (200.0, 150.0)  # hip, knee: PD guidance's stiffness at assistance level 1
+AAN_B = (10.0, 5.0)
+ASSIST_GAIN_MAX = 1.5  # assistance level in [0, 1.5] (1: PD guidance's impedance)
+ASSIST_CORRECTION = 15.0  # |torque correction| <= 15 N m (a quarter of TAU_EXO_MAX)
+ASSIST_RATE = 450.0  # N m/s command rate limit (the torque_rate cost fires above 500)
+ROM_GUARD_MARGIN = float(np.deg2rad(2.0))  # rad inside the safe range
 
 
 def foot_lifter(q_a: np.ndarray, mass: np.ndarray, on: bool = True) -> tuple[np.ndarray, ...]:
@@ -55,6 +76,40 @@ def actuator_substep(tau: np.ndarray, cmd: np.ndarray, gain: float, slew: float)
     step = (cmd - tau) * gain
     np.clip(step, -slew, slew, out=step)
     tau += step
+
+
+def aan_command(
+    err: np.ndarray,
+    err_rate: np.ndarray,
+    gain: np.ndarray,
+    correction: np.ndarray,
+    q: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    prev: np.ndarray,
+    rate_step: float,
+) -> np.ndarray:
+    """The assist-as-needed controller's torque command (N m), ``(2, 2, N)`` (joint hip/knee,
+    leg R/L, instance).
+
+    ``tau = gain (K err + B err_rate) + correction``; where a joint is beyond its guarded limit
+    (``q < lo`` or ``q > hi``) the component pushing it further out is dropped; clipped to
+    ``+-TAU_EXO_MAX``; then ``prev + clip(tau - prev, +-rate_step)``.
+
+    Args:
+        err, err_rate: reference minus joint angle (rad) and rate (rad/s), ``(2, 2, N)``.
+        gain: assistance level per joint (dimensionless), ``(2, 2, N)``.
+        correction: added torque (N m), ``(2, 2, N)``.
+        q: joint angles (rad); ``lo``, ``hi``: guarded limits (rad), ``(2, 2, N)``.
+        prev: the previous command (N m), ``(2, 2, N)``.
+        rate_step: the largest change per call (N m), ``ASSIST_RATE`` times the control step.
+    """
+    k = np.asarray(AAN_K, err.dtype)[:, None, None]
+    b = np.asarray(AAN_B, err.dtype)[:, None, None]
+    tau = gain * (k * err + b * err_rate) + correction
+    tau = np.where(((q < lo) & (tau < 0.0)) | ((q > hi) & (tau > 0.0)), 0.0, tau)
+    np.clip(tau, -TAU_EXO_MAX, TAU_EXO_MAX, out=tau)
+    return prev + np.clip(tau - prev, -rate_step, rate_step)
 
 
 def cuff_forces(
