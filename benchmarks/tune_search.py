@@ -1,13 +1,15 @@
 """Search strategies at equal budget on short wheelchair runs, and worker throughput.
 
-    python benchmarks/tune_search.py [--trials 9] [--seeds 0 1] [--out runs/bench_tune]
+    python benchmarks/tune_search.py [--trials 20] [--seeds 0 1 2] [--trial-steps N]
+        [--num-envs 32] [--batch 4096] [--strategies tpe_median random grid] [--out DIR]
     python benchmarks/tune_search.py --throughput [--trials 6]
 
 Strategies (each a saferl study of ``--trials`` trials on the same base config and space):
-TPE with the median pruner, random search without pruning, and a 3x3 grid (Optuna's
-GridSampler) over the same ranges. Each trial trains CPO on WheelchairSC-v0 (assist mode,
-the settings of configs/wheelchair_cpo.yaml, scaled down: 32 envs, 4,096-step batches,
-``--trial-steps`` env steps) and is scored on 32 evaluation episodes. Printed and written to
+TPE with the median pruner (``tpe_median``; ``tpe`` without pruning), random search without
+pruning, and a 4x5 grid (Optuna's GridSampler) over the same ranges. Each trial trains CPO on WheelchairSC-v0 (assist mode,
+the settings of configs/wheelchair_cpo.yaml, scaled down: ``--num-envs`` envs, ``--batch``-step
+batches, 64x64 networks, ``--trial-steps`` env steps) and is scored on ``--eval-episodes``
+evaluation episodes. Printed and written to
 ``OUT/results.json``: per study the best feasible evaluation return after each trial, env steps
 and seconds used, and the env steps pruning saved. ``--throughput`` runs the same TPE study with
 one and with two worker processes and reports finished trials per minute.
@@ -36,14 +38,19 @@ SPACE = {
         "algo.cost_target_gain": {"type": "float", "low": 0.0, "high": 0.1},
     }
 }
-GRID = {"algo.target_kl": [0.01, 0.03, 0.1], "algo.cost_target_gain": [0.0, 0.05, 0.1]}
+GRID = {
+    "algo.target_kl": [0.01, 0.02, 0.05, 0.1],
+    "algo.cost_target_gain": [0.0, 0.025, 0.05, 0.075, 0.1],
+}
 
 
-def base_overrides(runs: Path, study: str, trial_steps: int, **hopt: object) -> list[str]:
+def base_overrides(
+    runs: Path, study: str, trial_steps: int, scale: argparse.Namespace, **hopt: object
+) -> list[str]:
     out = {
-        "env.num_envs": 32,
+        "env.num_envs": scale.num_envs,
         "algo.hidden_sizes": "[64, 64]",
-        "train.steps_per_epoch": 4096,
+        "train.steps_per_epoch": scale.batch,
         "train.best_eval_episodes": 0,
         "train.plot_every": 1000,
         "train.checkpoint_every": 1000,
@@ -51,7 +58,7 @@ def base_overrides(runs: Path, study: str, trial_steps: int, **hopt: object) -> 
         "eval.num_envs": 32,
         "hyperopt.study_name": study,
         "hyperopt.trial_steps": trial_steps,
-        "hyperopt.eval_episodes": 32,
+        "hyperopt.eval_episodes": scale.eval_episodes,
         "hyperopt.prune_min_trials": 3,
         "hyperopt.report_points": 8,
     }
@@ -98,11 +105,57 @@ def summarize(runs: Path, study: str, trial_steps: int, seconds: float) -> dict:
     }
 
 
+def table(results: list[dict], checkpoints: list[int]) -> str:
+    """Per strategy, over study seeds: mean best feasible return after k trials, feasible
+    trials, env steps and the share pruning saved."""
+    by: dict[str, list[dict]] = {}
+    for r in results:
+        by.setdefault(r["study"].rsplit("_s", 1)[0], []).append(r)
+    head = " / ".join(str(k) for k in checkpoints)
+    lines = [
+        f"| strategy | studies | best feasible return after {head} trials (mean; min-max) "
+        "| feasible trials | env steps | saved by pruning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, rs in by.items():
+        cells = []
+        for k in checkpoints:
+            vals = [
+                r["best_feasible_return_after_each_trial"][k - 1]
+                for r in rs
+                if len(r["best_feasible_return_after_each_trial"]) >= k
+            ]
+            got = [v for v in vals if v is not None]
+            if not got:
+                cells.append("none")
+            else:
+                note = "" if len(got) == len(vals) else f" ({len(vals) - len(got)} none)"
+                cells.append(f"{sum(got) / len(got):.2f} ({min(got):.2f}-{max(got):.2f}){note}")
+        feas = sum(r["feasible"] for r in rs) / len(rs)
+        steps = sum(r["env_steps"] for r in rs) / len(rs)
+        saved = sum(r["fraction_saved"] for r in rs) / len(rs)
+        lines.append(
+            f"| {name} | {len(rs)} | {' / '.join(cells)} | {feas:.1f} | {steps:,.0f} "
+            f"| {100 * saved:.0f} % |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--trials", type=int, default=9)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--trial-steps", type=int, default=16384)
+    p.add_argument("--num-envs", type=int, default=32)
+    p.add_argument("--batch", type=int, default=4096, help="train.steps_per_epoch of a trial")
+    p.add_argument("--eval-episodes", type=int, default=32)
+    p.add_argument(
+        "--strategies",
+        nargs="+",
+        default=["tpe_median", "random", "grid"],
+        choices=["tpe_median", "tpe", "random", "grid"],
+    )
+    p.add_argument("--config", default=str(ROOT / "configs" / "wheelchair_cpo.yaml"))
     p.add_argument("--out", default="runs/bench_tune")
     p.add_argument("--throughput", action="store_true")
     args = p.parse_args()
@@ -111,7 +164,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     space = out / "space.yaml"
     space.write_text(yaml.safe_dump(SPACE))
-    config = str(ROOT / "configs" / "wheelchair_cpo.yaml")
+    config = args.config
+    grid_size = len(GRID["algo.target_kl"]) * len(GRID["algo.cost_target_gain"])
     results = []
     if args.throughput:
         for k in (1, 2):
@@ -121,6 +175,7 @@ def main() -> int:
                 out,
                 name,
                 args.trial_steps,
+                args,
                 n_trials=args.trials,
                 n_workers=k,
                 pruner="none",
@@ -136,14 +191,17 @@ def main() -> int:
             print(json.dumps(r), flush=True)
     else:
         for seed in args.seeds:
-            for strategy in ("tpe_median", "random", "grid"):
-                if strategy == "grid" and seed != args.seeds[0]:
+            for strategy in args.strategies:
+                # With at least as many trials as grid points every seed runs the same grid.
+                if strategy == "grid" and seed != args.seeds[0] and args.trials >= grid_size:
                     continue
                 name = f"{strategy}_s{seed}"
                 hopt = {"n_trials": args.trials, "seed": seed}
                 sampler = None
                 if strategy == "tpe_median":
                     hopt.update(sampler="tpe", pruner="median")
+                elif strategy == "tpe":
+                    hopt.update(sampler="tpe", pruner="none")
                 elif strategy == "random":
                     hopt.update(sampler="random", pruner="none")
                 else:
@@ -152,7 +210,7 @@ def main() -> int:
                 t0 = time.perf_counter()
                 run_tune(
                     config,
-                    base_overrides(out, name, args.trial_steps, **hopt),
+                    base_overrides(out, name, args.trial_steps, args, **hopt),
                     space_path=str(space),
                     sampler=sampler,
                     plots=False,
@@ -160,6 +218,8 @@ def main() -> int:
                 r = summarize(out, name, args.trial_steps, time.perf_counter() - t0)
                 results.append(r)
                 print(json.dumps(r), flush=True)
+        marks = sorted({k for k in (1, 5, 10, args.trials) if k <= args.trials})
+        print(table(results, marks))
     path = out / ("throughput.json" if args.throughput else "results.json")
     path.write_text(json.dumps(results, indent=1))
     print(f"wrote {path}")
