@@ -702,7 +702,9 @@ class Trainer:
         episodes = cfg.train.best_eval_episodes
         first = cfg.eval.seed + BEST_EVAL_SEED_OFFSET
 
-        def evaluate() -> tuple[float, float]:
+        groups = self.limits.groups
+
+        def evaluate() -> tuple[Any, ...]:
             table = run_episodes(
                 ActorPolicy.from_algorithm(self.algo, name="best-model check"),
                 self.env_spec.factory,
@@ -712,7 +714,18 @@ class Trainer:
                 deterministic=cfg.eval.deterministic,
                 limit=self.cost_limit,
             )
-            return float(np.mean(table["return"])), float(np.mean(table["cost"]))
+            ret, cost = float(np.mean(table["return"])), float(np.mean(table["cost"]))
+            if groups is None or not groups.grouped:
+                return ret, cost
+            per: dict[str, float] = {}
+            for g in groups.names:
+                if groups.kind == "components":
+                    per[g] = float(np.mean(table[f"cost_{g}"]))
+                else:
+                    sel = np.asarray(table[f"{groups.key}_level"]) == g
+                    costs = np.asarray(table["cost"])[sel]
+                    per[g] = float(np.mean(costs)) if sel.any() else math.nan
+            return ret, cost, per
 
         return self.world.from_writer(evaluate)  # rank 0 evaluates, every rank gets it
 
@@ -1038,6 +1051,10 @@ class Trainer:
             "cost_limit": self._current_cost_limit(),
             "update_failed": int(failed),
         }
+        # several constraints: each group's limit (its cost is the rollout's ep_cost/<group>)
+        for k, v in self.algo.hyperparameters().items():
+            if k.startswith("cost_limit/"):
+                row[k] = float(v)
         for k, v in roll.items():
             if k not in row and k != "steps":
                 s = _scalar(v)
