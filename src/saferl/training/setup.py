@@ -304,7 +304,9 @@ def build_algorithm(cfg: Config, env: Any, limits: CostLimits) -> Any:
         optional["constraint_limits"] = list(limits.per_constraint)
     groups = limits.groups
     if groups is not None and groups.grouped:
-        if not accepts_kwarg(factory, "constraint_groups"):
+        # named, not swallowed by **kwargs: an algorithm that ignored them would optimise
+        # against another constraint than the config says
+        if not names_param(factory, "constraint_groups"):
             field = "env.constraints" if groups.kind == "components" else "env.constraint_groups"
             raise ConfigError(
                 f"{field}: algorithm '{cfg.algo.name}' does not take several constraints "
