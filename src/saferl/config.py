@@ -186,6 +186,30 @@ class EnvConfig(_Section):
     """Append moving averages of these observation dims (training, evaluation and the trained
     policy all see them); null: the env's own observation."""
 
+    @field_validator("cost_limit", "constraints", mode="before")
+    @classmethod
+    def _numbers_or_mapping(cls, v: Any, info: ValidationInfo) -> Any:
+        # one clear line instead of pydantic's error per member of the union
+        def number(x: Any) -> float:
+            if isinstance(x, bool):
+                raise ValueError("limits must be numbers, not booleans")
+            try:
+                value = float(x)
+            except (TypeError, ValueError):
+                what = "a number" if info.field_name == "constraints" else "a number or a mapping"
+                raise ValueError(f"must be {what} (name -> limit)") from None
+            if not math.isfinite(value):
+                raise ValueError("must be a finite number")
+            return value
+
+        if v is None:
+            return v
+        if isinstance(v, Mapping):
+            return {str(k): number(x) for k, x in v.items()}
+        if info.field_name == "constraints":
+            raise ValueError("must be a mapping component -> limit")
+        return number(v)
+
     @field_validator("cost_limit", "constraints")
     @classmethod
     def _limits_non_negative(cls, v: Any, info: ValidationInfo) -> Any:
