@@ -75,6 +75,63 @@ def test_one_group_through_the_grouped_path_is_bit_identical_to_the_single_const
         assert {h["case"] for h in h_plain} & {"recovery", "both_active"}
 
 
+def test_one_group_with_the_cost_target_integrates_bit_identically_to_the_single_constraint():
+    # cost_target_gain: each group has its own integral I_k; with one group it is the single
+    # constraint's I, bit for bit, and so are the steps it shifts (the aim d - I).
+    cfg = CPOConfig(**FAST, cost_target_gain=0.5)
+
+    def run(groups):
+        env = GaussianBanditCMDP(32, 2, limit=0.4, noise=0.3)
+        algo = CPO.from_env(env, cfg, seed=3, constraint_groups=groups)
+        offsets = []
+        for _ in range(12):
+            learn(env, algo, total_steps=32 * 8, steps_per_epoch=32 * 8)
+            offsets.append(
+                algo.cost_offset if groups is None else float(algo.group_cost_offsets[0])
+            )
+        return algo, offsets
+
+    plain, i_plain = run(None)
+    one, i_one = run(ConstraintGroups.components(["energy"], [0.4]))
+    assert i_plain == i_one and max(i_plain) > 0  # the integral ran
+    assert one.cost_offset == 0.0  # the grouped path keeps its own integrals only
+    for a, b in zip(_params(plain), _params(one), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_each_levels_cost_target_integrates_its_own_excess_and_an_inactive_level_keeps_it():
+    env = LevelBanditCMDP(64, 2, 1.0)
+    cfg = CPOConfig(**FAST, cost_target_gain=0.2)
+    algo = CPO.from_env(env, cfg, seed=0, constraint_groups=_levels(1.0, 0.5))
+    col = RolloutCollector(env, algo, steps_per_env=8, seed=0)
+    batch = col.collect()
+    algo.group_cost_offsets_active[:] = True
+    algo.group_cost_offsets[:] = [0.1, 0.2]
+    j, _, _ = algo.group_costs(batch)
+    info = algo.update(batch)
+    # the rule of the single constraint, per level: I + k_i clip(J_c - d, -d/2, d/2), in [0, d/2]
+    for k, (lim, start) in enumerate([(1.0, 0.1), (0.5, 0.2)]):
+        expect = min(max(start + 0.2 * min(max(j[k] - lim, -lim / 2), lim / 2), 0.0), lim / 2)
+        assert algo.group_cost_offsets[k] == expect
+    assert info["cost_target/light"] == 1.0 - 0.1 and info["cost_target/heavy"] == 0.5 - 0.2
+    # a batch of light episodes only: heavy is inactive and its integral stays where it was
+    env.probs = (1.0, 0.0)
+    col.collect()  # flush the episodes drawn before the change
+    algo.group_cost_offsets[0] = 0.3
+    before = algo.group_cost_offsets.copy()
+    batch = col.collect()
+    j, _, _ = algo.group_costs(batch)
+    info = algo.update(batch)
+    assert math.isnan(info["J_c/heavy"]) and j[0] < 1.0
+    assert algo.group_cost_offsets[1] == before[1]
+    assert algo.group_cost_offsets[0] == max(0.3 + 0.2 * max(j[0] - 1.0, -0.5), 0.0) < 0.3
+    state = algo.state_dict()
+    again = CPO.from_env(env, cfg, seed=1, constraint_groups=_levels(1.0, 0.5))
+    again.load_state_dict(state)
+    np.testing.assert_array_equal(again.group_cost_offsets, algo.group_cost_offsets)
+    assert list(again.group_cost_offsets_active) == [True, True]
+
+
 # ------------------------------------------------------------------------------------------
 # Per-level constraints
 # ------------------------------------------------------------------------------------------
@@ -262,8 +319,6 @@ def test_one_multiplier_per_level_each_from_its_own_levels_cost():
 
 def test_options_that_would_do_nothing_with_groups_are_refused():
     env = LevelBanditCMDP(8, 2, 1.0)
-    with pytest.raises(ConfigError, match=r"^algo\.cost_target_gain:"):
-        CPO.from_env(env, CPOConfig(cost_target_gain=0.1), constraint_groups=_levels())
     with pytest.raises(ConfigError, match=r"^algo\.cost_estimate:"):
         CPO.from_env(env, CPOConfig(cost_estimate="rate"), constraint_groups=_levels())
     with pytest.raises(ConfigError, match=r"^algo\.per_constraint:"):

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 from _standins import toy_config
-from test_trainer import assert_same_training_state, deterministic
+from test_trainer import assert_same_training_state, deterministic, final_state
 
 from saferl.config import ConfigError, load_config
 from saferl.training import setup
@@ -47,7 +47,6 @@ def _trainer(tmp_path, name="g", **extra):
         ({"env.cost_limit": "{none: 3, mild: 3}"}, r"^env\.cost_limit: no limit for the impairment level 'moderate'"),
         ({"env.cost_limit": "{none: 3, mild: 3, moderate: 2, sever: 1}"}, r"^env\.cost_limit: 'sever' is not a impairment level"),
         ({"algo.name": "toy"}, r"^env\.constraint_groups: algorithm 'toy' does not take several"),
-        ({"algo.cost_target_gain": 0.2}, r"^algo\.cost_target_gain:"),
     ],
 )  # fmt: skip
 def test_group_settings_that_do_not_fit_the_env_or_algorithm_are_one_line_errors(
@@ -162,9 +161,17 @@ class StopAt(Callback):
         return True
 
 
-def test_per_level_curriculum_and_resume_match_the_uninterrupted_run(tmp_path):
-    sched = "[{target: env.cost_limit.severe, kind: linear, start: 3, end: 1}]"
-    cfg = {**GROUPED, "train.schedules": sched}
+def test_per_level_curriculum_and_cost_target_resume_match_the_uninterrupted_run(tmp_path):
+    sched = "[{target: env.cost_limit.severe, kind: linear, start: 5, end: 4}]"
+    # with each level's integral cost target (algorithm state) in play: limits at which some
+    # steps are not recovery steps (the integral starts) and a level exceeds its limit
+    limits = "{none: 5, mild: 5, moderate: 4, severe: 5}"
+    cfg = {
+        **GROUPED,
+        "train.schedules": sched,
+        "algo.cost_target_gain": 0.5,
+        "env.cost_limit": limits,
+    }
     ref = Trainer(toy_config(tmp_path / "ref", "r", **cfg), command=["test"])
     assert ref.train() == 0
     short = Trainer(
@@ -178,8 +185,11 @@ def test_per_level_curriculum_and_resume_match_the_uninterrupted_run(tmp_path):
     assert_same_training_state(ref.run_dir, short.run_dir)
     # the curriculum moved the severe level's limit only
     severe = [r["cost_limit/severe"] for r in rows]
-    assert severe[0] == 3.0 and severe[-1] < 1.5 and np.all(np.diff(severe) <= 0)
-    assert {r["cost_limit/mild"] for r in rows} == {3.0}
+    assert severe[0] == 5.0 and severe[-1] < 4.5 and np.all(np.diff(severe) <= 0)
+    assert {r["cost_limit/mild"] for r in rows} == {5.0}
+    offsets = final_state(ref.run_dir)["algo"]["group_cost_offsets"]
+    assert len(offsets) == 4 and max(offsets) > 0  # the integrals ran
+    assert any(r["cost_target/severe"] < r["cost_limit/severe"] for r in rows)
 
 
 @pytest.mark.parametrize(

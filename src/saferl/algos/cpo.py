@@ -51,7 +51,7 @@ from saferl.algos.math import (
     set_flat_params_,
 )
 from saferl.algos.networks import GaussianActor
-from saferl.config import AlgoConfig, ConfigError, CPOConfig
+from saferl.config import AlgoConfig, CPOConfig
 from saferl.safety import ConstraintGroups
 
 __all__ = ["CPO"]
@@ -96,11 +96,6 @@ class CPO(ActorCritic):
     ) -> None:
         config = own_config(config, CPOConfig)
         grouped = constraint_groups is not None and constraint_groups.grouped
-        if grouped and config.cost_target_gain > 0:
-            raise ConfigError(
-                "algo.cost_target_gain: the integral cost target works on one constraint; set "
-                "it to 0 with env.constraint_groups or env.constraints"
-            )
         components = grouped and constraint_groups.kind == "components"
         super().__init__(
             observation_space,
@@ -120,6 +115,10 @@ class CPO(ActorCritic):
         self.cost_offset = 0.0
         #: whether the integral runs (from the first step that is not a recovery step)
         self.cost_offset_active = False
+        m = len(self.constraint_groups)
+        #: with several constraint groups: one integral I_k per group, and whether it runs
+        self.group_cost_offsets = np.zeros(m, np.float64)
+        self.group_cost_offsets_active = np.zeros(m, bool)
 
     @classmethod
     def from_env(
@@ -186,9 +185,11 @@ class CPO(ActorCritic):
         """:meth:`update` with several constraint groups (one per level or component)."""
         j, lengths, sources = self.group_costs(batch)
         limits = self.group_limits
-        c = (j - limits) / lengths  # NaN for an inactive group
+        targets = limits - np.minimum(self.group_cost_offsets, 0.5 * limits)
+        c = (j - targets) / lengths  # NaN for an inactive group
         t_prep = time.perf_counter()
         info = self._actor_step(data, c)
+        self._integrate_group_cost_offsets(j, limits, info["case"], sources)
         t_actor = time.perf_counter()
         info.update(self.update_critics(data))
         t_critic = time.perf_counter()
@@ -201,6 +202,7 @@ class CPO(ActorCritic):
             info[f"J_c/{name}"] = float(j[k])
             info[f"J_c_source/{name}"] = sources[k]
             info[f"cost_limit/{name}"] = float(limits[k])
+            info[f"cost_target/{name}"] = float(targets[k])
         source = "episodes" if all(x == "episodes" for x in sources) else "mixed"
         ep_len = float(np.nanmean(lengths)) if active.any() else math.nan
         info.update(
@@ -224,13 +226,39 @@ class CPO(ActorCritic):
             err = min(max(j_c - self.cost_limit, -half), half)
             self.cost_offset = min(max(self.cost_offset + gain * err, 0.0), half)
 
+    def _integrate_group_cost_offsets(
+        self, j_c: np.ndarray, limits: np.ndarray, case: str, sources: Sequence[str]
+    ) -> None:
+        """:meth:`_integrate_cost_offset` for each constraint group on its own J_c,k and limit
+        d_k (the same rule, in the same floating-point operations); a group whose J_c,k is not
+        measured this update (inactive: no sample; or the critic's fallback) is left as it is."""
+        gain = self.config.cost_target_gain
+        if gain <= 0:
+            return
+        offsets, running = self.group_cost_offsets, self.group_cost_offsets_active
+        for k in range(len(offsets)):
+            if sources[k] != "episodes":
+                continue
+            if not running[k]:
+                running[k] = case != "recovery"
+            if running[k]:
+                limit = float(limits[k])
+                half = 0.5 * limit
+                err = min(max(float(j_c[k]) - limit, -half), half)
+                offsets[k] = min(max(float(offsets[k]) + gain * err, 0.0), half)
+
     def state_dict(self) -> dict[str, Any]:
-        """:meth:`ActorCritic.state_dict` plus the cost-target offset."""
-        return {
+        """:meth:`ActorCritic.state_dict` plus the cost-target offset (one per constraint group
+        with several)."""
+        out = {
             **super().state_dict(),
             "cost_offset": self.cost_offset,
             "cost_offset_active": self.cost_offset_active,
         }
+        if self.constraint_groups.grouped:
+            out["group_cost_offsets"] = [float(v) for v in self.group_cost_offsets]
+            out["group_cost_offsets_active"] = [bool(v) for v in self.group_cost_offsets_active]
+        return out
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict`; checkpoints from before ``cost_target_gain`` have no
@@ -238,6 +266,16 @@ class CPO(ActorCritic):
         super().load_state_dict(state)
         self.cost_offset = float(state.get("cost_offset", 0.0))
         self.cost_offset_active = bool(state.get("cost_offset_active", False))
+        m = len(self.constraint_groups)
+        offsets = state.get("group_cost_offsets", [0.0] * m)
+        running = state.get("group_cost_offsets_active", [False] * m)
+        if len(offsets) != m or len(running) != m:
+            raise ValueError(
+                f"the checkpoint's cost-target offsets are for {len(offsets)} constraint groups, "
+                f"this algorithm has {m}"
+            )
+        self.group_cost_offsets = np.asarray(offsets, np.float64).copy()
+        self.group_cost_offsets_active = np.asarray(running, bool).copy()
 
     # ---------------------------------------------------------------------------------------
     def _actor_step(self, data: PreparedBatch, c: float | np.ndarray) -> dict[str, Any]:
