@@ -162,6 +162,23 @@ def test_per_level_cpo_keeps_the_heaviest_level_within_its_limit():
     assert 1.5 * _second_moment(plain) > 1.35  # the population constraint lets heavy violate
 
 
+def test_recovery_logs_which_levels_drive_the_step():
+    # both levels far above tiny limits: a recovery step on the worst-violation combination
+    env = LevelBanditCMDP(64, 2, 1.0)
+    algo = CPO.from_env(env, AlgoConfig(**FAST), seed=0, constraint_groups=_levels(0.01, 0.01))
+    col = RolloutCollector(env, algo, steps_per_env=8, seed=0)
+    info = algo.update(col.collect())
+    assert info["case"] == "recovery"
+    w = [info[f"recovery_weight/{n}"] for n in LEVELS]
+    assert all(v >= 0 for v in w) and sum(w) == pytest.approx(1.0)
+    assert w[1] > 0  # the heavy level, the most violated, drives it
+    # no recovery: no weights
+    easy = CPO.from_env(env, AlgoConfig(**FAST), seed=0, constraint_groups=_levels(50.0, 50.0))
+    info = easy.update(RolloutCollector(env, easy, steps_per_env=8, seed=0).collect())
+    assert info["case"] != "recovery"
+    assert all(math.isnan(info[f"recovery_weight/{n}"]) for n in LEVELS)
+
+
 def test_level_costs_are_each_levels_own_episodes_and_a_level_without_samples_is_inactive():
     costs = np.array([1.0, 2.0, 4.0, 8.0, 3.0])
     lengths = np.array([10.0, 20.0, 30.0, 40.0, 50.0])

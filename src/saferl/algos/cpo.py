@@ -450,6 +450,12 @@ class CPO(ActorCritic):
                     info[f"nu/{name}"] = float(step.nu)
                 else:
                     info[f"nu/{name}"] = math.nan
+                # which groups drive a recovery step: the weights of the worst-violation
+                # combination it lowers (sum 1; one active group: 1); NaN outside recovery
+                weight = math.nan
+                if step.case == "recovery" and on:
+                    weight = 1.0 if multi is None else float(multi.weights[active.index(i)])
+                info[f"recovery_weight/{name}"] = weight
         return info
 
     @staticmethod
