@@ -14,7 +14,13 @@ from test_trainer import assert_same_training_state, deterministic, final_state
 
 from saferl.config import ConfigError, load_config
 from saferl.training import setup
-from saferl.training.callbacks import BestModel, Callback, SafetyMonitor
+from saferl.training.callbacks import (
+    BestModel,
+    Callback,
+    SafetyMonitor,
+    cost_status,
+    group_status,
+)
 from saferl.training.tracking import read_metrics
 from saferl.training.trainer import Trainer
 
@@ -78,11 +84,32 @@ def test_per_level_groups_need_every_level_of_the_real_envs(tmp_path):
     env.close()
 
 
-def test_per_level_run_logs_each_level_against_its_limit_and_best_is_feasible_for_all(tmp_path):
+def test_per_level_run_logs_each_level_against_its_limit_and_best_is_feasible_for_all(
+    tmp_path, capsys
+):
     trainer = _trainer(tmp_path)
     assert trainer.train() == 0
     rows = read_metrics(trainer.run_dir / "metrics.jsonl")
     limits = {"none": 3.0, "mild": 3.0, "moderate": 2.0, "severe": 1.0}
+    # the combined limit is not what is optimised: no cost_limit with several constraints
+    assert all(r["cost_limit"] is None for r in rows)
+    # the summary: the worst level of the last epoch that finished episodes, against its own
+    # limit, the levels above theirs, and every level's cost / limit
+    out = capsys.readouterr().out
+    last = rows[-1]
+    excess = {lv: _f(last[f"ep_cost/{lv}"]) - lim for lv, lim in limits.items()}
+    measured = {lv: e for lv, e in excess.items() if math.isfinite(e)}
+    worst = max(measured, key=measured.get)
+    cost = _f(last[f"ep_cost/{worst}"])
+    assert f"final cost    worst group {worst} {cost:.4g} / limit {limits[worst]:.4g}" in out
+    over = [lv for lv, e in measured.items() if e > 0]
+    if over:
+        assert f"above theirs: {', '.join(over)}" in out
+    per = out.split("per group     ")[1].splitlines()[0]
+    for lv, lim in limits.items():
+        c = _f(last[f"ep_cost/{lv}"])
+        assert (f"{lv} {c:.4g}/{lim:.4g}" if math.isfinite(c) else f"{lv} -/{lim:.4g}") in per
+    assert "/ limit 15" not in out and "limit nan" not in out
     for row in rows:
         for lv, lim in limits.items():
             assert row[f"cost_limit/{lv}"] == lim
@@ -120,6 +147,22 @@ def test_best_model_is_feasible_only_when_every_group_is_within_its_limit():
     # a group without a finished episode: the epoch cannot be judged
     bm.on_epoch_end({**row, "epoch": 4, "ep_return": 9.0, **limits, "ep_cost/a": 0.0, "ep_cost/b": math.nan})  # fmt: skip
     assert bm.best_epoch == 2
+
+
+def test_group_status_names_the_worst_group_against_its_own_limit():
+    row = {"cost_limit": math.nan, "cost_limit/a": 10.0, "cost_limit/b": 1.0, "cost_limit/c": 5.0}
+    # a: 12 of 10 (+2); b: 2 of 1 (+1); c not measured. The worst is the largest excess over
+    # the group's own limit, not the largest cost
+    st = group_status({**row, "ep_cost": 7.0, "ep_cost/a": 12.0, "ep_cost/b": 2.0, "ep_cost/c": math.nan})  # fmt: skip
+    assert (st["worst"], st["cost"], st["limit"]) == ("a", 12.0, 10.0)
+    assert st["over"] == ["a", "b"] and st["unmeasured"] == ["c"]
+    st = group_status({**row, "ep_cost/a": 9.0, "ep_cost/b": 1.5, "ep_cost/c": 0.0})
+    assert (st["worst"], st["over"]) == ("b", ["b"])  # b: +0.5 above; a is 1 below its 10
+    assert cost_status(
+        {**row, "ep_cost": 3.0, "ep_cost/a": 9.0, "ep_cost/b": 1.5, "ep_cost/c": 0.0}
+    ) == ("cost 3  worst b 1.5/1")
+    assert group_status({"cost_limit": 3.0, "ep_cost": 1.0}) is None
+    assert cost_status({"cost_limit": 3.0, "ep_cost": 1.0}) == "cost 1/3"
 
 
 def test_safety_monitor_counts_an_epoch_violating_when_any_group_is_above_its_limit():

@@ -65,6 +65,41 @@ def worst_excess(costs: Mapping[str, float], limits: Mapping[str, float]) -> flo
     return max(excess) if excess and all(math.isfinite(e) for e in excess) else math.nan
 
 
+def group_status(metrics: Mapping[str, Any], prefix: str = "ep_cost/") -> dict[str, Any] | None:
+    """Where a row with several constraints stands (None with one constraint): ``worst`` the
+    group furthest above (or least below) its limit among those measured, its ``cost`` and
+    ``limit``, ``over`` the groups above their limits, ``unmeasured`` those whose cost is NaN
+    (no finished episode), and ``costs``/``limits`` per group. Costs are the ``<prefix><g>``
+    columns."""
+    limits = group_limits(metrics)
+    if not limits:
+        return None
+    costs = {g: _num(metrics.get(f"{prefix}{g}")) for g in limits}
+    measured = {g: c for g, c in costs.items() if math.isfinite(c)}
+    worst = max(measured, key=lambda g: measured[g] - limits[g]) if measured else None
+    return {
+        "worst": worst,
+        "cost": measured[worst] if worst is not None else math.nan,
+        "limit": limits[worst] if worst is not None else math.nan,
+        "over": [g for g, c in measured.items() if c > limits[g]],
+        "unmeasured": [g for g in limits if g not in measured],
+        "costs": costs,
+        "limits": limits,
+    }
+
+
+def cost_status(metrics: Mapping[str, Any]) -> str:
+    """``cost C/L`` for one constraint; with several, the worst group's (``cost C  severe
+    C_g/L_g``), as the epoch log line and the progress bar show it."""
+    cost = _num(metrics.get("ep_cost"))
+    st = group_status(metrics)
+    if st is None:
+        return f"cost {cost:.4g}/{_num(metrics.get('cost_limit')):.4g}"
+    if st["worst"] is None:
+        return f"cost {cost:.4g}  (no group measured)"
+    return f"cost {cost:.4g}  worst {st['worst']} {st['cost']:.4g}/{st['limit']:.4g}"
+
+
 class Callback:
     """Base class: every hook is a no-op; ``self.trainer`` is set by :meth:`init_callback`.
 
@@ -509,6 +544,8 @@ class ProgressBar(Callback):
             _num(metrics.get("cost_limit")),
         )
         status = f"return {ret:.3g}  cost {cost:.3g}/{limit:.3g}"
+        if group_limits(metrics):  # several constraints: the worst group against its limit
+            status = f"return {ret:.3g}  {cost_status(metrics)}"
         self._progress.update(
             self._task, completed=min(steps, self.total_steps), rate=f"{rate:,.0f}", status=status
         )
