@@ -8,6 +8,7 @@ import yaml
 from saferl.config import (
     Config,
     ConfigError,
+    config_from_dict,
     config_to_dict,
     dump_config,
     load_config,
@@ -246,3 +247,33 @@ def test_names_are_verbatim_strings(name):
             load_config(overrides=[f"train.name={name}"])
         return
     assert load_config(overrides=[f"train.name={name}"]).train.name == name
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"cost_limit": {"severe": 3}}, r"^env\.cost_limit: a mapping of limits needs env\.constraint_groups"),
+        ({"constraint_groups": "impairment", "constraints": {"collision": 1}}, r"^env\.constraints: per-component constraints cannot be combined"),
+        ({"constraints": {"collision": 1}, "cost_limit": 3}, r"^env\.constraints: each component has its own limit"),
+        ({"constraints": {"collision": -1}}, r"^env\.constraints: limits must be >= 0"),
+        ({"constraints": {"collision": True}}, r"^env\.constraints: limits must be numbers, not booleans"),
+        ({"constraints": 3}, r"^env\.constraints: must be a mapping component -> limit"),
+        ({"constraints": {}}, r"^env\.constraints: name at least one"),
+        ({"constraint_groups": "level"}, r"^env\.constraint_groups: must be one of 'impairment'"),
+        ({"constraint_groups": "impairment", "cost_limit": {"severe": float("inf")}}, r"^env\.cost_limit: must be a finite number"),
+    ],
+)  # fmt: skip
+def test_constraint_group_fields_are_checked_in_one_line(env, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        config_from_dict({"env": env})
+    assert "\n" not in str(info.value)
+
+
+def test_constraint_group_fields_round_trip():
+    cfg = config_from_dict(
+        {"env": {"constraint_groups": "impairment", "cost_limit": {"none": 15, "severe": 10}}}
+    )
+    assert cfg.env.cost_limit == {"none": 15.0, "severe": 10.0}
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+    comp = config_from_dict({"env": {"constraints": {"collision": 1, "comfort": 15}}})
+    assert comp.env.constraints == {"collision": 1.0, "comfort": 15.0}

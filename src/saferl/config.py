@@ -164,15 +164,81 @@ class EnvConfig(_Section):
     """Fixed impairment level (none|mild|moderate|severe); null samples one per episode."""
     challenge: str = "standard"
     """Challenge level (easy|standard|hard)."""
-    cost_limit: float | None = Field(None, ge=0)
-    """Per-episode cost limit d; null takes the environment's declared default."""
+    constraint_groups: Literal["impairment"] | None = None
+    """`impairment`: one constraint per impairment level, each on the combined cost of the
+    episodes of that level (the level read from `info["impairment"]`, not from the
+    observation), each with its own limit (`cost_limit`); the policy must be safe for every
+    level, not only on average. null: one constraint on all episodes."""
+    cost_limit: float | dict[str, float] | None = None
+    """Per-episode cost limit d; null takes the environment's declared default. With
+    `constraint_groups`: a number applies to every group, a mapping gives each group its own
+    (`{none: 15, mild: 15, moderate: 15, severe: 10}`, every group named)."""
     strict: bool = False
     """Use the environment's strict limit instead of the default one (ignored if cost_limit set)."""
+    constraints: dict[str, float] | None = None
+    """One constraint per named cost component of the environment, each with its own
+    per-episode limit (`{collision: 1, comfort: 15}`; `saferl envs` lists the components).
+    Unnamed components are not constrained, nor is the combined cost. Not together with
+    `constraint_groups` or `cost_limit`."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments passed to the environment's factory."""
     obs_ema: ObsEMAConfig | None = None
     """Append moving averages of these observation dims (training, evaluation and the trained
     policy all see them); null: the env's own observation."""
+
+    @field_validator("cost_limit", "constraints", mode="before")
+    @classmethod
+    def _numbers_or_mapping(cls, v: Any, info: ValidationInfo) -> Any:
+        # one clear line instead of pydantic's error per member of the union
+        def number(x: Any) -> float:
+            if isinstance(x, bool):
+                raise ValueError("limits must be numbers, not booleans")
+            try:
+                value = float(x)
+            except (TypeError, ValueError):
+                what = "a number" if info.field_name == "constraints" else "a number or a mapping"
+                raise ValueError(f"must be {what} (name -> limit)") from None
+            if not math.isfinite(value):
+                raise ValueError("must be a finite number")
+            return value
+
+        if v is None:
+            return v
+        if isinstance(v, Mapping):
+            return {str(k): number(x) for k, x in v.items()}
+        if info.field_name == "constraints":
+            raise ValueError("must be a mapping component -> limit")
+        return number(v)
+
+    @field_validator("cost_limit", "constraints")
+    @classmethod
+    def _limits_non_negative(cls, v: Any, info: ValidationInfo) -> Any:
+        values = v.values() if isinstance(v, dict) else [v]
+        if any(isinstance(x, bool) for x in values):
+            raise ValueError("limits must be numbers, not booleans")
+        if any(x is not None and not x >= 0 for x in values):
+            raise ValueError("limits must be >= 0")
+        if isinstance(v, dict) and not v:
+            raise ValueError("name at least one")
+        groups = info.data.get("constraint_groups")
+        if info.field_name == "cost_limit" and isinstance(v, dict) and groups is None:
+            raise PydanticCustomError(
+                "not_available",
+                "a mapping of limits needs env.constraint_groups; otherwise give one number",
+            )
+        if info.field_name == "constraints" and v is not None:
+            if groups is not None:
+                raise PydanticCustomError(
+                    "not_available",
+                    "per-component constraints cannot be combined with env.constraint_groups "
+                    "(level x component would multiply the constraints); choose one",
+                )
+            if info.data.get("cost_limit") is not None:
+                raise PydanticCustomError(
+                    "not_available",
+                    "each component has its own limit here; remove env.cost_limit",
+                )
+        return v
 
 
 class AlgoConfig(_Section):

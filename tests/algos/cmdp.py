@@ -9,6 +9,9 @@ deviation ``sigma`` pays ``k sigma^2`` extra cost, so its constrained optimum is
 Unconstrained, the return grows with ``mu`` until the action box: the cost goes to ``4k``.
 With ``component_limits`` each dimension's ``a_k^2`` is a separate constraint with its own limit
 ``d_k`` (optimum ``a_k = sqrt(d_k)``, multiplier ``1 / (2 sqrt(d_k))``).
+:class:`LevelBanditCMDP` draws a hidden level per episode (``info["level"]``, not observed) that
+scales the cost: a level-blind policy meets every level's limit only by keeping the heaviest
+level's cost within it.
 ``noise`` adds zero-mean Gaussian noise of that standard deviation to every reward and cost
 (same expectations, so the same optimum): the surrogate gradients g and b become noisy.
 
@@ -128,6 +131,49 @@ class ContextBanditCMDP(GaussianBanditCMDP):
         info["final_obs"] = final
         self._z = self._rng.standard_normal(self.num_envs).astype(np.float32)  # next episodes
         return self._context_obs(), reward, terminated, truncated, info
+
+
+class LevelBanditCMDP(GaussianBanditCMDP):
+    """:class:`GaussianBanditCMDP` whose cost is ``weights[z] * sum(a^2)`` for a per-episode
+    level ``z`` drawn uniformly (or with ``probs``) (``info["level"]``, int8; the observation does not show it).
+
+    With one limit ``d`` per level and a level-blind policy the optimum keeps the heaviest
+    level at its limit: ``E[sum(a^2)] = d / max(weights)``; a limit on the population's mean
+    cost only gives ``E[sum(a^2)] = d / mean(weights)``, which the heavy level exceeds."""
+
+    INFO_LEVELS: ClassVar[dict] = {"level": ("light", "heavy")}
+
+    def __init__(
+        self,
+        num_envs: int = 64,
+        act_dim: int = 2,
+        limit: float = 1.0,
+        *,
+        weights: tuple[float, ...] = (0.5, 1.5),
+        probs: tuple[float, ...] | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(num_envs, act_dim, limit, seed=seed)
+        self.weights = np.asarray(weights, np.float32)
+        self.probs = probs
+        if len(weights) != 2:
+            self.INFO_LEVELS = {"level": tuple(f"L{k}" for k in range(len(weights)))}
+        self._level = self._draw()
+
+    def _draw(self) -> np.ndarray:
+        k = len(self.weights)
+        if self.probs is None:
+            return self._rng.integers(0, k, self.num_envs).astype(np.int8)
+        return self._rng.choice(k, self.num_envs, p=self.probs).astype(np.int8)
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = super().step(actions)
+        w = self.weights[self._level]
+        info["cost"] = (info["cost"] * w).astype(np.float32)
+        info["cost_components"] = {"energy": info["cost"]}
+        info["level"] = self._level.copy()
+        self._level = self._draw()
+        return obs, reward, terminated, truncated, info
 
 
 class ChainEnv(gym.vector.VectorEnv):

@@ -10,10 +10,16 @@ TOY_ID = "EvalToy-v0"
 
 
 def write_fake_run(
-    run_dir: Path, *, seed: int = 0, best: bool = True, env_id: str = TOY_ID
+    run_dir: Path,
+    *,
+    seed: int = 0,
+    best: bool = True,
+    env_id: str = TOY_ID,
+    overrides: tuple[str, ...] = (),
 ) -> Path:
     """A run directory as the trainer writes it: config.yaml, manifest, checkpoints with a
-    Gaussian actor and an observation normaliser fitted to the toy env's observations."""
+    Gaussian actor and an observation normaliser fitted to the toy env's observations
+    (``overrides``: more config fields, e.g. the run's constraint groups)."""
     import numpy as np
     import torch
 
@@ -29,6 +35,7 @@ def write_fake_run(
             "eval.num_envs=8",
             "eval.bootstrap_samples=200",
             "algo.hidden_sizes=[8, 8]",
+            *overrides,
         ],
     )
     from saferl.config import dump_config

@@ -37,12 +37,26 @@ class ToyVecEnv(SafeVectorEnv):
     ``fail_at_step`` (or the env variable ``SAFERL_TOY_FAIL_AT``) raises a RuntimeError once the
     env has taken that many batched steps (to test env-exception handling); ``extra_obs`` appends
     that many zero columns to the observation (a different shape for transfer tests).
+    ``levels=True`` draws an impairment level per episode (``info["impairment"]``, not in the
+    observation; ``INFO_LEVELS``) that narrows the safe band: cost 1 when
+    ``|x| > 0.6 - 0.1 * level``.
     """
 
     def __init__(
-        self, num_envs=1, *, instance_offset=0, render_mode=None, fail_at_step=None, extra_obs=0
+        self,
+        num_envs=1,
+        *,
+        instance_offset=0,
+        render_mode=None,
+        fail_at_step=None,
+        extra_obs=0,
+        levels=False,
     ):
         self.extra_obs = int(extra_obs)
+        self.levels = bool(levels)
+        if self.levels:
+            self.INFO_LEVELS = {"impairment": ("none", "mild", "moderate", "severe")}
+        self.level = np.zeros(num_envs, np.int8)
         super().__init__(
             num_envs,
             observation_space=Box(-np.inf, np.inf, (2 + self.extra_obs,), np.float32),
@@ -64,6 +78,8 @@ class ToyVecEnv(SafeVectorEnv):
         u = self.rng.uniform(2, idx)
         self.x[idx] = u[:, 0] - 0.5
         self.goal[idx] = 1.6 * u[:, 1] - 0.8
+        if self.levels:
+            self.level[idx] = np.minimum(self.rng.uniform(1, idx)[:, 0] * 4, 3).astype(np.int8)
 
     def _step_batch(self, actions):
         self.steps_taken += 1
@@ -75,8 +91,10 @@ class ToyVecEnv(SafeVectorEnv):
         self.x = np.clip(self.x, -2, 2)
         reward = -np.abs(self.x - self.goal)
         terminated = np.zeros(self.num_envs, bool)
-        comps = {"far": (np.abs(self.x) > 0.6).astype(np.float32)}
-        return reward, terminated, comps, {}
+        band = np.float32(0.6) - np.float32(0.1) * self.level if self.levels else 0.6
+        comps = {"far": (np.abs(self.x) > band).astype(np.float32)}
+        info = {"impairment": self.level.copy()} if self.levels else {}
+        return reward, terminated, comps, info
 
     def _observe(self, idx=None):
         x, goal = (self.x, self.goal) if idx is None else (self.x[idx], self.goal[idx])
@@ -84,12 +102,18 @@ class ToyVecEnv(SafeVectorEnv):
         return np.stack(cols, axis=1)
 
     def _get_state(self):
-        return {"x": self.x, "goal": self.goal, "steps_taken": self.steps_taken}
+        return {
+            "x": self.x,
+            "goal": self.goal,
+            "steps_taken": self.steps_taken,
+            "level": self.level,
+        }
 
     def _set_state(self, state):
         self.x[:] = state["x"]
         self.goal[:] = state["goal"]
         self.steps_taken = int(state["steps_taken"])
+        self.level[:] = state.get("level", 0)
 
 
 def make_toy_vec(num_envs: int = 1, **options: Any) -> ToyVecEnv:

@@ -120,6 +120,11 @@ class RolloutBatch:
             batch, ``(N, d)`` (for a cost-critic estimate of J_c when no episode finished).
         current_lengths: steps so far of each instance's current episode, ``(N,)``.
         horizon: the env's episode length if known (time limit), else ``None``.
+        group_key: the ``info`` key of the per-episode level recorded (``None``: none), with
+            ``groups`` ``(T, N)`` int64 each step's level code, ``ep_groups`` ``(E,)`` the finished
+            episodes' levels and ``current_groups`` ``(N,)`` the level of each instance's
+            unfinished episode (-1 where the episode began on the last step: no sample of it
+            is in the batch); ``group_names`` the level names by code (for statistics).
     """
 
     obs: torch.Tensor
@@ -145,6 +150,11 @@ class RolloutBatch:
     ep_component_costs: np.ndarray | None = None
     horizon: int | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    group_key: str | None = None
+    group_names: tuple[str, ...] = ()
+    groups: torch.Tensor | None = None
+    ep_groups: np.ndarray | None = None
+    current_groups: np.ndarray | None = None
 
     @property
     def num_steps(self) -> int:
@@ -153,7 +163,8 @@ class RolloutBatch:
 
     def episode_stats(self) -> dict[str, float]:
         """Mean return, cost and length of the finished episodes (NaN if none), their count,
-        and the mean episode cost per component (``ep_cost/<name>``) when collected."""
+        the mean episode cost per component (``ep_cost/<name>``) when collected, and per level
+        (``ep_return/<level>``, ``ep_cost/<level>``, ``episodes/<level>``) when levels are."""
         n = len(self.ep_returns)
         if n == 0:
             out = {"ep_return": np.nan, "ep_cost": np.nan, "ep_len": np.nan, "episodes": 0}
@@ -168,6 +179,13 @@ class RolloutBatch:
             for k, name in enumerate(self.component_names):
                 col = self.ep_component_costs[:, k]
                 out[f"ep_cost/{name}"] = float(np.mean(col)) if n else np.nan
+        if self.ep_groups is not None:
+            for k, name in enumerate(self.group_names):
+                sel = self.ep_groups == k
+                m = int(sel.sum())
+                out[f"ep_return/{name}"] = float(np.mean(self.ep_returns[sel])) if m else np.nan
+                out[f"ep_cost/{name}"] = float(np.mean(self.ep_costs[sel])) if m else np.nan
+                out[f"episodes/{name}"] = m
         return out
 
 
@@ -199,6 +217,9 @@ class RolloutCollector:
         instance_offset: global index of the env's first instance (a process holding a slice
             of the instances); keys the exploration noise. Default: the env's
             ``instance_offset``, else 0.
+        group_key: record ``info[group_key]``, the per-episode level each step carries (see
+            :class:`RolloutBatch`); default: the ``key`` of the policy's ``constraint_groups``
+            if it has one, else none.
     """
 
     def __init__(
@@ -210,6 +231,7 @@ class RolloutCollector:
         seed: int | None = None,
         component_names: Sequence[str] | None = None,
         instance_offset: int | None = None,
+        group_key: str | None = None,
     ) -> None:
         mode = getattr(env, "metadata", {}).get("autoreset_mode")
         if mode is not None and str(getattr(mode, "value", mode)).lower().replace("_", "").replace(
@@ -230,6 +252,12 @@ class RolloutCollector:
             constraints = getattr(env, "constraints", None)
             component_names = tuple(constraints.names) if constraints is not None else ()
         self.component_names = tuple(component_names)
+        groups = getattr(policy, "constraint_groups", None)
+        if group_key is None:
+            group_key = getattr(groups, "key", None)
+        self.group_key = group_key
+        own = groups is not None and getattr(groups, "key", None) == group_key
+        self.group_names = tuple(groups.names) if own else ()
         space = env.single_action_space
         self._low = np.asarray(space.low, np.float32)
         self._high = np.asarray(space.high, np.float32)
@@ -278,7 +306,10 @@ class RolloutCollector:
         term_buf = np.empty((T, N), bool)
         trunc_buf = np.empty((T, N), bool)
         act_buf = logp_buf = vr_buf = vc_buf = bvr_buf = bvc_buf = None
-        ep_ret, ep_cost, ep_len, ep_comp = [], [], [], []
+        ep_ret, ep_cost, ep_len, ep_comp, ep_grp = [], [], [], [], []
+        key = self.group_key
+        grp_buf = np.empty((T, N), np.int64) if key is not None else None
+        done = np.zeros(N, bool)
 
         for t in range(T):
             obs_t = torch.from_numpy(self._obs)
@@ -319,6 +350,13 @@ class RolloutCollector:
                 for k, name in enumerate(self.component_names):
                     comp_buf[t, :, k] = comps[name]
                 self._ep_comp += comp_buf[t]
+            if grp_buf is not None:
+                if key not in info:
+                    raise ValueError(
+                        f"the env's info has no '{key}': per-level constraints need each "
+                        "step's level there"
+                    )
+                grp_buf[t] = np.asarray(info[key]).astype(np.int64, copy=False)
 
             done = terminated | truncated
             boot = truncated & ~terminated
@@ -354,6 +392,8 @@ class RolloutCollector:
                 if K:
                     ep_comp.append(self._ep_comp[idx].copy())
                     self._ep_comp[idx] = 0
+                if grp_buf is not None:
+                    ep_grp.append(grp_buf[t, idx].copy())
                 self._start_obs[idx] = self._obs[idx]
 
         last_obs = torch.from_numpy(self._obs.copy())
@@ -390,6 +430,11 @@ class RolloutCollector:
             component_names=self.component_names,
             ep_component_costs=cat(ep_comp, np.float64, K) if K else None,
             horizon=int(self.horizon) if self.horizon else None,
+            group_key=key,
+            group_names=self.group_names,
+            groups=torch.from_numpy(grp_buf) if grp_buf is not None else None,
+            ep_groups=cat(ep_grp, np.int64) if grp_buf is not None else None,
+            current_groups=np.where(done, -1, grp_buf[-1]) if grp_buf is not None else None,
         )
 
     # ----------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from saferl.algos.dist import (
 )
 from saferl.algos.networks import Critics, GaussianActor, ObsNormalizer
 from saferl.config import AlgoConfig, ConfigError
+from saferl.safety import ConstraintGroups
 
 __all__ = [
     "ActorCritic",
@@ -38,6 +39,7 @@ __all__ = [
     "actor_input_dims",
     "estimate_episode_cost",
     "estimate_episode_cost_from_rate",
+    "estimate_level_costs",
     "own_config",
 ]
 
@@ -63,6 +65,12 @@ class PreparedBatch:
     ret_r: torch.Tensor  # (B,) reward-critic targets
     ret_c: torch.Tensor  # (B, Kc) cost-critic targets
     adv_r_std: float = 1.0  # std of the raw reward advantage (adv_r was divided by it)
+    #: ``(B, m)`` bool: which samples belong to each constraint group (None: every sample to
+    #: every group); ``adv_c`` is then one column per group, centred over the group's samples
+    #: and 0 outside it
+    group_mask: torch.Tensor | None = None
+    #: ``(m,)`` float64: samples of each group over all ranks (with ``group_mask``)
+    group_counts: torch.Tensor | None = None
     instances: int = 0  # env instances in this rank's batch (0: the batch is one flat block)
     offset: int = 0  # global index of this rank's first instance
     total_instances: int = 0  # instances over all ranks
@@ -135,6 +143,72 @@ def estimate_episode_cost(
     v = _global_column_means(critic_start_values)
     factor = horizon if cost_gamma >= 1 else horizon * (1 - cost_gamma) / (1 - cost_gamma**horizon)
     return np.maximum(v * factor, 0.0), horizon, "critic"
+
+
+def estimate_level_costs(
+    ep_costs: np.ndarray,
+    ep_lengths: np.ndarray,
+    ep_groups: np.ndarray,
+    m: int,
+    start_groups: np.ndarray,
+    critic_start_values: Any,
+    fallback_length: float,
+    cost_gamma: float,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """J_c and the mean episode length T of each level's episodes (global over ranks).
+
+    Level ``k``'s estimate follows the rules of :func:`estimate_episode_cost` on the episodes of
+    level ``k`` alone: the mean cost of its episodes finished in the batch; if none finished
+    anywhere, the cost critic at the starts of the unfinished episodes of that level (the
+    instances whose current level is ``k``); if the batch holds no sample of level ``k`` at all,
+    the level is *inactive* for this update (J_c and T are NaN, source ``"none"``): nothing in
+    the batch measures it and the batch's gradients cannot change it.
+
+    Args:
+        ep_costs: ``(E,)`` finished episodes' costs; ep_lengths ``(E,)``; ep_groups ``(E,)``
+            their level codes.
+        m: number of levels (codes ``0..m-1``).
+        start_groups: ``(N,)`` each instance's current level (-1: no sample of its episode).
+        critic_start_values: ``() -> (N,)`` cost-critic values at the episode starts (called
+            only when some level finished no episode).
+        fallback_length, cost_gamma: as in :func:`estimate_episode_cost`.
+
+    Returns:
+        ``(J_c (m,), T (m,), sources)``.
+    """
+    costs = np.asarray(ep_costs, np.float64).reshape(-1)
+    lengths = np.asarray(ep_lengths, np.float64).reshape(-1)
+    onehot = np.asarray(ep_groups).reshape(-1, 1) == np.arange(m)  # (E, m)
+    sums = torch.zeros(3 * m, dtype=torch.float64)
+    if len(costs):
+        sums[:m] = torch.from_numpy((costs[:, None] * onehot).sum(0))
+        sums[m : 2 * m] = torch.from_numpy((lengths[:, None] * onehot).sum(0))
+        sums[2 * m :] = torch.from_numpy(onehot.sum(0).astype(np.float64))
+    all_reduce_sum_(sums)
+    s = sums.numpy()
+    n = s[2 * m :]
+    j = np.full(m, np.nan)
+    t = np.full(m, np.nan)
+    sources = ["episodes" if n[k] > 0 else "none" for k in range(m)]
+    done = n > 0
+    j[done] = s[:m][done] / n[done]
+    t[done] = s[m : 2 * m][done] / n[done]
+    if done.all():
+        return j, t, sources
+    # the same decision on every rank (global counts): the critic fallback's collective
+    starts = np.asarray(start_groups).reshape(-1, 1) == np.arange(m)  # (N, m)
+    v = critic_start_values().detach().double().reshape(-1).cpu()
+    mask = torch.from_numpy(starts.astype(np.float64))
+    vs = torch.cat([(v[:, None] * mask).sum(0), mask.sum(0)])
+    all_reduce_sum_(vs)
+    horizon = max(float(fallback_length), 1.0)
+    factor = horizon if cost_gamma >= 1 else horizon * (1 - cost_gamma) / (1 - cost_gamma**horizon)
+    for k in np.flatnonzero(~done):
+        if vs[m + k] > 0:
+            j[k] = max(float(vs[k] / vs[m + k]) * factor, 0.0)
+            t[k] = horizon
+            sources[k] = "critic"
+    return j, t, sources
 
 
 #: weight of the previous batches in the episode-length estimate of ``cost_estimate: rate``
@@ -253,6 +327,11 @@ class ActorCritic:
             (action sampling, minibatch and FVP subsample permutations).
         device: torch device of the networks.
         n_cost_heads: number of cost critics (1 = the combined cost).
+        constraint_groups: the constraints (:class:`saferl.safety.ConstraintGroups`; default:
+            one on the combined cost with limit ``cost_limit``). Per-level groups share one
+            cost critic of the combined cost (the level is constant within an episode, so a
+            sample's cost advantage is its own level's); per-component groups need one cost
+            critic per component (``n_cost_heads``).
         privileged_obs_dims: how many trailing observation dims are privileged (the env's
             ``privileged_obs_dims``); with ``config.asymmetric_critic`` only the critics read
             them.
@@ -269,9 +348,19 @@ class ActorCritic:
         device: str | torch.device = "cpu",
         n_cost_heads: int = 1,
         privileged_obs_dims: int = 0,
+        constraint_groups: ConstraintGroups | None = None,
     ) -> None:
         if cost_limit is None or not math.isfinite(float(cost_limit)) or cost_limit < 0:
             raise ValueError(f"cost_limit must be a finite number >= 0, got {cost_limit!r}")
+        groups = constraint_groups or ConstraintGroups.combined(float(cost_limit))
+        #: the constraints optimised against (the combined cost by default)
+        self.constraint_groups = groups
+        self._group_limits = np.asarray(groups.limits, np.float64)
+        if groups.kind == "levels" and config.cost_estimate == "rate":
+            raise ConfigError(
+                "algo.cost_estimate: rate is not available with per-level constraints "
+                "(env.constraint_groups); use episodes"
+            )
         # A private copy: set_hyperparameter changes it, the caller's config stays as given.
         self.config = config.model_copy(deep=True)
         self.cost_limit = float(cost_limit)
@@ -367,8 +456,62 @@ class ActorCritic:
     # Update helpers
     # ---------------------------------------------------------------------------------------
     def _cost_signal(self, batch: RolloutBatch) -> torch.Tensor:
-        """Per-step costs matching the cost critics, ``(T, N, Kc)`` (combined by default)."""
+        """Per-step costs matching the cost critics, ``(T, N, Kc)`` (combined by default; the
+        constrained components with per-component groups)."""
+        if self.constraint_groups.kind == "components":
+            return self._component_columns(batch)
         return batch.costs.unsqueeze(-1)
+
+    def _component_index(self, batch: RolloutBatch) -> list[int]:
+        names = tuple(self.constraint_groups.names)
+        have = tuple(batch.component_names)
+        if batch.cost_components is None or any(n not in have for n in names):
+            raise ValueError(
+                f"per-component constraints need cost components {names} in the batch, got {have}"
+            )
+        return [have.index(n) for n in names]
+
+    def _component_columns(self, batch: RolloutBatch) -> torch.Tensor:
+        """The constrained components' per-step costs ``(T, N, m)``."""
+        idx = self._component_index(batch)
+        if idx == list(range(batch.cost_components.shape[-1])):
+            return batch.cost_components
+        return batch.cost_components[..., idx]
+
+    @property
+    def group_limits(self) -> np.ndarray:
+        """``(m,)`` per-episode limit of each constraint group (the current ``cost_limit`` for
+        the combined cost)."""
+        if not self.constraint_groups.grouped:
+            return np.asarray([self.cost_limit], np.float64)
+        return self._group_limits.copy()
+
+    def group_costs(self, batch: RolloutBatch) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """J_c ``(m,)``, mean episode length T ``(m,)`` and the estimate's source of each
+        constraint group (NaN and ``"none"`` for an inactive level, see
+        :func:`estimate_level_costs`)."""
+        groups = self.constraint_groups
+        m = len(groups)
+        if groups.kind != "levels":
+            j, t, source = self.episode_cost(batch)
+            j = np.asarray(j, np.float64).reshape(-1)
+            return j, np.full(m, float(t)), [source] * m
+        fallback = batch.horizon or max(float(np.mean(batch.current_lengths)), 1.0)
+
+        def critic() -> torch.Tensor:
+            with torch.no_grad():
+                return self.critics(self._obs_tensor(batch.start_obs))[:, 1]
+
+        return estimate_level_costs(
+            batch.ep_costs,
+            batch.ep_lengths,
+            batch.ep_groups,
+            m,
+            batch.current_groups,
+            critic,
+            fallback,
+            self.config.cost_gamma,
+        )
 
     def prepare(self, batch: RolloutBatch) -> PreparedBatch:
         """GAE for reward and cost(s), flatten, normalise observations, scale advantages."""
@@ -399,9 +542,23 @@ class ActorCritic:
         adv_c_t = torch.from_numpy(adv_c.reshape(B, -1)).to(dev)
         mean_r, std_r = global_mean_std(adv_r_t)
         adv_r_t = ((adv_r_t - mean_r) / (std_r + 1e-8)).float()
-        # cost advantages: centred only, per head
-        means_c = torch.stack([global_mean(adv_c_t[:, k]) for k in range(adv_c_t.shape[1])])
-        adv_c_t = (adv_c_t - means_c).float()
+        group_mask = group_counts = None
+        if self.constraint_groups.kind != "levels":
+            # cost advantages: centred only, per head
+            means_c = torch.stack([global_mean(adv_c_t[:, k]) for k in range(adv_c_t.shape[1])])
+            adv_c_t = (adv_c_t - means_c).float()
+        else:
+            # one column per level: centred over that level's samples (global), 0 elsewhere
+            m = len(self.constraint_groups)
+            codes = batch.groups.reshape(B).to(dev)
+            group_mask = codes.unsqueeze(-1) == torch.arange(m, device=dev)
+            maskd = group_mask.double()
+            raw = adv_c_t[:, :1]
+            sums = torch.cat([(raw * maskd).sum(0), maskd.sum(0)]).cpu()
+            all_reduce_sum_(sums)
+            group_counts = sums[m:]
+            means = (sums[:m] / group_counts.clamp_min(1.0)).to(dev)
+            adv_c_t = ((raw - means) * maskd).float()
         obs = self.obs_norm.normalize(batch.obs.reshape(B, self.obs_dim).to(dev))
         n_local = int(batch.rewards.shape[1])
         offset, total = instance_span(n_local)
@@ -413,6 +570,8 @@ class ActorCritic:
             ret_r=torch.from_numpy(ret_r.reshape(B)).float().to(dev),
             ret_c=torch.from_numpy(ret_c.reshape(B, -1)).float().to(dev),
             adv_r_std=float(std_r) + 1e-8,
+            group_mask=group_mask,
+            group_counts=group_counts,
             instances=n_local,
             offset=offset,
             total_instances=total,
@@ -437,10 +596,14 @@ class ActorCritic:
         )
 
     def _episode_costs(self, batch: RolloutBatch) -> np.ndarray:
+        if self.constraint_groups.kind == "components":
+            return np.asarray(batch.ep_component_costs)[:, self._component_index(batch)]
         return batch.ep_costs
 
     def _step_costs(self, batch: RolloutBatch) -> torch.Tensor:
         """Per-step costs of the constrained heads, ``(T, N, K)``."""
+        if self.constraint_groups.kind == "components":
+            return self._component_columns(batch)
         return batch.costs.unsqueeze(-1)
 
     def update_critics(self, data: PreparedBatch) -> dict[str, float]:
@@ -497,6 +660,9 @@ class ActorCritic:
     def hyperparameters(self) -> dict[str, float]:
         """``cost_limit`` and the :attr:`SETTABLE` config fields (those set, for optional ones)."""
         out = {"cost_limit": float(self.cost_limit)}
+        if self.constraint_groups.grouped:  # after cost_limit: restored in this order
+            for name, value in zip(self.constraint_groups.names, self._group_limits, strict=True):
+                out[f"cost_limit/{name}"] = float(value)
         for name in self.SETTABLE:
             value = getattr(self.config, name)
             if value is not None:
@@ -505,20 +671,29 @@ class ActorCritic:
 
     def set_hyperparameter(self, name: str, value: float) -> None:
         """Set ``cost_limit`` or a :attr:`SETTABLE` field of this algorithm's own config copy
-        (validated against the field's range).
+        (validated against the field's range). With per-level constraints ``cost_limit`` sets
+        every level's limit and ``cost_limit/<group>`` one group's (levels or components).
 
         Raises:
             HyperparameterError: not a settable hyperparameter of this algorithm.
             ValueError: out of range.
         """
-        if name == "cost_limit":
+        groups = self.constraint_groups
+        group_limit = groups.grouped and name.partition("/")[2] in groups.names
+        if name == "cost_limit" or (name.startswith("cost_limit/") and group_limit):
             value = float(value)
             if not math.isfinite(value) or value < 0:
-                raise ValueError(f"cost_limit must be a finite number >= 0, got {value!r}")
-            self.cost_limit = value
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+            if name == "cost_limit":
+                self.cost_limit = value
+                if groups.kind == "levels":
+                    self._group_limits[:] = value
+            else:
+                self._group_limits[groups.names.index(name.partition("/")[2])] = value
             return
         if name not in self.SETTABLE:
-            allowed = ", ".join(["cost_limit", *self.SETTABLE])
+            limits = [k for k in self.hyperparameters() if k.startswith("cost_limit")]
+            allowed = ", ".join([*limits, *self.SETTABLE])
             raise HyperparameterError(
                 f"{type(self).__name__} has no settable hyperparameter '{name}' (settable: "
                 f"{allowed})"

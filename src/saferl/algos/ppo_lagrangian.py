@@ -18,6 +18,14 @@ and cost advantages share one scale, so lambda is in natural units (reward per u
 ``ConstraintSet`` (costs from ``info["cost_components"]``); a component's limit is its own
 ``Constraint.limit`` if it has one, else the combined ``cost_limit``. ``lagrangian=False`` keeps
 the multipliers at 0 (plain PPO, the unconstrained baseline).
+
+``constraint_groups`` (``env.constraint_groups`` / ``env.constraints``): one multiplier per
+group, each updated from its own group's J_c. Per-component groups have one cost critic per
+component, as ``per_constraint``; per-level groups share the combined cost's critic, and level
+k's cost advantage (centred over its samples, 0 elsewhere) is scaled by ``n / n_k`` so that its
+mean over the batch is its mean over the level's samples, the per-step units of its J_c (the
+gradient of ``E[episode cost | level k]``). A level with no sample in a batch keeps its
+multiplier.
 """
 
 from __future__ import annotations
@@ -34,8 +42,8 @@ from saferl.algos.common import ActorCritic, PreparedBatch, own_config
 from saferl.algos.dist import all_reduce_sum_, global_mean
 from saferl.algos.math import gaussian_kl
 from saferl.algos.networks import GaussianActor
-from saferl.config import AlgoConfig, PPOLagrangianConfig
-from saferl.safety import ConstraintSet
+from saferl.config import AlgoConfig, ConfigError, PPOLagrangianConfig
+from saferl.safety import ConstraintGroups, ConstraintSet
 
 __all__ = ["PPOLagrangian"]
 
@@ -74,8 +82,15 @@ class PPOLagrangian(ActorCritic):
         constraints: ConstraintSet | None = None,
         lagrangian: bool = True,
         privileged_obs_dims: int = 0,
+        constraint_groups: ConstraintGroups | None = None,
     ) -> None:
         config = own_config(config, PPOLagrangianConfig)
+        grouped = constraint_groups is not None and constraint_groups.grouped
+        if grouped and config.per_constraint:
+            raise ConfigError(
+                "algo.per_constraint: env.constraints / env.constraint_groups already name the "
+                "constraints; set per_constraint to false"
+            )
         if constraints is not None:
             constraint_names = constraint_names or constraints.names
             if constraint_limits is None:
@@ -92,9 +107,13 @@ class PPOLagrangian(ActorCritic):
             if len(lims) != len(names):
                 raise ValueError(f"{len(names)} constraint names but {len(lims)} limits")
             own_limits = [None if v is None else float(v) for v in lims]
+        elif grouped:
+            names = tuple(constraint_groups.names)
+            own_limits = [None] * len(names)  # the groups' own limits (ActorCritic.group_limits)
         else:
             names = ("cost",)
             own_limits = [None]
+        components = grouped and constraint_groups.kind == "components"
         super().__init__(
             observation_space,
             action_space,
@@ -102,8 +121,9 @@ class PPOLagrangian(ActorCritic):
             cost_limit=cost_limit,
             seed=seed,
             device=device,
-            n_cost_heads=len(names),
+            n_cost_heads=len(names) if self.per_constraint or components else 1,
             privileged_obs_dims=privileged_obs_dims,
+            constraint_groups=constraint_groups,
         )
         self.constraint_names = names
         # None: follow self.cost_limit (which a schedule may change between updates)
@@ -156,6 +176,8 @@ class PPOLagrangian(ActorCritic):
     @property
     def limits(self) -> np.ndarray:
         """Per-multiplier limits: a constraint's own limit, else the current ``cost_limit``."""
+        if self.constraint_groups.grouped:
+            return self.group_limits
         return np.asarray(
             [self.cost_limit if v is None else v for v in self._own_limits], np.float64
         )
@@ -163,7 +185,7 @@ class PPOLagrangian(ActorCritic):
     # ---------------------------------------------------------------------------------------
     def _cost_signal(self, batch: RolloutBatch) -> torch.Tensor:
         if not self.per_constraint:
-            return batch.costs.unsqueeze(-1)
+            return super()._cost_signal(batch)
         return self._components(batch)
 
     def _components(self, batch: RolloutBatch) -> torch.Tensor:
@@ -176,7 +198,7 @@ class PPOLagrangian(ActorCritic):
 
     def _episode_costs(self, batch: RolloutBatch) -> np.ndarray:
         if not self.per_constraint:
-            return batch.ep_costs
+            return super()._episode_costs(batch)
         self._components(batch)
         return batch.ep_component_costs
 
@@ -190,6 +212,10 @@ class PPOLagrangian(ActorCritic):
         if not self.lagrangian:
             return
         cfg = self.config
+        measured = np.isfinite(j_c)  # an inactive level (no sample in the batch) stays as it is
+        if not measured.all():
+            keep = (self.pid_integral.copy(), self.prev_cost.copy(), self.multipliers.copy())
+            j_c = np.where(measured, j_c, 0.0)
         err = j_c - self.limits
         self.pid_integral = np.maximum(0.0, self.pid_integral + err)
         deriv = np.where(np.isnan(self.prev_cost), 0.0, np.maximum(0.0, j_c - self.prev_cost))
@@ -197,14 +223,22 @@ class PPOLagrangian(ActorCritic):
         self.multipliers = np.maximum(
             0.0, cfg.pid_kp * err + cfg.lagrangian_lr * self.pid_integral + cfg.pid_kd * deriv
         )
+        if not measured.all():
+            for new, old in zip(
+                (self.pid_integral, self.prev_cost, self.multipliers), keep, strict=True
+            ):
+                new[~measured] = old[~measured]
 
     # ---------------------------------------------------------------------------------------
     def update(self, batch: RolloutBatch) -> dict[str, Any]:
         """Multiplier step, PPO-clip epochs on the actor, critic epochs; returns diagnostics."""
         t0 = time.perf_counter()
         data = self.prepare(batch)
-        j_c, ep_len, source = self.episode_cost(batch)
+        j_c, lengths, sources = self.group_costs(batch)
         self.update_multipliers(np.asarray(j_c, np.float64))
+        grouped = self.constraint_groups.grouped
+        ep_len = float(lengths[0]) if not grouped else float(np.nanmean(lengths))
+        source = sources[0] if len(set(sources)) == 1 else "mixed"
         t_prep = time.perf_counter()
         info = self._actor_epochs(data)
         t_actor = time.perf_counter()
@@ -212,12 +246,15 @@ class PPOLagrangian(ActorCritic):
         t_critic = time.perf_counter()
         self.obs_norm.update(batch.obs.reshape(-1, self.obs_dim).to(self.device))
         self.updates += 1
-        info["J_c"] = float(j_c[0]) if len(j_c) == 1 else float(np.max(j_c - self.limits))
+        info["J_c"] = float(j_c[0]) if len(j_c) == 1 else float(np.nanmax(j_c - self.limits))
         info["multiplier"] = float(self.multipliers.sum())
-        if self.per_constraint:
-            for name, jk, lam in zip(self.constraint_names, j_c, self.multipliers, strict=True):
-                info[f"J_c/{name}"] = float(jk)
-                info[f"multiplier/{name}"] = float(lam)
+        if self.per_constraint or grouped:
+            limits = self.limits
+            for k, name in enumerate(self.constraint_names):
+                info[f"J_c/{name}"] = float(j_c[k])
+                info[f"multiplier/{name}"] = float(self.multipliers[k])
+                if grouped:
+                    info[f"cost_limit/{name}"] = float(limits[k])
         info.update(
             self._update_summary(
                 batch, source=source, ep_len=ep_len, times=(t0, t_prep, t_actor, t_critic)
@@ -232,6 +269,10 @@ class PPOLagrangian(ActorCritic):
         # (centred) cost advantages by that std too; lambda then keeps its natural units
         # (reward per unit of cost) instead of drifting with the reward advantage's spread.
         adv_c = data.adv_c / data.adv_r_std
+        if data.group_counts is not None:  # per level: the mean over the level's samples
+            n = data.group_counts.sum()
+            scale = (n / data.group_counts.clamp_min(1.0)).float().to(self.device)
+            adv_c = adv_c * scale
         adv = (data.adv_r - (adv_c * lam).sum(-1)) / (1.0 + lam.sum())
         # minibatches over the global samples; this rank steps on its rows of each
         B = data.global_size

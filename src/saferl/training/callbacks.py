@@ -52,6 +52,54 @@ def _num(value: Any) -> float:
         return math.nan
 
 
+def group_limits(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The per-group limits of a row (``cost_limit/<group>`` columns: several constraints,
+    ``env.constraint_groups`` or ``env.constraints``); empty for one constraint."""
+    prefix = "cost_limit/"
+    return {k[len(prefix) :]: _num(v) for k, v in metrics.items() if k.startswith(prefix)}
+
+
+def worst_excess(costs: Mapping[str, float], limits: Mapping[str, float]) -> float:
+    """``max over groups of cost - limit`` (NaN when some group's cost is missing)."""
+    excess = [_num(costs.get(g)) - lim for g, lim in limits.items()]
+    return max(excess) if excess and all(math.isfinite(e) for e in excess) else math.nan
+
+
+def group_status(metrics: Mapping[str, Any], prefix: str = "ep_cost/") -> dict[str, Any] | None:
+    """Where a row with several constraints stands (None with one constraint): ``worst`` the
+    group furthest above (or least below) its limit among those measured, its ``cost`` and
+    ``limit``, ``over`` the groups above their limits, ``unmeasured`` those whose cost is NaN
+    (no finished episode), and ``costs``/``limits`` per group. Costs are the ``<prefix><g>``
+    columns."""
+    limits = group_limits(metrics)
+    if not limits:
+        return None
+    costs = {g: _num(metrics.get(f"{prefix}{g}")) for g in limits}
+    measured = {g: c for g, c in costs.items() if math.isfinite(c)}
+    worst = max(measured, key=lambda g: measured[g] - limits[g]) if measured else None
+    return {
+        "worst": worst,
+        "cost": measured[worst] if worst is not None else math.nan,
+        "limit": limits[worst] if worst is not None else math.nan,
+        "over": [g for g, c in measured.items() if c > limits[g]],
+        "unmeasured": [g for g in limits if g not in measured],
+        "costs": costs,
+        "limits": limits,
+    }
+
+
+def cost_status(metrics: Mapping[str, Any]) -> str:
+    """``cost C/L`` for one constraint; with several, the worst group's (``cost C  severe
+    C_g/L_g``), as the epoch log line and the progress bar show it."""
+    cost = _num(metrics.get("ep_cost"))
+    st = group_status(metrics)
+    if st is None:
+        return f"cost {cost:.4g}/{_num(metrics.get('cost_limit')):.4g}"
+    if st["worst"] is None:
+        return f"cost {cost:.4g}  (no group measured)"
+    return f"cost {cost:.4g}  worst {st['worst']} {st['cost']:.4g}/{st['limit']:.4g}"
+
+
 class Callback:
     """Base class: every hook is a no-op; ``self.trainer`` is set by :meth:`init_callback`.
 
@@ -236,9 +284,15 @@ class BestModel(Callback):
     Among infeasible epochs (before any feasible one), the lowest cost wins. Epochs where no episode
     finished (NaN return or cost) are skipped. Writing goes through ``trainer.save_best()``.
 
+    With several constraints (``cost_limit/<group>`` columns) an epoch is feasible only when
+    every group's cost (``ep_cost/<group>``) is within its own limit; infeasible epochs rank by
+    the smallest worst excess ``max_g (cost_g - limit_g)``; an epoch where some group finished
+    no episode cannot be judged and is skipped.
+
     Args:
         evaluate: ``() -> (mean return, mean cost)`` of the current policy on evaluation
-            episodes. When given, the policy is judged on it instead of the epoch's training
+            episodes (or ``(mean return, mean cost, {group: mean cost})`` with several
+            constraints). When given, the policy is judged on it instead of the epoch's training
             episodes, on epochs that are multiples of ``every`` and on the trainer's last epoch;
             the values are added to the epoch's metrics as ``best_eval_return`` and
             ``best_eval_cost``.
@@ -270,15 +324,26 @@ class BestModel(Callback):
             last = self.trainer is not None and epoch >= getattr(self.trainer, "total_epochs", 0)
             if epoch % self.every and not last:
                 return True
-            ret, cost = self.evaluate()
+            ret, cost, *per_group = self.evaluate()
             metrics["best_eval_return"], metrics["best_eval_cost"] = ret, cost
+            costs = dict(per_group[0]) if per_group else {}
+            for g, v in costs.items():
+                metrics[f"best_eval_cost/{g}"] = v
         else:
             ret, cost = _num(metrics.get("ep_return")), _num(metrics.get("ep_cost"))
+            costs = {k.partition("/")[2]: v for k, v in metrics.items() if k.startswith("ep_cost/")}
         limit = _num(metrics.get("cost_limit"))
+        limits = group_limits(metrics)
+        if limits:  # several constraints: judged on the worst group's excess over its limit
+            excess = worst_excess(costs, limits)
+            if not math.isfinite(excess):
+                return True
+            cost, limit = excess, 0.0
         if self.is_better(ret, cost, limit):
             self.best_key = feasibility_key(ret, cost, limit)
             self.best_epoch = int(metrics.get("epoch", 0))
-            self.best_return, self.best_cost = ret, cost
+            self.best_return = ret
+            self.best_cost = metrics["best_eval_cost"] if self.evaluate else metrics["ep_cost"]
             if self.trainer is not None:
                 self.trainer.save_best()
         return True
@@ -330,6 +395,11 @@ class SafetyMonitor(Callback):
     a warning, sets ``safety_alert = 1`` in that row (trackers receive it) and, with ``halt``,
     stops training. Epochs where no episode finished are neither violations nor compliant: they
     leave the counters unchanged.
+
+    With several constraints (``cost_limit/<group>`` columns) an epoch violates when some
+    group's cost (``ep_cost/<group>``) is above its own limit, and each group has its own
+    ``violation_rate/<group>`` over the window (groups without a finished episode that epoch
+    keep theirs).
     """
 
     name = "safety_monitor"
@@ -340,11 +410,29 @@ class SafetyMonitor(Callback):
         self.history: list[int] = []
         self.consecutive = 0
         self.alerts = 0
+        self.group_history: dict[str, list[int]] = {}
 
     def on_epoch_end(self, metrics: dict[str, Any]) -> bool:
         cost, limit = _num(metrics.get("ep_cost")), _num(metrics.get("cost_limit"))
+        limits = group_limits(metrics)
+        measured = False
+        if limits:
+            over = []
+            for g, lim in limits.items():
+                c = _num(metrics.get(f"ep_cost/{g}"))
+                if math.isfinite(c) and math.isfinite(lim):
+                    hist = [*self.group_history.get(g, []), int(c > lim)][-self.window :]
+                    self.group_history[g] = hist
+                    over.append((c - lim, c, lim))
+                h = self.group_history.get(g)
+                metrics[f"violation_rate/{g}"] = sum(h) / len(h) if h else math.nan
+            if over:  # the worst group stands for the epoch in the overall counters
+                _, cost, limit = max(over)
+                measured = True
+        else:
+            measured = math.isfinite(cost) and math.isfinite(limit)
         alert = False
-        if math.isfinite(cost) and math.isfinite(limit):
+        if measured:
             violated = int(cost > limit)
             self.history = [*self.history, violated][-self.window :]
             self.consecutive = self.consecutive + 1 if violated else 0
@@ -379,12 +467,15 @@ class SafetyMonitor(Callback):
             "history": list(self.history),
             "consecutive": self.consecutive,
             "alerts": self.alerts,
+            "group_history": {g: list(h) for g, h in self.group_history.items()},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.history = [int(v) for v in state["history"]]
         self.consecutive = int(state["consecutive"])
         self.alerts = int(state["alerts"])
+        groups = state.get("group_history", {})  # absent before per-group constraints
+        self.group_history = {g: [int(v) for v in h] for g, h in groups.items()}
 
 
 class ProgressBar(Callback):
@@ -453,6 +544,8 @@ class ProgressBar(Callback):
             _num(metrics.get("cost_limit")),
         )
         status = f"return {ret:.3g}  cost {cost:.3g}/{limit:.3g}"
+        if group_limits(metrics):  # several constraints: the worst group against its limit
+            status = f"return {ret:.3g}  {cost_status(metrics)}"
         self._progress.update(
             self._task, completed=min(steps, self.total_steps), rate=f"{rate:,.0f}", status=status
         )

@@ -149,16 +149,22 @@ class World:
     # -- per-epoch agreement -----------------------------------------------------------------
     def rollout_stats(self, batch: Any | None) -> tuple[dict[str, Any], bool]:
         """The rollout's episode statistics over all ranks (``ep_return``, ``ep_cost``,
-        ``ep_len``, ``episodes``, ``ep_cost/<name>``, ``steps``) and whether some rank's
-        collection failed (``batch`` None there). One collective."""
+        ``ep_len``, ``episodes``, ``ep_cost/<name>``, per level ``ep_return/<level>``,
+        ``ep_cost/<level>``, ``episodes/<level>``, ``steps``) and whether some rank's collection
+        failed (``batch`` None there). One collective."""
         if not self.distributed:
             if batch is None:
                 return {}, True
             return {**batch.episode_stats(), "steps": int(batch.num_steps)}, False
         names = tuple(batch.component_names) if batch is not None else ()
         k = len(names) if batch is not None and batch.ep_component_costs is not None else 0
-        # [failed, steps, episodes, sum return, sum cost, sum length, sum cost per component]
-        v = torch.zeros(6 + k, dtype=torch.float64)
+        levels = tuple(batch.group_names) if batch is not None else ()
+        if batch is None or batch.ep_groups is None:
+            levels = ()
+        m = len(levels)
+        # [failed, steps, episodes, sum return, sum cost, sum length, sum cost per component,
+        #  per level: episodes, sum return, sum cost]
+        v = torch.zeros(6 + k + 3 * m, dtype=torch.float64)
         if batch is None:
             v[0] = 1.0
         else:
@@ -168,7 +174,13 @@ class World:
             v[4] = float(np.sum(batch.ep_costs))
             v[5] = float(np.sum(batch.ep_lengths))
             if k:
-                v[6:] = torch.from_numpy(np.asarray(batch.ep_component_costs).sum(0))
+                v[6 : 6 + k] = torch.from_numpy(np.asarray(batch.ep_component_costs).sum(0))
+            for i in range(m):
+                sel = np.asarray(batch.ep_groups) == i
+                base = 6 + k + 3 * i
+                v[base] = float(sel.sum())
+                v[base + 1] = float(np.sum(batch.ep_returns[sel]))
+                v[base + 2] = float(np.sum(batch.ep_costs[sel]))
         # a failed rank does not know the component count: agree on the longest vector
         width = torch.tensor([float(v.numel())], dtype=torch.float64)
         _all_reduce(width, "max")
@@ -187,6 +199,12 @@ class World:
         }
         for i, name in enumerate(names[:k]):
             out[f"ep_cost/{name}"] = float(v[6 + i]) / n if n else nan
+        for i, name in enumerate(levels):
+            base = 6 + k + 3 * i
+            n_i = float(v[base])
+            out[f"ep_return/{name}"] = float(v[base + 1]) / n_i if n_i else nan
+            out[f"ep_cost/{name}"] = float(v[base + 2]) / n_i if n_i else nan
+            out[f"episodes/{name}"] = int(n_i)
         out["steps"] = int(v[1])
         return out, False
 

@@ -27,7 +27,9 @@ in general ``<name>_lr``) are wired to the algorithm's optimiser of that name
 (``algo.optimizers()``, see :class:`saferl.algos.base.Algorithm`). Other targets are dotted
 config fields: ``algo.X`` must be one of the algorithm's ``hyperparameters()`` and is set with
 ``set_hyperparameter(X, v)``; ``env.cost_limit`` sets the algorithm's ``cost_limit`` (what the
-constraint is optimised against); other ``env.X`` fields are passed to
+constraint is optimised against; with per-level constraints every level's), and a per-group
+limit curriculum schedules ``env.cost_limit.<level>`` (``env.constraint_groups``) or
+``env.constraints.<component>`` (``env.constraints``); other ``env.X`` fields are passed to
 the environment's ``set_options(X=v)`` (an environment without it cannot be scheduled; such a
 target needs an explicit ``start``). ``env.impairment`` and ``env.challenge`` are categorical: the
 scheduled number indexes the level list (floor, clipped), starting from 0 unless ``start`` says.
@@ -338,6 +340,43 @@ def _setter(
             f"train.schedules: target '{target}' must be critic_lr, actor_lr, algo.<field> "
             "or env.<field>"
         )
+    groups = getattr(algo, "constraint_groups", None)
+    kind = getattr(groups, "kind", "combined")
+    group_field = {"levels": "env.cost_limit.", "components": "env.constraints."}.get(kind)
+    if target.startswith(("env.cost_limit.", "env.constraints.")):
+        group = target.split(".", 2)[2]
+        if group_field is None or not target.startswith(group_field):
+            raise ConfigError(
+                f"train.schedules: target '{target}': a per-group limit needs "
+                f"{'env.constraints' if target.startswith('env.constraints.') else 'env.constraint_groups'}"
+                " in the config"
+            )
+        if group not in groups.names:
+            raise ConfigError(
+                f"train.schedules: target '{target}': no constraint group '{group}' (groups: "
+                f"{', '.join(groups.names)})"
+            )
+        name = f"cost_limit/{group}"
+
+        def apply_group(v: float) -> None:
+            try:
+                algo.set_hyperparameter(name, v)
+            except ValueError as exc:
+                raise ConfigError(f"train.schedules: target '{target}': {exc}") from None
+
+        return apply_group, algo.hyperparameters()[name]
+    if target == "env.cost_limit" and kind == "components":
+        raise ConfigError(
+            "train.schedules: target 'env.cost_limit': with env.constraints each component has "
+            "its own limit; schedule env.constraints.<component>"
+        )
+    if target == "env.cost_limit" and kind == "levels":
+        limits = {v for k, v in algo.hyperparameters().items() if k.startswith("cost_limit/")}
+        if cfg.start is None and len(limits) > 1:
+            raise ConfigError(
+                "train.schedules: target 'env.cost_limit' sets every level's limit; the levels "
+                "start from different limits: give an explicit start"
+            )
     if target == "env.cost_limit" or section == "algo":
         name = "cost_limit" if target == "env.cost_limit" else field
         values = algo.hyperparameters()
@@ -355,6 +394,8 @@ def _setter(
             except ValueError as exc:
                 raise ConfigError(f"train.schedules: target '{target}': {exc}") from None
 
+        if target == "env.cost_limit" and kind == "levels":
+            return apply, next(v for k, v in values.items() if k.startswith("cost_limit/"))
         return apply, values[name]
     # Other env fields change the running environment: it must offer set_options(**kw).
     if not callable(getattr(env, "set_options", None)):

@@ -9,7 +9,9 @@ same thing everywhere:
   levels); :meth:`EnvSpec.make` builds envs and turns the env's own refusals into one-line
   errors that name the config field.
 * :func:`cost_limits`: the combined per-episode limit (``env.cost_limit``, else the env's
-  declared limit, its strict one with ``env.strict``) and the per-constraint limits.
+  declared limit, its strict one with ``env.strict``), the per-constraint limits, and the
+  constraints the algorithm is held to (``env.constraint_groups``: one per impairment level;
+  ``env.constraints``: one per named cost component).
 * :func:`build_algorithm`: the registered algorithm for ``algo.name`` with its own config model.
 * :func:`check_resources`: ``train.device`` exists here, and the rollout batch and networks fit
   in memory.
@@ -30,6 +32,7 @@ import torch
 
 from saferl.config import Config, ConfigError
 from saferl.registry import ALGORITHMS, ENVS, RegistryError
+from saferl.safety import ConstraintGroups
 from saferl.utils import accepts_kwarg, names_param
 
 __all__ = [
@@ -180,36 +183,102 @@ class CostLimits:
         per_constraint: one limit per constraint (None where the env declares none), or None
             when the env declares no constraints.
         strict: whether the env's strict limits were taken.
+        groups: the constraints the algorithm optimises against
+            (:class:`~saferl.safety.ConstraintGroups`: the combined cost by default, one per
+            impairment level with ``env.constraint_groups``, one per named component with
+            ``env.constraints``).
     """
 
     combined: float
     names: tuple[str, ...] = ()
     per_constraint: tuple[float | None, ...] | None = None
     strict: bool = False
+    groups: ConstraintGroups | None = None
+
+    def __post_init__(self) -> None:
+        if self.groups is None:
+            object.__setattr__(self, "groups", ConstraintGroups.combined(self.combined))
 
 
 def cost_limits(cfg: Config, env: Any) -> CostLimits:
-    """``env.cost_limit`` if set, else the limit ``env`` declares (strict with ``env.strict``).
+    """``env.cost_limit`` if set, else the limit ``env`` declares (strict with ``env.strict``);
+    and the run's constraint groups (``env.constraint_groups``, ``env.constraints``).
 
     Raises:
-        ConfigError: neither is there.
+        ConfigError: no limit anywhere; an env without the levels or components named; a
+            mapping of limits that does not name every level, or names an unknown one.
     """
     constraints = getattr(env, "constraints", None)
     strict = bool(cfg.env.strict)
-    if cfg.env.cost_limit is not None:
-        combined = float(cfg.env.cost_limit)
-    elif constraints is not None:
-        combined = float(constraints.get_limit(strict=strict))
+    given = cfg.env.cost_limit
+    if constraints is not None:
+        declared: float | None = float(constraints.get_limit(strict=strict))
     else:
+        declared = None
+    if given is not None and not isinstance(given, dict):
+        combined = float(given)
+    elif declared is not None:
+        combined = declared
+    elif cfg.env.constraints is None and not isinstance(given, dict):
         raise ConfigError(
             f"env.cost_limit: environment '{cfg.env.id}' declares no constraints; set "
             "env.cost_limit"
         )
+    else:
+        combined = 0.0  # only the groups' own limits are used
+    groups = _constraint_groups(cfg, env, combined, given)
     if constraints is None:
-        return CostLimits(combined, strict=strict)
+        return CostLimits(combined, strict=strict, groups=groups)
     attr = "strict_limit" if strict else "limit"
     per = tuple(getattr(c, attr) for c in constraints)
-    return CostLimits(combined, tuple(constraints.names), per, strict)
+    return CostLimits(combined, tuple(constraints.names), per, strict, groups)
+
+
+def _constraint_groups(
+    cfg: Config, env: Any, combined: float, given: float | dict[str, float] | None
+) -> ConstraintGroups:
+    ec = cfg.env
+    if ec.constraints is not None:
+        constraints = getattr(env, "constraints", None)
+        known = tuple(constraints.names) if constraints is not None else ()
+        unknown = [n for n in ec.constraints if n not in known]
+        if unknown:
+            have = f"its components: {', '.join(known)}" if known else "it declares none"
+            raise ConfigError(
+                f"env.constraints: environment '{ec.id}' has no cost component "
+                f"'{unknown[0]}' ({have})"
+            )
+        names = [n for n in known if n in ec.constraints]  # the env's order
+        return ConstraintGroups.components(names, [ec.constraints[n] for n in names])
+    if ec.constraint_groups is None:
+        return ConstraintGroups.combined(combined)
+    key = ec.constraint_groups
+    levels = dict(getattr(env, "INFO_LEVELS", None) or {}).get(key)
+    if not levels:
+        raise ConfigError(
+            f"env.constraint_groups: environment '{ec.id}' has no {key} levels in its info"
+        )
+    if getattr(ec, key, None) is not None:
+        raise ConfigError(
+            f"env.constraint_groups: env.{key} fixes one level; per-level constraints need "
+            f"episodes of every level (remove env.{key})"
+        )
+    if isinstance(given, dict):
+        unknown = [n for n in given if n not in levels]
+        if unknown:
+            raise ConfigError(
+                f"env.cost_limit: '{unknown[0]}' is not a {key} level (levels: {', '.join(levels)})"
+            )
+        missing = [n for n in levels if n not in given]
+        if missing:
+            raise ConfigError(
+                f"env.cost_limit: no limit for the {key} level '{missing[0]}' (a mapping names "
+                f"every level: {', '.join(levels)}; or give one number for all)"
+            )
+        limits = [float(given[n]) for n in levels]
+    else:
+        limits = [combined] * len(levels)
+    return ConstraintGroups.levels(key, levels, limits)
 
 
 def build_algorithm(cfg: Config, env: Any, limits: CostLimits) -> Any:
@@ -233,6 +302,17 @@ def build_algorithm(cfg: Config, env: Any, limits: CostLimits) -> Any:
     if limits.per_constraint is not None:
         optional["constraint_names"] = limits.names
         optional["constraint_limits"] = list(limits.per_constraint)
+    groups = limits.groups
+    if groups is not None and groups.grouped:
+        # named, not swallowed by **kwargs: an algorithm that ignored them would optimise
+        # against another constraint than the config says
+        if not names_param(factory, "constraint_groups"):
+            field = "env.constraints" if groups.kind == "components" else "env.constraint_groups"
+            raise ConfigError(
+                f"{field}: algorithm '{cfg.algo.name}' does not take several constraints "
+                "(cpo and ppo_lagrangian do)"
+            )
+        kwargs["constraint_groups"] = groups
     kwargs.update({k: v for k, v in optional.items() if accepts_kwarg(factory, k)})
     return factory(obs_space, act_space, cfg.algo, **kwargs)
 

@@ -69,6 +69,8 @@ from saferl.training.callbacks import (
     PlotCallback,
     ProgressBar,
     SafetyMonitor,
+    cost_status,
+    group_status,
 )
 from saferl.training.checkpoint import (
     CheckpointError,
@@ -702,7 +704,9 @@ class Trainer:
         episodes = cfg.train.best_eval_episodes
         first = cfg.eval.seed + BEST_EVAL_SEED_OFFSET
 
-        def evaluate() -> tuple[float, float]:
+        groups = self.limits.groups
+
+        def evaluate() -> tuple[Any, ...]:
             table = run_episodes(
                 ActorPolicy.from_algorithm(self.algo, name="best-model check"),
                 self.env_spec.factory,
@@ -712,7 +716,18 @@ class Trainer:
                 deterministic=cfg.eval.deterministic,
                 limit=self.cost_limit,
             )
-            return float(np.mean(table["return"])), float(np.mean(table["cost"]))
+            ret, cost = float(np.mean(table["return"])), float(np.mean(table["cost"]))
+            if groups is None or not groups.grouped:
+                return ret, cost
+            per: dict[str, float] = {}
+            for g in groups.names:
+                if groups.kind == "components":
+                    per[g] = float(np.mean(table[f"cost_{g}"]))
+                else:
+                    sel = np.asarray(table[f"{groups.key}_level"]) == g
+                    costs = np.asarray(table["cost"])[sel]
+                    per[g] = float(np.mean(costs)) if sel.any() else math.nan
+            return ret, cost, per
 
         return self.world.from_writer(evaluate)  # rank 0 evaluates, every rank gets it
 
@@ -889,9 +904,11 @@ class Trainer:
                 self.tracker.log_metrics(metrics, self.env_steps)
                 self.last_metrics = metrics
                 if metrics["episodes"] > 0:
-                    self.last_finished = {
-                        k: metrics[k] for k in ("epoch", "ep_return", "ep_cost", "episodes")
-                    }
+                    keep = ["epoch", "ep_return", "ep_cost", "episodes"]
+                    if group_status(metrics) is not None:  # and each group's cost and limit
+                        keep += [k for k in metrics if k.startswith("cost_limit/")]
+                        keep += [f"ep_cost/{k[len('cost_limit/') :]}" for k in keep[4:]]
+                    self.last_finished = {k: metrics.get(k, math.nan) for k in keep}
                 keep_going, self._stop_signal = self.world.agree_stop(keep_going, self._stop_signal)
                 if not keep_going and self.stop_reason is None:
                     self.stop_reason = "stopped by another rank"
@@ -1038,6 +1055,10 @@ class Trainer:
             "cost_limit": self._current_cost_limit(),
             "update_failed": int(failed),
         }
+        # several constraints: each group's limit (its cost is the rollout's ep_cost/<group>)
+        for k, v in self.algo.hyperparameters().items():
+            if k.startswith("cost_limit/"):
+                row[k] = float(v)
         for k, v in roll.items():
             if k not in row and k != "steps":
                 s = _scalar(v)
@@ -1050,17 +1071,21 @@ class Trainer:
         return row
 
     def _current_cost_limit(self) -> float:
-        """The limit the algorithm currently optimises against (a curriculum may move it)."""
+        """The limit the algorithm currently optimises against (a curriculum may move it); NaN
+        with several constraints, where each group's is ``cost_limit/<group>`` (the combined
+        cost is then not constrained)."""
+        groups = getattr(self.algo, "constraint_groups", None)
+        if groups is not None and groups.grouped:
+            return math.nan
         return float(self.algo.cost_limit)
 
     def _log_epoch(self, m: Mapping[str, Any]) -> None:
         logger.info(
-            "epoch %d  steps %d  return %.4g  cost %.4g/%.4g  %s%.0f steps/s",
+            "epoch %d  steps %d  return %.4g  %s  %s%.0f steps/s",
             m["epoch"],
             m["env_steps"],
             m["ep_return"],
-            m["ep_cost"],
-            m["cost_limit"],
+            cost_status(m),
             "UPDATE ROLLED BACK  " if m["update_failed"] else "",
             m["fps"],
             extra={"data": {"event": "epoch", **{k: v for k, v in m.items() if k != "epoch"}}},
@@ -1118,7 +1143,10 @@ class Trainer:
         if m:
             limit = m.get("cost_limit")
             f = self.last_finished
-            if f:
+            groups = group_status(m)
+            if f and groups is not None:
+                lines += self._group_summary(f, m)
+            elif f:
                 ret, cost = f["ep_return"], f["ep_cost"]
                 feas = "  (within the limit)" if cost <= limit else "  (ABOVE the limit)"
                 when = (
@@ -1128,6 +1156,8 @@ class Trainer:
                 )
                 lines.append(f"  final return  {ret:.4g}{when}")
                 lines.append(f"  final cost    {cost:.4g} / limit {limit:.4g}{feas}")
+            elif groups is not None:
+                lines.append("  final return  no episode finished yet")
             else:
                 lines.append(f"  final return  no episode finished yet (limit {limit:.4g})")
         best = self.callbacks.get("best_model")
@@ -1157,6 +1187,42 @@ class Trainer:
         else:
             lines.append(f"  after fixing, resume with  saferl train --resume {rd}")
         print("\n".join(lines), flush=True)
+
+    @staticmethod
+    def _group_summary(f: Mapping[str, Any], m: Mapping[str, Any]) -> list[str]:
+        """The summary's cost lines with several constraints: the worst group against its own
+        limit, the groups above theirs, every group's cost/limit (``f``: the last epoch that
+        finished episodes, with its limits)."""
+        st = group_status(f)
+        assert st is not None
+        when = (
+            ""
+            if f["epoch"] == m.get("epoch")
+            else f"  (epoch {f['epoch']}, the last one that finished episodes)"
+        )
+        lines = [f"  final return  {f['ep_return']:.4g}{when}"]
+        if st["worst"] is None:
+            lines.append("  final cost    no group finished an episode")
+            return lines
+        if st["over"]:
+            verdict = f"ABOVE its limit; above theirs: {', '.join(st['over'])}"
+        elif st["unmeasured"]:
+            verdict = "every measured group within its limit"
+        else:
+            verdict = "every group within its limit"
+        lines.append(
+            f"  final cost    worst group {st['worst']} {st['cost']:.4g} / limit "
+            f"{st['limit']:.4g}  ({verdict}); all episodes {f['ep_cost']:.4g}"
+        )
+        per = ", ".join(
+            f"{g} {c:.4g}/{st['limits'][g]:.4g}"
+            if math.isfinite(c)
+            else f"{g} -/{st['limits'][g]:.4g}"
+            for g, c in st["costs"].items()
+        )
+        missing = f"  (no episode: {', '.join(st['unmeasured'])})" if st["unmeasured"] else ""
+        lines.append(f"  per group     {per}{missing}")
+        return lines
 
 
 def _merge_weights(fresh: Any, loaded: Any, path: Path, prefix: str = "") -> Any:

@@ -169,6 +169,10 @@ class ExoGaitVecEnv(SafeVectorEnv):
     #: the thresholds the cost indicators compare against (the constraints are written from them)
     COSTS: ClassVar[CostThresholds] = COSTS
     OBS_DIM = observation_layout().size  # 30
+    #: per-episode levels each step's ``info`` carries: ``info[key]`` is the int8 index into
+    #: the names, the level of the episode the step belongs to (also on the step that ends it;
+    #: ``env.constraint_groups`` constrains each level's episodes separately)
+    INFO_LEVELS: ClassVar[Mapping[str, tuple[str, ...]]] = {"impairment": LEVELS}
     SETTABLE_OPTIONS: ClassVar[Mapping[str, tuple[Any, ...]]] = {
         "impairment": (*LEVELS, "random", None),
         "challenge": tuple(CHALLENGES),

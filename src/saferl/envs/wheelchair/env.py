@@ -165,6 +165,10 @@ class WheelchairSCVecEnv(SafeVectorEnv):
     #: and the forgetting factor of the log-posterior (shared with the ``autopilot`` baseline)
     PLANNER_SIGMA = goals.PLANNER_SIGMA
     PLANNER_FORGET = goals.PLANNER_FORGET
+    #: per-episode levels each step's ``info`` carries: ``info[key]`` is the int8 index into
+    #: the names, the level of the episode the step belongs to (also on the step that ends it;
+    #: ``env.constraint_groups`` constrains each level's episodes separately)
+    INFO_LEVELS: ClassVar[Mapping[str, tuple[str, ...]]] = {"impairment": IMPAIRMENT_LEVELS}
     SETTABLE_OPTIONS: ClassVar[Mapping[str, tuple[Any, ...]]] = {
         "impairment": (*IMPAIRMENT_LEVELS, "random", None),
         "challenge": tuple(CHALLENGES),

@@ -192,7 +192,7 @@ def send_to_trackers(run_dir: str | Path, eval_dir: str | Path, results: dict[st
 
 
 def _print_summary(results: dict[str, Any], paths: dict[str, Path]) -> None:
-    from saferl.training.evaluation.report import fmt, fmt_ci
+    from saferl.training.evaluation.report import fmt, fmt_ci, print_constraints
 
     limit = results["env"]["limit"]
     print(f"evaluation of {results['model']['name']} (cost limit {fmt(limit)}):")
@@ -202,6 +202,7 @@ def _print_summary(results: dict[str, Any], paths: dict[str, Path]) -> None:
                 f"  {p:<14} {c:<24} return {fmt_ci(s['return']):<28} cost {fmt_ci(s['cost']):<28}"
                 f" violations {fmt(s['violation_rate']['estimate'])}"
             )
+    print_constraints(results)
     for kind in ("results_json", "episodes_csv", "report_md", "report_html"):
         if kind in paths:
             print(f"wrote {paths[kind]}")

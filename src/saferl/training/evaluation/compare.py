@@ -39,8 +39,11 @@ from saferl.training.evaluation.errors import EvaluationError
 from saferl.training.evaluation.models import BASELINE_PREFIX, Model, load_baseline, load_model
 from saferl.training.evaluation.protocols import resolve_protocols
 from saferl.training.evaluation.report import (
+    _CONSTRAINT_HEADERS,
     Plot,
+    _constraint_rows,
     _figure,
+    _kind_label,
     _num,
     _png,
     fmt,
@@ -53,7 +56,7 @@ from saferl.training.evaluation.report import (
     plot_distributions,
     write_json,
 )
-from saferl.training.evaluation.summary import StatsOptions, summarize_group
+from saferl.training.evaluation.summary import StatsOptions, constraint_summary, summarize_group
 from saferl.training.evaluation.table import EpisodeTable
 from saferl.utils import atomic_write_bytes, atomic_write_text
 
@@ -350,12 +353,36 @@ def _intro(result: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _constraints_section(result: Mapping[str, Any]) -> tuple[str, list[list[Any]]] | None:
+    """Models trained with several constraints (and baselines compared with them): each group
+    against its own limit, one row per model, condition and group."""
+    per_model = result.get("constraints")
+    if not per_model:
+        return None
+    rows = [
+        [name, *row]
+        for name, cons in per_model.items()
+        for row in _constraint_rows({"constraints": cons})
+    ]
+    kinds = {_kind_label(c) for c in per_model.values()}
+    what = kinds.pop() if len(kinds) == 1 else "constraint group"
+    return f"Constraints per {what} (each against its own limit)", rows
+
+
 def render_comparison_markdown(result: Mapping[str, Any], plots: Sequence[Plot]) -> str:
     out = ["# Model comparison", ""]
     out += [f"- {line}" for line in _intro(result)]
     head = result["groups"][0]
     out += ["", f"## Ranking ({head['protocol']}, {head['condition']})", ""]
     out.append(markdown_table(_RANK_HEADERS, _rank_rows(result["ranking"])))
+    section = _constraints_section(result)
+    if section:
+        out += [
+            "",
+            f"## {section[0]}",
+            "",
+            markdown_table(["model", *_CONSTRAINT_HEADERS], section[1]),
+        ]
     for g in result["groups"]:
         out += ["", f"## {g['protocol']} / {g['condition']}", ""]
         out.append(markdown_table(_SUMMARY_HEADERS, _summary_rows(g)))
@@ -377,6 +404,10 @@ def render_comparison_html(result: Mapping[str, Any], plots: Sequence[Plot]) -> 
         f"<h2>Ranking ({html.escape(head['protocol'])}, {html.escape(head['condition'])})</h2>"
     )
     parts.append(html_table(_RANK_HEADERS, _rank_rows(result["ranking"]), "ranking"))
+    section = _constraints_section(result)
+    if section:
+        parts.append(f"<h2>{html.escape(section[0])}</h2>")
+        parts.append(html_table(["model", *_CONSTRAINT_HEADERS], section[1], "constraints"))
     for g in result["groups"]:
         parts.append(f"<h2>{html.escape(g['protocol'])} / {html.escape(g['condition'])}</h2>")
         parts.append(html_table(_SUMMARY_HEADERS, _summary_rows(g), "summary"))
@@ -528,6 +559,12 @@ def run_compare(
         confidence=settings["confidence"], n_resamples=settings["bootstrap_samples"]
     )
     result = compare_tables(tables, {m.name: m.limit for m in loaded}, opts=opts)
+    # several constraints: each model's groups against their own limits
+    per_group = {
+        m.name: constraint_summary(tables[m.name], m.constraints, opts)
+        for m in loaded
+        if m.constraints
+    }
     limits = {m.limit for m in loaded}
     limit = ref.limit if len(limits) == 1 else None
     from saferl import __version__
@@ -540,6 +577,7 @@ def run_compare(
         "settings": {**settings, "protocols": proto_names},
         "alpha": 0.05,
         **result,
+        **({"constraints": per_group} if per_group else {}),
     }
     if out is None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -574,5 +612,15 @@ def run_compare(
             f"  {r['rank']}. {r['name']:<30} {'feasible' if r['feasible'] else 'INFEASIBLE':<10}"
             f" return {fmt(r['mean_return'])}  cost {fmt(r['mean_cost'])} (limit {fmt(r['limit'])})"
         )
+    head = result["groups"][0]
+    for name, cons in per_group.items():
+        groups = cons["protocols"].get(head["protocol"], {}).get(head["condition"], {})
+        over = [
+            f"{g} {fmt(v['cost']['estimate'])}/{fmt(v['limit'])}"
+            for g, v in groups.items()
+            if not v["within_limit"]
+        ]
+        verdict = f"ABOVE: {', '.join(over)}" if over else "every group within its own limit"
+        print(f"  {name}: per {_kind_label(cons)}, {verdict}")
     print(f"wrote {out_dir / 'comparison.html'}")
     return 0

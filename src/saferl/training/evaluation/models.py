@@ -9,7 +9,8 @@ A model spec (what ``saferl evaluate`` and ``saferl compare`` accept) is either
 
 :class:`Model` bundles the policy with everything needed to evaluate it on its own env instances:
 the env factory and options (built as the trainer builds them, from the run's ``config.yaml``),
-the cost limit the run was trained against, and the run's :class:`~saferl.config.EvalConfig`.
+the cost limit the run was trained against (and, for a run trained with several constraints,
+each one's own limit), and the run's :class:`~saferl.config.EvalConfig`.
 """
 
 from __future__ import annotations
@@ -52,11 +53,16 @@ class Model:
         env_id: registered env name.
         env_factory: ``factory(num_envs, **options)``.
         env_options: options for the factory (challenge/impairment as in training).
-        limit: per-episode cost limit the model is judged against.
+        limit: per-episode cost limit the model is judged against (the combined cost's; the
+            ``violation`` column of the episodes).
         config: the run's config (defaults for a baseline without runs).
         run_dir: the run directory (None for baselines).
         checkpoint: checkpoint file used (None for baselines).
         meta: epoch, env_steps, sha256 of the checkpoint (when known).
+        constraints: a run trained with several constraints (``env.constraint_groups``,
+            ``env.constraints``): ``{kind, key, limits: {group: limit}}``, each group judged
+            against its own limit in the reports; None with the one combined constraint.
+            Baselines compared with such a run are judged on the same groups.
     """
 
     name: str
@@ -70,6 +76,7 @@ class Model:
     run_dir: Path | None = None
     checkpoint: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    constraints: dict[str, Any] | None = None
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description (for results files)."""
@@ -82,8 +89,18 @@ class Model:
             "env_id": self.env_id,
             "env_options": dict(self.env_options),
             "limit": self.limit,
+            **({"constraints": self.constraints} if self.constraints else {}),
             **self.meta,
         }
+
+
+def _describe_groups(groups: Any) -> dict[str, Any] | None:
+    """:attr:`Model.constraints` from a :class:`~saferl.safety.ConstraintGroups` (None for the
+    one combined constraint)."""
+    if groups is None or not groups.grouped:
+        return None
+    limits = dict(zip(groups.names, (float(v) for v in groups.limits), strict=True))
+    return {"kind": groups.kind, "key": groups.key, "limits": limits}
 
 
 def _spec(cfg: Config, env_id: str | None = None) -> setup.EnvSpec:
@@ -98,18 +115,20 @@ def _spec(cfg: Config, env_id: str | None = None) -> setup.EnvSpec:
 
 
 def _probe(spec: setup.EnvSpec, cfg: Config, options: dict[str, Any] | None = None) -> Any:
-    """(observation dim, action dim, privileged dims, cost limit) of one probe instance."""
+    """(observation dim, action dim, privileged dims, cost limit, constraint groups as
+    :attr:`Model.constraints`) of one probe instance."""
     try:
         env = spec.make(1, **(options or {}))
     except ConfigError as exc:
         raise EvaluationError(str(exc)) from None
     try:
-        limit = setup.cost_limits(cfg, env).combined
+        limits = setup.cost_limits(cfg, env)
         return (
             int(env.single_observation_space.shape[0]),
             int(env.single_action_space.shape[0]),
             int(getattr(env, "privileged_obs_dims", 0)),
-            limit,
+            limits.combined,
+            _describe_groups(limits.groups),
         )
     except ConfigError as exc:
         raise EvaluationError(str(exc)) from None
@@ -221,7 +240,7 @@ def load_run_model(
     if not isinstance(algo_state, dict) or "actor" not in algo_state:
         raise EvaluationError(f"checkpoint {path} holds no policy (state['algo']['actor'])")
     spec = _spec(cfg, state.get("meta", {}).get("env", cfg.env.id))
-    obs_dim, act_dim, privileged, limit = _probe(spec, cfg)
+    obs_dim, act_dim, privileged, limit, constraints = _probe(spec, cfg)
     ac = cfg.algo
     try:  # the trainer's rule (asymmetric critic: all but the env's trailing privileged dims)
         inputs = actor_input_dims(ac, obs_dim, privileged)
@@ -250,6 +269,7 @@ def load_run_model(
         env_options=dict(spec.options),
         limit=limit,
         config=cfg,
+        constraints=constraints,
         run_dir=rd,
         checkpoint=path,
         meta={
@@ -268,14 +288,16 @@ def load_baseline(
     env_id: str | None = None,
     env_options: dict[str, Any] | None = None,
     limit: float | None = None,
+    constraints: dict[str, Any] | None = None,
 ) -> Model:
     """A scripted baseline as a model (``baselines:<name>``).
 
     Args:
         name: key of the env class's ``SCRIPTED_POLICIES`` (the ``baselines:`` prefix is optional).
         config: config giving env, limit and evaluation settings (default: the default config).
-        env_id, env_options, limit: override what ``config`` gives (compare passes the first
-            run's, so baselines are evaluated under the same conditions).
+        env_id, env_options, limit, constraints: override what ``config`` gives (compare passes
+            the first run's, so baselines are evaluated under the same conditions and judged
+            on the same constraint groups).
 
     Raises:
         EvaluationError: unknown baseline (the message lists the env's baselines).
@@ -297,6 +319,9 @@ def load_baseline(
         )
         raise EvaluationError(f"{what}; available: {names}")
     display = f"{BASELINE_PREFIX}{short}"
+    if limit is None:
+        _, _, _, limit, probed = _probe(spec, cfg, options)
+        constraints = constraints if constraints is not None else probed
     return Model(
         name=display,
         spec=display,
@@ -304,8 +329,9 @@ def load_baseline(
         env_id=eid,
         env_factory=factory,
         env_options=options,
-        limit=float(limit) if limit is not None else _probe(spec, cfg, options)[3],
+        limit=float(limit),
         config=cfg,
+        constraints=constraints,
     )
 
 
@@ -333,6 +359,7 @@ def load_model(spec: str, *, checkpoint: str = "best", reference: Model | None =
                 env_id=reference.env_id,
                 env_options=reference.env_options,
                 limit=reference.limit,
+                constraints=reference.constraints,
             )
         return load_baseline(spec)
     return load_run_model(spec, checkpoint=checkpoint)

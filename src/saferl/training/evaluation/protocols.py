@@ -137,7 +137,8 @@ def run_episodes(
         :class:`EpisodeTable` with the columns ``episode, seed, return, cost, cost_<component>...,
         length, terminated, success, violation, first_violation_step, limit_exceeded_step,
         limit`` (``protocol``, ``condition``, ``level`` and ``challenge`` are added by the
-        protocols).
+        protocols), plus ``<key>_level`` (the episode's level name) for each per-episode level
+        the env reports in ``info`` (its ``INFO_LEVELS``, e.g. ``impairment_level``).
     """
     seeds = np.asarray(seeds, dtype=np.int64).reshape(-1)
     if seeds.size == 0:
@@ -195,6 +196,8 @@ def _run_batch(
     success = np.full(n, np.nan)
     first_violation = np.full(n, np.nan)
     limit_exceeded = np.full(n, np.nan)
+    info_levels = dict(getattr(env, "INFO_LEVELS", None) or {})
+    level_codes = {key: np.full(n, -1, np.int64) for key in info_levels}
     t = 0
     while active.any() and t < cap:
         o = obs
@@ -210,6 +213,9 @@ def _run_batch(
         cost += np.where(active, c, 0.0)
         for k in names:
             comp[k] += np.where(active, info["cost_components"][k], 0.0)
+        for key, codes in level_codes.items():  # the level of each episode's first step
+            if key in info:
+                codes[:] = np.where(active & (codes < 0), np.asarray(info[key]), codes)
         first_violation[active & (c > 0) & np.isnan(first_violation)] = t
         limit_exceeded[active & (cost > lim) & np.isnan(limit_exceeded)] = t
         done = active & (term | trunc)
@@ -231,6 +237,9 @@ def _run_batch(
     }
     for k in names:
         columns[f"cost_{k}"] = comp[k]
+    for key, codes in level_codes.items():
+        level_names = np.asarray([*info_levels[key], "unknown"])
+        columns[f"{key}_level"] = level_names[np.where(codes < 0, -1, codes)]
     columns.update(
         {
             "length": length,

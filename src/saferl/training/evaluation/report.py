@@ -12,7 +12,10 @@ Plots are drawn with matplotlib's Agg canvas on :class:`matplotlib.figure.Figure
 pyplot state, no display needed): return and cost distributions, mean cost (with CI and
 CVaR(90 %)) against the limit, per-impairment-level degradation bars, per-challenge-level safety
 bars. Tables: one summary row per protocol condition, the challenge-level table and the
-degradation table.
+degradation table. A run trained with several constraints (per impairment level, per cost
+component) is also held to each one's own limit: ``results["constraints"]``
+(:func:`~saferl.training.evaluation.summary.constraint_summary`), a table per group, the
+verdict on every group, and in the degradation table and plot each level against its own limit.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from saferl.training.evaluation.summary import StatsOptions, constraint_summary
 from saferl.training.evaluation.table import EpisodeTable
 from saferl.utils import atomic_write_bytes, atomic_write_text
 
@@ -37,6 +41,7 @@ __all__ = [
     "evaluation_plots",
     "html_document",
     "markdown_table",
+    "print_constraints",
     "render_evaluation_html",
     "render_evaluation_markdown",
     "write_evaluation",
@@ -273,8 +278,10 @@ def plot_level_bars(
     title: str,
     xlabel: str,
     caption: str,
+    level_limits: Sequence[float] | None = None,
 ) -> Plot:
-    """Return, cost and violation rate per level (bars with CI error bars)."""
+    """Return, cost and violation rate per level (bars with CI error bars); with
+    ``level_limits`` each level's cost bar gets its own limit (a short dashed segment)."""
     fig, axes = _figure(10.0, 3.4, ncols=3)
     x = np.arange(len(levels))
     for ax, key, label, color in (
@@ -292,7 +299,10 @@ def plot_level_bars(
         ax.set_xlabel(xlabel, fontsize=8)
         ax.set_title(label, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-        if key == "cost" and limit is not None:
+        if key == "cost" and level_limits is not None:
+            for xi, lim in zip(x, level_limits, strict=True):
+                ax.hlines(lim, xi - 0.45, xi + 0.45, color="#b42318", ls="--", lw=1.2)
+        elif key == "cost" and limit is not None:
             ax.axhline(limit, color="#b42318", ls="--", lw=1.2)
         if key == "violation_rate":
             ax.set_ylim(0, 1.05)
@@ -332,16 +342,31 @@ def evaluation_plots(table: EpisodeTable, results: Mapping[str, Any]) -> list[Pl
     plots.append(plot_cost_vs_limit(rows, limit))
     if "human_factors" in protos:
         conds = protos["human_factors"]["conditions"]
+        own = _own_level_rows(results)
+        summaries = list(conds.values())
+        if own is not None:  # each level's violation rate against its own limit
+            summaries = [
+                {**s, "violation_rate": own[c]["violation_rate"]} if c in own else s
+                for c, s in conds.items()
+            ]
         plots.append(
             plot_level_bars(
                 list(conds),
-                list(conds.values()),
+                summaries,
                 limit,
                 name="degradation",
                 title="Degradation over impairment levels",
                 xlabel="impairment level",
                 caption="Mean return, mean cost and violation rate per impairment level "
-                "(bootstrap CIs; dashed: the cost limit).",
+                + (
+                    "(bootstrap CIs; dashed: each level's own limit, the violation rate "
+                    "against it)."
+                    if own is not None
+                    else "(bootstrap CIs; dashed: the cost limit)."
+                ),
+                level_limits=[own[c]["limit"] if c in own else math.nan for c in conds]
+                if own is not None
+                else None,
             )
         )
     if "safety" in protos:
@@ -377,6 +402,17 @@ _SUMMARY_HEADERS = [
     "first violation step",
     "mean length",
 ]
+
+
+def _summary_headers(results: Mapping[str, Any]) -> list[str]:
+    """With several constraints the summary's violation rate is against the combined limit
+    (each group's own is in the constraints table): say so."""
+    if not results.get("constraints"):
+        return _SUMMARY_HEADERS
+    return [
+        "violation rate [CI] (combined limit)" if h == "violation rate [CI]" else h
+        for h in _SUMMARY_HEADERS
+    ]
 
 
 def _summary_rows(results: Mapping[str, Any]) -> list[list[Any]]:
@@ -440,10 +476,50 @@ _DEGRADATION_HEADERS = [
 ]
 
 
+def _own_level_rows(results: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Per-level constraints: each human-factors level's own statistics (its episodes against
+    its own limit) by level name; None without per-level constraints."""
+    cons = results.get("constraints")
+    if not cons or cons.get("kind") != "levels":
+        return None
+    conds = cons["protocols"].get("human_factors", {})
+    return {c: groups[c] for c, groups in conds.items() if c in groups}
+
+
+_OWN_DEGRADATION_HEADERS = [
+    *_DEGRADATION_HEADERS[:-1],
+    "limit (level's own)",
+    "violation rate (own limit)",
+    "within limit",
+]
+
+
+def _degradation_headers(results: Mapping[str, Any]) -> list[str]:
+    return (
+        _OWN_DEGRADATION_HEADERS if _own_level_rows(results) is not None else _DEGRADATION_HEADERS
+    )
+
+
 def _degradation_rows(results: Mapping[str, Any]) -> list[list[Any]]:
     block = results["protocols"].get("human_factors")
     if not block:
         return []
+    own = _own_level_rows(results)
+    if own is not None:
+        return [
+            [
+                r["level"],
+                fmt(r["return"]),
+                fmt(r["return_change"]),
+                fmt(r["return_change_pct"], 2),
+                fmt(r["cost"]),
+                fmt(r["cost_change"]),
+                fmt(own[r["level"]]["limit"]) if r["level"] in own else "-",
+                fmt(own[r["level"]]["violation_rate"]["estimate"]) if r["level"] in own else "-",
+                fmt(own[r["level"]]["within_limit"]) if r["level"] in own else "-",
+            ]
+            for r in block.get("degradation", [])
+        ]
     return [
         [
             r["level"],
@@ -458,12 +534,46 @@ def _degradation_rows(results: Mapping[str, Any]) -> list[list[Any]]:
     ]
 
 
+def _kind_label(cons: Mapping[str, Any]) -> str:
+    """``impairment level`` / ``cost component``: what one constraint group is."""
+    return f"{cons.get('key')} level" if cons.get("kind") == "levels" else "cost component"
+
+
+def _group_verdict(results: Mapping[str, Any], first: str, cond: str, s: Mapping[str, Any]):
+    cons = results["constraints"]
+    groups = cons["protocols"].get(first, {}).get(cond, {})
+    what = _kind_label(cons)
+    if not groups:
+        return f"Under `{first}` ({cond}) no episode measured any {what}.", None
+    over = {g: v for g, v in groups.items() if not v["within_limit"]}
+    worst = max(groups, key=lambda g: _num(groups[g]["cost"]["estimate"]) - groups[g]["limit"])
+    w = groups[worst]
+    missing = [g for g in cons["limits"] if g not in groups]
+    if over:
+        text = (
+            f"Under `{first}` ({cond}), against each {what}'s own limit: **infeasible**; above "
+            "their limits: "
+            + ", ".join(f"{g} {fmt_ci(v['cost'])} vs {fmt(v['limit'])}" for g, v in over.items())
+            + "."
+        )
+    else:
+        text = (
+            f"Under `{first}` ({cond}), every {what}'s mean episode cost is within its own limit: "
+            f"**feasible** (closest: {worst} {fmt_ci(w['cost'])} vs {fmt(w['limit'])})."
+        )
+    if missing:
+        text += f" Not measured (no episode): {', '.join(missing)}."
+    return text + f" Mean return {fmt_ci(s['return'])}.", not over and not missing
+
+
 def _verdict(results: Mapping[str, Any]) -> tuple[str, bool | None]:
     protos = results["protocols"]
     first = next(iter(protos), None)
     if first is None:
         return "no protocol was run", None
     cond, s = next(iter(protos[first]["conditions"].items()))
+    if results.get("constraints"):
+        return _group_verdict(results, first, cond, s)
     limit = results["env"]["limit"]
     cost = s["cost"]
     feasible = cost["estimate"] is not None and cost["estimate"] <= limit
@@ -483,6 +593,73 @@ def _verdict(results: Mapping[str, Any]) -> tuple[str, bool | None]:
     return text, feasible
 
 
+def _limit_line(results: Mapping[str, Any]) -> str:
+    cons = results.get("constraints")
+    limit = fmt(results["env"]["limit"])
+    if not cons:
+        return limit
+    per = ", ".join(f"{g} {fmt(v)}" for g, v in cons["limits"].items())
+    return (
+        f"trained with one constraint per {_kind_label(cons)}, each against its own limit: "
+        f"{per} (the combined cost's {limit} gives the episodes' violation column only)"
+    )
+
+
+_CONSTRAINT_HEADERS = [
+    "protocol",
+    "condition",
+    "group",
+    "episodes",
+    "mean cost [CI]",
+    "limit",
+    "violation rate [CI] (own limit)",
+    "within limit",
+]
+
+
+def _constraint_rows(results: Mapping[str, Any]) -> list[list[Any]]:
+    cons = results.get("constraints")
+    if not cons:
+        return []
+    return [
+        [
+            p,
+            c,
+            g,
+            v["episodes"],
+            fmt_ci(v["cost"]),
+            fmt(v["limit"]),
+            fmt_ci(v["violation_rate"]),
+            fmt(v["within_limit"]),
+        ]
+        for p, conds in cons["protocols"].items()
+        for c, groups in conds.items()
+        for g, v in groups.items()
+    ]
+
+
+def _constraint_title(results: Mapping[str, Any]) -> str:
+    return f"Constraints per {_kind_label(results['constraints'])} (each against its own limit)"
+
+
+def print_constraints(results: Mapping[str, Any]) -> None:
+    """Print each constraint group against its own limit per protocol condition (the printed
+    summary of ``saferl evaluate``); nothing for a run with one constraint."""
+    cons = results.get("constraints")
+    if not cons:
+        return
+    print(f"per {_kind_label(cons)} (each against its own limit):")
+    for p, conds in cons["protocols"].items():
+        for c, groups in conds.items():
+            parts = [
+                f"{g} {fmt(v['cost']['estimate'])}/{fmt(v['limit'])}"
+                + ("" if v["within_limit"] else " ABOVE")
+                + f" (violations {fmt(v['violation_rate']['estimate'])})"
+                for g, v in groups.items()
+            ]
+            print(f"  {p:<14} {c:<24} " + ", ".join(parts))
+
+
 def _header_lines(results: Mapping[str, Any]) -> list[tuple[str, str]]:
     m, e, ev = results["model"], results["env"], results["settings"]
     return [
@@ -492,7 +669,7 @@ def _header_lines(results: Mapping[str, Any]) -> list[tuple[str, str]]:
             f"{m.get('checkpoint') or '-'} (epoch {fmt(m.get('epoch'))}, env steps {fmt(m.get('env_steps'))})",
         ),
         ("environment", f"{e['id']} {json.dumps(e['options'], sort_keys=True)}"),
-        ("cost limit", fmt(e["limit"])),
+        ("cost limit", _limit_line(results)),
         (
             "settings",
             f"{ev['episodes']} episodes per condition, seeds from {ev['seed']}, "
@@ -514,8 +691,12 @@ def render_evaluation_markdown(results: Mapping[str, Any], plots: Sequence[Plot]
         "",
         "## Summary",
         "",
-        markdown_table(_SUMMARY_HEADERS, _summary_rows(results)),
+        markdown_table(_summary_headers(results), _summary_rows(results)),
     ]
+    cr = _constraint_rows(results)
+    if cr:
+        out += ["", f"## {_constraint_title(results)}", ""]
+        out += [markdown_table(_CONSTRAINT_HEADERS, cr)]
     ch = _challenge_rows(results)
     if ch:
         out += [
@@ -527,7 +708,7 @@ def render_evaluation_markdown(results: Mapping[str, Any], plots: Sequence[Plot]
     dg = _degradation_rows(results)
     if dg:
         out += ["", "## Degradation over impairment levels (human factors)", ""]
-        out += [markdown_table(_DEGRADATION_HEADERS, dg)]
+        out += [markdown_table(_degradation_headers(results), dg)]
     out += ["", "## Plots", ""]
     for p in plots:
         out += [md_figure(p), ""]
@@ -560,7 +741,16 @@ def render_evaluation_html(results: Mapping[str, Any], plots: Sequence[Plot]) ->
     parts.append("</ul>")
     cls = "ok" if feasible else "bad"
     parts.append(f'<p class="{cls}">{_md_inline(verdict)}</p>')
-    parts += ["<h2>Summary</h2>", html_table(_SUMMARY_HEADERS, _summary_rows(results), "summary")]
+    parts += [
+        "<h2>Summary</h2>",
+        html_table(_summary_headers(results), _summary_rows(results), "summary"),
+    ]
+    cr = _constraint_rows(results)
+    if cr:
+        parts += [
+            f"<h2>{html.escape(_constraint_title(results))}</h2>",
+            html_table(_CONSTRAINT_HEADERS, cr, "constraints"),
+        ]
     ch = _challenge_rows(results)
     if ch:
         parts += [
@@ -571,7 +761,7 @@ def render_evaluation_html(results: Mapping[str, Any], plots: Sequence[Plot]) ->
     if dg:
         parts += [
             "<h2>Degradation over impairment levels (human factors)</h2>",
-            html_table(_DEGRADATION_HEADERS, dg, "degradation"),
+            html_table(_degradation_headers(results), dg, "degradation"),
         ]
     parts.append("<h2>Plots</h2>")
     parts += [html_figure(p) for p in plots]
@@ -619,10 +809,21 @@ def write_evaluation(
     """Write ``results.json``, ``episodes.csv`` and (if ``report``) plots, ``report.md/html``.
 
     Returns the written paths by kind. ``results["files"]`` and ``results["plots"]`` are filled
-    in (relative to ``out_dir``).
+    in (relative to ``out_dir``), and for a model trained with several constraints
+    (``results["model"]["constraints"]``) ``results["constraints"]``: each group against its
+    own limit per protocol condition.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    cons = results.get("model", {}).get("constraints")
+    if cons and "constraints" not in results:  # each constraint group against its own limit
+        st = results.get("settings", {})
+        opts = StatsOptions(
+            confidence=st.get("confidence", 0.95),
+            n_resamples=st.get("bootstrap_samples", 10_000),
+            seed=0,
+        )
+        results["constraints"] = constraint_summary(table, cons, opts)
     paths: dict[str, Path] = {"episodes_csv": out / "episodes.csv"}
     table.to_csv(paths["episodes_csv"])
     plots: list[Plot] = []

@@ -5,7 +5,9 @@ mean return and mean cost with bootstrap CIs, CVaR(90 %) of episode cost with it
 rate (episode cost > limit) with its CI, success rate (when the env reports success), mean
 length, time to first violation (mean over episodes that had one, and the share that had one),
 and the mean of each cost component. :func:`degradation` turns the ``human_factors`` groups into
-the degradation curve relative to the ``none`` level.
+the degradation curve relative to the ``none`` level. :func:`constraint_summary` holds a run
+trained with several constraints (per impairment level, per cost component) to each one's own
+limit.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ import numpy as np
 from saferl.training.evaluation import stats
 from saferl.training.evaluation.table import EpisodeTable
 
-__all__ = ["StatsOptions", "degradation", "summarize", "summarize_group"]
+__all__ = [
+    "StatsOptions",
+    "constraint_summary",
+    "degradation",
+    "summarize",
+    "summarize_group",
+]
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,59 @@ def degradation(
             }
         )
     return rows
+
+
+def constraint_summary(
+    table: EpisodeTable, constraints: Mapping[str, Any], opts: StatsOptions = StatsOptions()
+) -> dict[str, Any]:
+    """Each constraint group of a run against its own limit, per protocol condition.
+
+    Args:
+        table: the episodes (``protocol``/``condition`` columns; per level the
+            ``<key>_level`` column, per component the ``cost_<component>`` columns).
+        constraints: the run's groups as :meth:`Model.describe` gives them: ``kind``
+            (``levels`` or ``components``), ``key`` (levels), ``limits`` (group -> limit).
+
+    Returns:
+        ``{kind, key, limits, protocols: {protocol: {condition: {group: {episodes, limit,
+        cost, violation_rate, within_limit}}}}}``: per level the episodes of that level alone
+        (a condition without episodes of a level leaves it out), per component every episode's
+        sum of that component; ``violation_rate`` is the share of those episodes whose cost is
+        above the group's own limit, ``within_limit`` whether the mean cost is at most it.
+    """
+    kind = str(constraints["kind"])
+    limits = {str(g): float(v) for g, v in constraints["limits"].items()}
+    key = constraints.get("key")
+    kw = {"confidence": opts.confidence, "n_resamples": opts.n_resamples, "seed": opts.seed}
+    column = f"{key}_level"
+    if kind == "levels" and len(table) and column not in table:
+        raise ValueError(f"the episodes do not say their {key} level (no column {column})")
+    out: dict[str, Any] = {}
+    for protocol in table.unique("protocol"):
+        sub = table.where(protocol=protocol)
+        out[protocol] = {}
+        for cond in sub.unique("condition"):
+            rows = sub.where(condition=cond)
+            groups: dict[str, Any] = {}
+            for g, limit in limits.items():
+                if kind == "levels":
+                    cost = rows["cost"][np.asarray(rows[column]) == g].astype(np.float64)
+                else:
+                    cost = rows[f"cost_{g}"].astype(np.float64)
+                if cost.size == 0:
+                    continue
+                mean = stats.bootstrap_ci(cost, **kw).to_dict()
+                groups[g] = {
+                    "episodes": int(cost.size),
+                    "limit": limit,
+                    "cost": mean,
+                    "violation_rate": stats.rate_ci(
+                        (cost > limit).astype(np.float64), **kw
+                    ).to_dict(),
+                    "within_limit": bool(float(np.mean(cost)) <= limit),
+                }
+            out[protocol][cond] = groups
+    return _jsonable({"kind": kind, "key": key, "limits": limits, "protocols": out})
 
 
 def _jsonable(obj: Any) -> Any:
