@@ -11,14 +11,16 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 import torch
 import yaml
 
-from saferl.config import load_config
+from saferl.config import HyperoptConfig, load_config
 from saferl.training.checkpoint import load_checkpoint
+from saferl.training.evaluation import load_run_model, run_episodes
 from saferl.training.hyperopt import run_report, run_tune
 from saferl.training.hyperopt.study import open_storage, storage_url
-from saferl.training.hyperopt.trial import evaluate_run
+from saferl.training.hyperopt.trial import TUNE_EVAL_SEED_OFFSET, evaluate_run
 from saferl.training.trainer import TIMING_COLUMNS
 
 HERE = Path(__file__).parent
@@ -242,3 +244,41 @@ def test_warm_start_enqueues_the_best_trial_of_another_study(tmp_path):
     first = dst.trials[0]
     assert first.params == best.params
     assert first.user_attrs["warm_start_from"] == f"src#{best.number}"
+
+
+def test_a_study_with_per_level_constraints_judges_each_trial_by_its_worst_level(tmp_path):
+    runs = tmp_path / "runs"
+    overrides = [
+        *toy_tune_overrides(runs, "levels", n_trials=2, pruner="none"),
+        "env.options={levels: true}",
+        "env.constraint_groups=impairment",
+        "env.cost_limit={none: 3, mild: 3, moderate: 2, severe: 0.5}",
+        "hyperopt.eval_episodes=32",
+    ]
+    assert run_tune(TOY_BASE, overrides, space_path=write_space(tmp_path, PLAIN_SPACE)) == 0
+    trials = load(runs, "levels").trials
+    assert len(trials) == 2
+    for t in trials:
+        a = t.user_attrs
+        groups = a["eval_groups"]
+        assert set(groups) <= {"none", "mild", "moderate", "severe"} and len(groups) >= 3
+        # Recomputed from the trial's run with saferl's own evaluation episodes and columns.
+        run = runs / "studies" / "levels" / "trials" / f"trial_{t.number:04d}"
+        model = load_run_model(run, checkpoint=HyperoptConfig().eval_checkpoint)
+        first = model.config.eval.seed + TUNE_EVAL_SEED_OFFSET
+        table = run_episodes(
+            model.policy, model.env_factory, range(first, first + 32), num_envs=16,
+            env_options=model.env_options, deterministic=True, limit=model.limit,
+        )  # fmt: skip
+        levels = table["impairment_level"]
+        for g, got in groups.items():
+            assert got["cost"] == pytest.approx(float(table["cost"][levels == g].mean()))
+        excess = {g: v["cost"] - v["limit"] for g, v in groups.items()}
+        worst = max(excess, key=excess.get)
+        assert a["eval_cost"] == groups[worst]["cost"]
+        assert a["cost_limit"] == groups[worst]["limit"]
+        # Feasible in the study's sense exactly when every level is within its own limit.
+        assert (a["eval_cost"] <= a["cost_limit"]) == all(e <= 0 for e in excess.values())
+        assert t.values[0] == pytest.approx(
+            a["eval_return"] - HyperoptConfig().cost_penalty * max(0.0, excess[worst])
+        )

@@ -77,3 +77,41 @@ def test_runs_filter_sort_limit_and_csv(runs_dir):
     ]  # fmt: skip
     bad = CliRunner().invoke(app, ["runs", str(tmp_path), "--sort", "nope"])
     assert bad.exit_code == 2 and "--sort 'nope': expected one of" in bad.output
+
+
+def test_a_run_with_per_level_constraints_is_listed_by_its_worst_level(tmp_path):
+    register()
+    cfg = toy_config(
+        tmp_path,
+        "levels",
+        **{
+            "algo.name": "cpo",
+            "algo.hidden_sizes": "[8]",
+            "env.options": "{levels: true}",
+            "env.constraint_groups": "impairment",
+            "env.cost_limit": "{none: 3, mild: 3, moderate: 2, severe: 0.5}",
+            "env.num_envs": 16,
+            "train.steps_per_epoch": 256,
+            "train.total_steps": 1280,
+        },
+    )
+    Trainer(cfg, command=["t"]).train()
+    res = CliRunner().invoke(app, ["runs", str(tmp_path), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.output)
+    levels = ("none", "mild", "moderate", "severe")
+
+    def worst(r):
+        measured = [(r[f"ep_cost/{g}"], r[f"cost_limit/{g}"]) for g in levels]
+        measured = [(c, lim) for c, lim in measured if c is not None]
+        return max(measured, key=lambda cl: cl[0] - cl[1])
+
+    local = read_metrics(tmp_path / "levels" / "metrics.jsonl")
+    assert local[-1]["cost_limit"] is None  # NaN (stored empty): no single limit
+    cost, limit = worst(local[-1])
+    assert (row["final_cost"], row["limit"]) == (cost, limit)
+    assert row["feasible"] == (cost <= limit)
+    judged = [(r["ep_return"], *worst(r)) for r in local]
+    feasible = [j for j in judged if j[1] <= j[2]]
+    best = max(feasible or judged, key=lambda j: j[0])
+    assert (row["best_return"], row["best_cost"]) == (best[0], best[1])

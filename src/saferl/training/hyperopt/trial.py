@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from saferl.config import Config, HyperoptConfig, load_config
-from saferl.training.callbacks import Callback
+from saferl.training.callbacks import Callback, group_status
 from saferl.training.hyperopt.space import SearchSpace, format_value, overrides_for
 
 logger = logging.getLogger(__name__)
@@ -146,6 +146,7 @@ class TrialReporter(Callback):
         self._next = 0
         self._ret = math.nan
         self._cost = math.nan
+        self._limit = math.nan
 
     def on_epoch_end(self, metrics: dict[str, Any]) -> bool:
         steps = int(metrics.get("env_steps", 0))
@@ -154,8 +155,12 @@ class TrialReporter(Callback):
             float(metrics.get("ep_cost", math.nan)),
         )
         limit = float(metrics.get("cost_limit", math.nan))
+        groups = group_status(metrics)
+        if groups is not None:  # several constraints: the group furthest above its own limit
+            cost, limit = float(groups["cost"]), float(groups["limit"])
         if math.isfinite(ret) and math.isfinite(cost):  # an epoch without finished episodes keeps
-            self._ret, self._cost = ret, cost  # the last values
+            self._ret, self._cost, self._limit = ret, cost, limit  # the last values
+        limit = self._limit
         keep_going = True
         while self._next < len(self.grid) and self.grid[self._next] <= steps:
             step = self.grid[self._next]
@@ -197,7 +202,21 @@ def bookkeeping_overrides(base: Config, trials_dir: Path, number: int, study: st
 def evaluate_run(run_dir: str | Path, hopt: HyperoptConfig) -> tuple[float, float, float]:
     """Mean return and cost of a run's ``hyperopt.eval_checkpoint`` on ``hyperopt.eval_episodes``
     complete episodes (env seeds from ``eval.seed + TUNE_EVAL_SEED_OFFSET``, the run's env
-    options, the mean action if ``eval.deterministic``); returns (return, cost, limit)."""
+    options, the mean action if ``eval.deterministic``); returns (return, cost, limit).
+
+    A run trained with several constraints (``env.constraint_groups``, ``env.constraints``) is
+    judged by its worst group: the cost and limit returned are those of the group whose mean
+    cost is furthest above (or least below) its own limit, so ``cost <= limit`` exactly when
+    every group is within its limit (see :func:`evaluate_run_groups` for every group's)."""
+    ret, cost, limit, _ = evaluate_run_groups(run_dir, hopt)
+    return ret, cost, limit
+
+
+def evaluate_run_groups(
+    run_dir: str | Path, hopt: HyperoptConfig
+) -> tuple[float, float, float, dict[str, dict[str, float]]]:
+    """:func:`evaluate_run` plus each constraint group's ``{cost, limit}`` (empty with one
+    constraint). A level with no evaluation episode is left out of the worst-group choice."""
     from saferl.training.evaluation import load_run_model, run_episodes
 
     model = load_run_model(run_dir, checkpoint=hopt.eval_checkpoint)
@@ -213,7 +232,25 @@ def evaluate_run(run_dir: str | Path, hopt: HyperoptConfig) -> tuple[float, floa
         deterministic=cfg.eval.deterministic,
         limit=model.limit,
     )
-    return float(np.mean(table["return"])), float(np.mean(table["cost"])), float(model.limit)
+    ret, cost, limit = (
+        float(np.mean(table["return"])),
+        float(np.mean(table["cost"])),
+        float(model.limit),
+    )
+    groups: dict[str, dict[str, float]] = {}
+    spec = model.constraints
+    if spec:
+        for g, lim in spec["limits"].items():
+            if spec["kind"] == "levels":
+                costs = table["cost"][np.asarray(table[f"{spec['key']}_level"]) == g]
+            else:
+                costs = table[f"cost_{g}"]
+            if len(costs):
+                groups[str(g)] = {"cost": float(np.mean(costs)), "limit": float(lim)}
+        if groups:
+            worst = max(groups, key=lambda g: groups[g]["cost"] - groups[g]["limit"])
+            cost, limit = groups[worst]["cost"], groups[worst]["limit"]
+    return ret, cost, limit, groups
 
 
 @dataclass
@@ -323,8 +360,10 @@ def run_trial(
     if reporter.pruned_reason is not None:
         attrs.update(pruned_at=reporter.pruned_at, pruned_reason=reporter.pruned_reason)
         return TrialOutcome(None, True, attrs)
-    ret, cost, limit = evaluate_run(run_dir, hopt)
+    ret, cost, limit, groups = evaluate_run_groups(run_dir, hopt)
     attrs.update(eval_return=ret, eval_cost=cost, cost_limit=limit)
+    if groups:  # eval_cost / cost_limit are the worst group's
+        attrs["eval_groups"] = groups
     if multi:
         compute = wall if hopt.compute == "wall_time" else float(trainer.env_steps)
         vals = [ret, cost, compute]

@@ -3,8 +3,10 @@
 Columns (:data:`COLUMNS`): name, env, algo, seed, steps, final_return, final_cost, limit,
 best_return, best_cost, feasible, status. "Final" is the last epoch's training metrics; "best"
 is the epoch chosen as ``best.pt`` is, feasible first (cost <= limit), then the highest return;
-``feasible`` says whether the final cost is within the limit. ``status`` is ``finished``,
-``stopped`` (early stopping, a signal), ``failed``, ``running`` (a live process holds the run
+``feasible`` says whether the final cost is within the limit. A run trained with several
+constraints (per impairment level or per cost component) is judged by its worst group: its
+cost and limit columns are those of the group furthest above (or least below) its own limit.
+``status`` is ``finished``, ``stopped`` (early stopping, a signal), ``failed``, ``running`` (a live process holds the run
 directory) or ``crashed`` (it says running but no process holds it, e.g. after ``kill -9``).
 """
 
@@ -54,11 +56,24 @@ def _finite(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _judged(r: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """(cost, limit) a row is judged by: ``ep_cost`` against ``cost_limit``, or with several
+    constraints (``cost_limit/<group>`` columns) the group furthest above (or least below) its
+    own limit, so ``cost <= limit`` exactly when every measured group is within its limit."""
+    from saferl.training.callbacks import group_status
+
+    st = group_status(r)
+    if st is None:
+        return _finite(r.get("ep_cost")), _finite(r.get("cost_limit"))
+    return _finite(st["cost"]), _finite(st["limit"])
+
+
 def _best(rows: Sequence[Mapping[str, Any]]) -> tuple[float | None, float | None]:
     """(return, cost) of the best epoch: feasible first, then the highest return."""
     best_key, best = None, (None, None)
     for r in rows:
-        ret, cost, limit = (_finite(r.get(k)) for k in ("ep_return", "ep_cost", "cost_limit"))
+        ret = _finite(r.get("ep_return"))
+        cost, limit = _judged(r)
         if ret is None or cost is None:
             continue
         key = (limit is not None and cost <= limit, ret)
@@ -127,6 +142,7 @@ def runs_from_dirs(root: str | Path) -> list[dict[str, Any]]:
         rows = read_metrics(rd / "metrics.jsonl")
         last = rows[-1] if rows else {}
         best_return, best_cost = _best(rows)
+        final_cost, limit = _judged(last)
         out.append(
             _row(
                 name=rd.name,
@@ -135,8 +151,8 @@ def runs_from_dirs(root: str | Path) -> list[dict[str, Any]]:
                 seed=manifest.get("seed"),
                 steps=last.get("env_steps", manifest.get("env_steps")),
                 final_return=_finite(last.get("ep_return")),
-                final_cost=_finite(last.get("ep_cost")),
-                limit=_finite(last.get("cost_limit")),
+                final_cost=final_cost,
+                limit=limit,
                 best_return=best_return,
                 best_cost=best_cost,
                 status=_status(manifest.get("status"), rd),
@@ -172,7 +188,9 @@ def runs_from_mlflow(uri: str, experiment: str | None = None) -> list[dict[str, 
         rid = run.info.run_id
         tags, metrics = run.data.tags, run.data.metrics
         by_step: dict[int, dict[str, float]] = {}
-        for key in ("ep_return", "ep_cost", "cost_limit"):
+        groups = [k for k in metrics if k.startswith("cost_limit/")]
+        groups += [f"ep_cost/{k[len('cost_limit/') :]}" for k in groups]
+        for key in ("ep_return", "ep_cost", "cost_limit", *groups):
             for m in client.get_metric_history(rid, key):
                 by_step.setdefault(int(m.step), {})[key] = m.value
         best_return, best_cost = _best([by_step[s] for s in sorted(by_step)])
@@ -181,6 +199,7 @@ def runs_from_mlflow(uri: str, experiment: str | None = None) -> list[dict[str, 
         if mstatus == "running" and run_dir is not None and run_dir.is_dir():
             mstatus = _status("running", run_dir)
         steps = metrics.get("env_steps")
+        final_cost, limit = _judged(metrics)
         out.append(
             _row(
                 name=run.info.run_name,
@@ -189,8 +208,8 @@ def runs_from_mlflow(uri: str, experiment: str | None = None) -> list[dict[str, 
                 seed=int(tags["saferl.seed"]) if tags.get("saferl.seed", "").isdigit() else None,
                 steps=int(steps) if steps is not None else None,
                 final_return=_finite(metrics.get("ep_return")),
-                final_cost=_finite(metrics.get("ep_cost")),
-                limit=_finite(metrics.get("cost_limit")),
+                final_cost=final_cost,
+                limit=limit,
                 best_return=best_return,
                 best_cost=best_cost,
                 status=mstatus,
