@@ -114,28 +114,29 @@ def table(results: list[dict], checkpoints: list[int]) -> str:
     head = " / ".join(str(k) for k in checkpoints)
     lines = [
         f"| strategy | studies | best feasible return after {head} trials (mean; min-max) "
-        "| feasible trials | env steps | saved by pruning |",
-        "|---|---|---|---|---|---|",
+        f"| best composite after {head} trials (mean) | feasible trials | env steps "
+        "| saved by pruning |",
+        "|---|---|---|---|---|---|---|",
     ]
+
+    def cell(rs: list[dict], key: str, k: int, spread: bool) -> str:
+        vals = [r[key][k - 1] for r in rs if len(r[key]) >= k]
+        got = [v for v in vals if v is not None]
+        if not got:
+            return "none"
+        note = "" if len(got) == len(vals) else f" ({len(vals) - len(got)} none)"
+        mean = f"{sum(got) / len(got):.2f}"
+        return (f"{mean} ({min(got):.2f}-{max(got):.2f})" if spread else mean) + note
+
     for name, rs in by.items():
-        cells = []
-        for k in checkpoints:
-            vals = [
-                r["best_feasible_return_after_each_trial"][k - 1]
-                for r in rs
-                if len(r["best_feasible_return_after_each_trial"]) >= k
-            ]
-            got = [v for v in vals if v is not None]
-            if not got:
-                cells.append("none")
-            else:
-                note = "" if len(got) == len(vals) else f" ({len(vals) - len(got)} none)"
-                cells.append(f"{sum(got) / len(got):.2f} ({min(got):.2f}-{max(got):.2f}){note}")
+        cells = [cell(rs, "best_feasible_return_after_each_trial", k, True) for k in checkpoints]
+        comp = [cell(rs, "best_composite_after_each_trial", k, False) for k in checkpoints]
         feas = sum(r["feasible"] for r in rs) / len(rs)
         steps = sum(r["env_steps"] for r in rs) / len(rs)
         saved = sum(r["fraction_saved"] for r in rs) / len(rs)
         lines.append(
-            f"| {name} | {len(rs)} | {' / '.join(cells)} | {feas:.1f} | {steps:,.0f} "
+            f"| {name} | {len(rs)} | {' / '.join(cells)} | {' / '.join(comp)} | {feas:.1f} "
+            f"| {steps:,.0f} "
             f"| {100 * saved:.0f} % |"
         )
     return "\n".join(lines)
@@ -158,7 +159,14 @@ def main() -> int:
     p.add_argument("--config", default=str(ROOT / "configs" / "wheelchair_cpo.yaml"))
     p.add_argument("--out", default="runs/bench_tune")
     p.add_argument("--throughput", action="store_true")
+    p.add_argument(
+        "--table", nargs="+", metavar="RESULTS_JSON", help="only print the table of these files"
+    )
     args = p.parse_args()
+    if args.table:
+        rows = [r for f in args.table for r in json.loads(Path(f).read_text())]
+        print(table(rows, sorted({k for k in (1, 5, 10, args.trials) if k <= args.trials})))
+        return 0
     setup_logging("WARNING")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

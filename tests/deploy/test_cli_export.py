@@ -49,7 +49,10 @@ def test_export_writes_the_artefact_and_its_sidecar_and_nothing_else(exo, tmp_pa
     assert sorted(p.name for p in out.parent.iterdir()) == ["exo.pt", "exo.pt.json"]
     side = json.loads(sidecar_path(out).read_text())
     assert side["artefact"]["format"] == "torchscript"
-    assert load_policy(out).run(__import__("numpy").zeros((2, 34), "float32"))[0].shape == (2, 4)
+    obs_dim, act_dim = side["observation"]["dim"], side["action"]["dim"]
+    assert act_dim == 8  # configs/exo_cpo.yaml: assist action mode, 4 levels + 4 corrections
+    actions = load_policy(out).run(__import__("numpy").zeros((2, obs_dim), "float32"))[0]
+    assert actions.shape == (2, act_dim)
 
 
 def test_export_default_path_is_inside_the_run(exo):

@@ -166,3 +166,24 @@ def test_compare_judges_the_run_and_its_baselines_on_the_runs_levels(tmp_path, c
     assert "## Constraints per impairment level (each against its own limit)" in md
     assert "| baselines:reckless | standard | default | severe |" in md
     assert "baselines:reckless: per impairment level" in capsys.readouterr().out
+
+
+def test_compare_verdict_looks_at_every_condition_of_a_per_level_protocol():
+    from saferl.training.evaluation.compare import group_verdict
+
+    def g(cost, limit):
+        return {"cost": {"estimate": cost}, "limit": limit, "within_limit": cost <= limit}
+
+    cons = {
+        "protocols": {
+            "human_factors": {"none": {"none": g(2.0, 15.0)}, "severe": {"severe": g(19.5, 15.0)}},
+            "standard": {"all": {"none": g(2.0, 15.0), "severe": g(14.0, 15.0)}},
+        }
+    }
+    # The first condition alone (none) would say every group is within its limit.
+    assert group_verdict(cons, "human_factors") == "ABOVE: severe 19.5/15"
+    assert group_verdict(cons, "standard") == "every group within its own limit"
+    cons["protocols"]["human_factors"]["severe"]["severe"] = g(12.0, 15.0)
+    assert group_verdict(cons, "human_factors") == (
+        "every group within its own limit in every human_factors condition"
+    )

@@ -614,13 +614,23 @@ def run_compare(
         )
     head = result["groups"][0]
     for name, cons in per_group.items():
-        groups = cons["protocols"].get(head["protocol"], {}).get(head["condition"], {})
-        over = [
-            f"{g} {fmt(v['cost']['estimate'])}/{fmt(v['limit'])}"
-            for g, v in groups.items()
-            if not v["within_limit"]
-        ]
-        verdict = f"ABOVE: {', '.join(over)}" if over else "every group within its own limit"
-        print(f"  {name}: per {_kind_label(cons)}, {verdict}")
+        print(f"  {name}: per {_kind_label(cons)}, {group_verdict(cons, head['protocol'])}")
     print(f"wrote {out_dir / 'comparison.html'}")
     return 0
+
+
+def group_verdict(cons: dict[str, Any], protocol: str) -> str:
+    """One model's groups over every condition of ``protocol`` (a per-level protocol runs each
+    level as its own condition): the groups above their own limits, named with the condition
+    when the protocol has several, or that every group is within its limit."""
+    conditions = cons["protocols"].get(protocol, {})
+    over = []
+    for condition, groups in conditions.items():
+        for g, v in groups.items():
+            if not v["within_limit"]:
+                where = g if len(conditions) == 1 or g == condition else f"{g} ({condition})"
+                over.append(f"{where} {fmt(v['cost']['estimate'])}/{fmt(v['limit'])}")
+    if over:
+        return "ABOVE: " + ", ".join(over)
+    scope = f" in every {protocol} condition" if len(conditions) > 1 else ""
+    return "every group within its own limit" + scope
