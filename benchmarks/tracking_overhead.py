@@ -9,7 +9,9 @@ user runs it) with ``--set train.total_steps=STEPS``; the variants are the local
 (``local``) and the local files plus one backend (``mlflow``: the default SQLite store inside the
 runs directory, final policy logged as an MLflow model; ``wandb``: offline mode; ``tensorboard``).
 The order is interleaved, ``local mlflow wandb tensorboard local mlflow ...``, so slow drift of
-the machine's load falls on every variant alike. Overhead of a backend = median wall time of its
+the machine's load falls on every variant alike; with ``--pairs`` each backend's run starts at the
+same time as a local-only run (one core each: the default job trains on one thread), so both see
+the same machine. Overhead of a backend = median wall time of its
 runs / median wall time of the ``local`` runs - 1; the same ratio of CPU time (user + system of
 the training process and the children it waited for: the backends' threads run inside it) is
 reported beside it, as it is less sensitive to other load on the machine. Printed and written to ``OUT/results.json``.
@@ -20,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -36,8 +37,8 @@ FLAGS = {
 }
 
 
-def run_once(variant: str, steps: int, runs_dir: Path, name: str) -> tuple[float, float]:
-    cmd = [
+def _command(variant: str, steps: int, runs_dir: Path, name: str) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "saferl",
@@ -52,18 +53,35 @@ def run_once(variant: str, steps: int, runs_dir: Path, name: str) -> tuple[float
         "train.progress=false",
         *FLAGS[variant],
     ]
+
+
+def run_together(
+    jobs: list[tuple[str, str]], steps: int, runs_dir: Path
+) -> list[tuple[float, float]]:
+    """Start one ``saferl train`` per (variant, name) at once; (wall s, CPU s) of each, in order.
+    CPU = user + system of that process and the children it waited for (``os.wait4``)."""
     env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true")
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    dt = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"{variant} run failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return dt, cpu
+    procs = {}
+    for i, (variant, name) in enumerate(jobs):
+        proc = subprocess.Popen(
+            _command(variant, steps, runs_dir, name),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        procs[proc.pid] = (i, variant, proc)
+    out: list[tuple[float, float]] = [(0.0, 0.0)] * len(jobs)
+    while procs:
+        pid, status, usage = os.wait4(-1, 0)
+        if pid not in procs:
+            continue
+        i, variant, proc = procs.pop(pid)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise SystemExit(f"{variant} run failed (exit {proc.returncode}); see {runs_dir}")
+        out[i] = (time.perf_counter() - t0, usage.ru_utime + usage.ru_stime)
+    return out
 
 
 def main() -> int:
@@ -72,6 +90,11 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--backends", nargs="+", default=["mlflow", "wandb", "tensorboard"])
     p.add_argument("--out", default="runs/bench_tracking")
+    p.add_argument(
+        "--pairs",
+        action="store_true",
+        help="run each backend at the same time as a local-only run (one core each)",
+    )
     args = p.parse_args()
     unknown = sorted(set(args.backends) - set(FLAGS) - {"local"})
     if unknown:
@@ -84,11 +107,16 @@ def main() -> int:
     times: dict[str, list[float]] = {v: [] for v in variants}
     cpus: dict[str, list[float]] = {v: [] for v in variants}
     for r in range(args.rounds):
-        for v in variants:
-            dt, cpu = run_once(v, args.steps, out / "runs", f"{v}_r{r}")
-            times[v].append(dt)
-            cpus[v].append(cpu)
-            print(f"round {r} {v:<12} wall {dt:7.1f} s  cpu {cpu:7.1f} s", flush=True)
+        if args.pairs:  # the local files alone and one backend side by side, one core each
+            batches = [[("local", f"local_{b}_r{r}"), (b, f"{b}_r{r}")] for b in variants[1:]]
+        else:  # one run at a time, interleaved
+            batches = [[(v, f"{v}_r{r}")] for v in variants]
+        for batch in batches:
+            results = run_together(batch, args.steps, out / "runs")
+            for (v, _), (dt, cpu) in zip(batch, results, strict=True):
+                times[v].append(dt)
+                cpus[v].append(cpu)
+                print(f"round {r} {v:<12} wall {dt:7.1f} s  cpu {cpu:7.1f} s", flush=True)
 
     def overhead(samples: dict[str, list[float]]) -> dict[str, float]:
         base = statistics.median(samples["local"])
