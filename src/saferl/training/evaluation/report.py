@@ -505,33 +505,25 @@ def _degradation_rows(results: Mapping[str, Any]) -> list[list[Any]]:
     if not block:
         return []
     own = _own_level_rows(results)
-    if own is not None:
-        return [
-            [
-                r["level"],
-                fmt(r["return"]),
-                fmt(r["return_change"]),
-                fmt(r["return_change_pct"], 2),
-                fmt(r["cost"]),
-                fmt(r["cost_change"]),
-                fmt(own[r["level"]]["limit"]) if r["level"] in own else "-",
-                fmt(own[r["level"]]["violation_rate"]["estimate"]) if r["level"] in own else "-",
-                fmt(own[r["level"]]["within_limit"]) if r["level"] in own else "-",
-            ]
-            for r in block.get("degradation", [])
-        ]
-    return [
-        [
+    rows = []
+    for r in block.get("degradation", []):
+        row = [
             r["level"],
             fmt(r["return"]),
             fmt(r["return_change"]),
             fmt(r["return_change_pct"], 2),
             fmt(r["cost"]),
             fmt(r["cost_change"]),
-            fmt(r["violation_rate"]),
         ]
-        for r in block.get("degradation", [])
-    ]
+        if own is None:
+            row.append(fmt(r["violation_rate"]))
+        elif r["level"] in own:
+            g = own[r["level"]]
+            row += [fmt(g["limit"]), fmt(g["violation_rate"]["estimate"]), fmt(g["within_limit"])]
+        else:
+            row += ["-", "-", "-"]
+        rows.append(row)
+    return rows
 
 
 def _kind_label(cons: Mapping[str, Any]) -> str:
