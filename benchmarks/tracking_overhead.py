@@ -12,7 +12,8 @@ The order is interleaved, ``local mlflow wandb tensorboard local mlflow ...``, s
 the machine's load falls on every variant alike; with ``--pairs`` each backend's run starts at the
 same time as a local-only run (one core each: the default job trains on one thread), so both see
 the same machine. Overhead of a backend = median wall time of its
-runs / median wall time of the ``local`` runs - 1; the same ratio of CPU time (user + system of
+runs / median wall time of the ``local`` runs - 1 (with ``--pairs`` also against the local-only
+run beside it); the same ratio of CPU time (user + system of
 the training process and the children it waited for: the backends' threads run inside it) is
 reported beside it, as it is less sensitive to other load on the machine. Printed and written to ``OUT/results.json``.
 """
@@ -106,6 +107,7 @@ def main() -> int:
     variants = ["local", *[b for b in args.backends if b != "local"]]
     times: dict[str, list[float]] = {v: [] for v in variants}
     cpus: dict[str, list[float]] = {v: [] for v in variants}
+    paired: dict[str, list[tuple[float, float]]] = {v: [] for v in variants[1:]}
     for r in range(args.rounds):
         if args.pairs:  # the local files alone and one backend side by side, one core each
             batches = [[("local", f"local_{b}_r{r}"), (b, f"{b}_r{r}")] for b in variants[1:]]
@@ -117,6 +119,9 @@ def main() -> int:
                 times[v].append(dt)
                 cpus[v].append(cpu)
                 print(f"round {r} {v:<12} wall {dt:7.1f} s  cpu {cpu:7.1f} s", flush=True)
+            if args.pairs:  # this backend against the local-only run beside it
+                (w0, c0), (w1, c1) = results
+                paired[batch[1][0]].append((w1 / w0 - 1.0, c1 / c0 - 1.0))
 
     def overhead(samples: dict[str, list[float]]) -> dict[str, float]:
         base = statistics.median(samples["local"])
@@ -134,11 +139,24 @@ def main() -> int:
         "overhead_vs_local": overhead(times),
         "cpu_overhead_vs_local": overhead(cpus),
     }
+    if args.pairs:
+        result["paired_overhead"] = {
+            v: {
+                "wall": round(statistics.median(w for w, _ in ps), 4),
+                "cpu": round(statistics.median(c for _, c in ps), 4),
+            }
+            for v, ps in paired.items()
+        }
     for v, o in result["overhead_vs_local"].items():
         c = result["cpu_overhead_vs_local"][v]
         print(
             f"{v:<12} overhead {100 * o:+.1f} % wall, {100 * c:+.1f} % cpu "
             f"(medians of {args.rounds} vs local)"
+        )
+    for v, o in result.get("paired_overhead", {}).items():
+        print(
+            f"{v:<12} overhead {100 * o['wall']:+.1f} % wall, {100 * o['cpu']:+.1f} % cpu "
+            "against the local-only run beside it (median over rounds)"
         )
     (out / "results.json").write_text(json.dumps(result, indent=1))
     print(f"wrote {out / 'results.json'}")
