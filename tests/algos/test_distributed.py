@@ -151,15 +151,18 @@ def _train(name: str, n_envs: int, offset: int = 0) -> list[torch.Tensor]:
     return out
 
 
-def _rank_worker(rank: int, init_file: str, out: str) -> None:
+def _rank_worker(rank: int, init_file: str, out: str, train=None) -> None:
+    """One of 2 gloo ranks: ``train(name, N_LOCAL, offset=...)`` (default :func:`_train`) for CPO
+    and PPO-Lagrangian; rank 0 saves both ranks' results to ``out``."""
+    train = train or _train
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     torch.set_num_threads(1)
     try:
         result = {}
         for name in ("cpo", "ppo_lagrangian"):
-            params = _train(name, N_LOCAL, offset=rank * N_LOCAL)
+            res = train(name, N_LOCAL, offset=rank * N_LOCAL)
             gathered = [None, None] if rank == 0 else None
-            dist.gather_object(params, gathered, dst=0)
+            dist.gather_object(res, gathered, dst=0)
             result[name] = gathered
         if rank == 0:
             torch.save(result, out)

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from test_distributed import K_UPDATES, N_LOCAL, STEPS_PER_ENV, TOLERANCE, _flat
+from test_distributed import K_UPDATES, N_LOCAL, STEPS_PER_ENV, TOLERANCE, _flat, _rank_worker
 
 from saferl.algos.buffer import RolloutCollector
 from saferl.algos.cpo import CPO
@@ -56,30 +56,13 @@ def _train(name: str, n_envs: int, offset: int = 0) -> tuple[list[torch.Tensor],
     return params, diags
 
 
-def _rank_worker(rank: int, init_file: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    torch.set_num_threads(1)
-    try:
-        result = {}
-        for name in ("cpo", "ppo_lagrangian"):
-            res = _train(name, N_LOCAL, offset=rank * N_LOCAL)
-            gathered = [None, None] if rank == 0 else None
-            dist.gather_object(res, gathered, dst=0)
-            result[name] = gathered
-        if rank == 0:
-            torch.save(result, out)
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-
-
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed unavailable")
 def test_two_ranks_with_per_level_constraints_equal_one_process_on_all_instances():
     torch.set_num_threads(1)
     single = {name: _train(name, 2 * N_LOCAL) for name in ("cpo", "ppo_lagrangian")}
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "ranks.pt")
-        mp.spawn(_rank_worker, args=(os.path.join(tmp, "init"), out), nprocs=2, join=True)
+        mp.spawn(_rank_worker, args=(os.path.join(tmp, "init"), out, _train), nprocs=2, join=True)
         res = torch.load(out, weights_only=False)
     # both estimates of J_c were in play: finished episodes for some levels, the critic for others
     sources = {d[f"J_c_source/{lv}"] for d in single["cpo"][1] for lv in LEVELS}
